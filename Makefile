@@ -1,0 +1,22 @@
+# `make run` starts everything (web, worker, embedded Redis); `make test` runs the tests.
+PYTHON ?= python3
+VENV := .venv
+
+.PHONY: run test clean
+
+run: $(VENV)/.installed
+	$(VENV)/bin/python -m app.launcher
+
+test: $(VENV)/.installed
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+# The stamp is newer than requirements.txt once the venv holds exactly what it pins.
+$(VENV)/.installed: requirements.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "error: Python 3.11 or newer is needed, but $(PYTHON) is Python " + sys.version.split()[0] + "; run e.g. make PYTHON=python3.12")'
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV)/bin/python -m pip install -r requirements.txt
+	touch $@
+
+clean:
+	rm -rf var $(VENV)

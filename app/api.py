@@ -1,0 +1,113 @@
+"""The REST handlers: submit, list, get, cancel, retry, task types, health."""
+
+import asyncio
+import json
+from contextlib import suppress
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from app import health
+from app.errors import BadRequest, InvalidParameters, PayloadTooLarge, UnsupportedMediaType
+from app.lifecycle import TaskLifecycle
+from app.status import Status
+from app.tasks import TASK_TYPES, get_task_type
+
+MAX_BODY_BYTES = 2 * 1024 * 1024
+MAX_PAGE = 500
+
+
+async def json_body(request: Request, fields: set[str]) -> dict[str, Any]:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/json":
+        raise UnsupportedMediaType(f"content type must be application/json, got {content_type or 'none'!r}")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            raise PayloadTooLarge(f"request body exceeds {MAX_BODY_BYTES} bytes")
+    try:
+        data = json.loads(body)
+    except ValueError as exc:
+        raise BadRequest(f"malformed JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise InvalidParameters("body", "must be a JSON object")
+    for name in data:
+        if name not in fields:
+            raise InvalidParameters(name, f"unknown field; known: {', '.join(sorted(fields))}")
+    return data
+
+
+def _int_query(request: Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidParameters(name, f"must be an integer, got {raw!r}") from None
+    if not low <= value <= high:
+        raise InvalidParameters(name, f"must be between {low} and {high}, got {value}")
+    return value
+
+
+def _lifecycle(request: Request) -> TaskLifecycle:
+    return request.state.lifecycle  # type: ignore[no-any-return]
+
+
+async def submit(request: Request) -> JSONResponse:
+    data = await json_body(request, {"task_type", "parameters"})
+    if "task_type" not in data:
+        raise InvalidParameters("task_type", f"required; known: {', '.join(TASK_TYPES)}")
+    task = await _lifecycle(request).submit(data["task_type"], data.get("parameters", {}))
+    return JSONResponse(task, status_code=201)
+
+
+async def list_tasks(request: Request) -> JSONResponse:
+    status = request.query_params.get("status") or None
+    if status is not None and status.upper() not in Status.__members__:
+        raise InvalidParameters("status", f"unknown status {status!r}; known: {', '.join(Status)}")
+    task_type = request.query_params.get("task_type") or None
+    if task_type is not None:
+        get_task_type(task_type)
+    limit = _int_query(request, "limit", 50, 1, MAX_PAGE)
+    offset = _int_query(request, "offset", 0, 0, 10**9)
+    store = request.state.store
+    tasks, total = await store.page(
+        status=status.upper() if status else None, task_type=task_type, limit=limit, offset=offset
+    )
+    counts = await store.counts()
+    return JSONResponse({"tasks": tasks, "total": total, "limit": limit, "offset": offset,
+                         "counts": counts, "seq": request.state.hub.head})
+
+
+async def get_task(request: Request) -> JSONResponse:
+    return JSONResponse(await _lifecycle(request).get(request.path_params["task_id"]))
+
+
+async def cancel_task(request: Request) -> JSONResponse:
+    """Queued tasks end CANCELLED at once; a running one answers once its worker stopped it
+    (or after CANCEL_WAIT seconds, still RUNNING with `cancel_requested` set)."""
+    task_id = request.path_params["task_id"]
+    with request.state.hub.watch_final(task_id) as final:
+        task = await _lifecycle(request).cancel(task_id)
+        if task["status"] == Status.RUNNING:
+            with suppress(TimeoutError):
+                await asyncio.wait_for(final, request.state.settings.cancel_wait)
+            task = await _lifecycle(request).get(task_id)
+    return JSONResponse(task)
+
+
+async def retry_task(request: Request) -> JSONResponse:
+    return JSONResponse(await _lifecycle(request).retry(request.path_params["task_id"]))
+
+
+async def task_types(request: Request) -> JSONResponse:
+    return JSONResponse({"task_types": [kind.describe() for kind in TASK_TYPES.values()]})
+
+
+async def health_check(request: Request) -> JSONResponse:
+    state = request.state
+    ok, body = await health.check(state.redis, state.store, state.hub)
+    return JSONResponse(body, status_code=200 if ok else 503)

@@ -1,0 +1,64 @@
+"""One WebSocket client's outbox: bounded, progress coalesced per task, status changes kept."""
+
+import asyncio
+from collections import OrderedDict
+
+from app.wire import Event
+
+Item = Event | str  # a task event, or a ready frame of our own (pong, reset)
+
+
+class Closed(Exception):
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+class ClientQueue:
+    """Any event for a task supersedes that task's pending progress (each event carries the whole
+    task), and is appended at the end so the client still sees seqs in the order they were released.
+    Status changes are never dropped: when more than `maxsize` wait, the client is too slow and is
+    closed (1013); it resumes with `since` and loses nothing.
+    """
+
+    def __init__(self, maxsize: int) -> None:
+        self.maxsize = maxsize
+        self._items: OrderedDict[tuple[str, object], Item] = OrderedDict()
+        self._ready = asyncio.Event()
+        self._closed: Closed | None = None
+        self._frames = 0
+
+    def put(self, event: Event) -> None:
+        if self._closed:
+            return
+        self._items.pop(("progress", event.task_id), None)
+        key = ("progress", event.task_id) if event.coalescable else ("change", event.seq)
+        self._items[key] = event
+        if len(self._items) > self.maxsize:
+            self.close(1013, "client too slow; resume with ?since=<last seq>")
+        self._ready.set()
+
+    def put_frame(self, frame: str) -> None:
+        self._frames += 1
+        self._items[("frame", self._frames)] = frame
+        self._ready.set()
+
+    def close(self, code: int, reason: str) -> None:
+        self._closed = Closed(code, reason)
+        self._items.clear()
+        self._ready.set()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    async def get(self) -> Item:
+        """The next item; raises Closed once the queue was closed."""
+        while not self._items:
+            if self._closed:
+                raise self._closed
+            self._ready.clear()
+            await self._ready.wait()
+        if self._closed:
+            raise self._closed
+        return self._items.popitem(last=False)[1]

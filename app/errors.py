@@ -1,0 +1,44 @@
+"""The small vocabulary of client errors, mapped to `{"detail": ...}` with a 4xx at the edge."""
+
+
+class ClientError(Exception):
+    status_code = 400
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class NotFound(ClientError):
+    status_code = 404
+
+
+class Conflict(ClientError):
+    status_code = 409
+
+
+class Unavailable(ClientError):
+    """A dependency (Redis) is down: the request was not accepted and may be repeated."""
+
+    status_code = 503
+
+
+class InvalidParameters(ClientError):
+    status_code = 422
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class BadRequest(ClientError):
+    status_code = 400
+
+
+class UnsupportedMediaType(ClientError):
+    status_code = 415
+
+
+class PayloadTooLarge(ClientError):
+    status_code = 413

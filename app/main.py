@@ -1,0 +1,70 @@
+"""The web application: resources opened in one lifespan, and the route table (the site map)."""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+
+from app import api, ws
+from app.connections import open_redis
+from app.errors import ClientError
+from app.hub import EventHub
+from app.lifecycle import TaskLifecycle
+from app.settings import Settings, load_settings
+from app.store import TaskStore
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+log = logging.getLogger(__name__)
+
+
+async def client_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ClientError)
+    headers = {"Retry-After": "5"} if exc.status_code == 503 else None
+    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
+
+
+async def http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+
+async def server_error(request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"detail": "internal server error"}, status_code=500)
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or load_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        async with AsyncExitStack() as stack:
+            store = await stack.enter_async_context(TaskStore.open(str(settings.database_url)))
+            redis = await stack.enter_async_context(open_redis(str(settings.redis_url), settings.queue_name))
+            lifecycle = TaskLifecycle(store, redis)
+            hub = await stack.enter_async_context(
+                EventHub(redis, lifecycle.sync_seq, gap_timeout=settings.ws_gap_timeout,
+                         queue_size=settings.ws_queue_size)
+            )
+            yield {"settings": settings, "store": store, "redis": redis, "hub": hub, "lifecycle": lifecycle}
+
+    routes = [
+        Route("/api/tasks/submit", api.submit, methods=["POST"]),
+        Route("/api/tasks/", api.list_tasks, methods=["GET"]),
+        Route("/api/tasks/{task_id}", api.get_task, methods=["GET"]),
+        Route("/api/tasks/{task_id}", api.cancel_task, methods=["DELETE"]),
+        Route("/api/tasks/{task_id}/retry", api.retry_task, methods=["POST"]),
+        Route("/api/task-types", api.task_types, methods=["GET"]),
+        Route("/api/health", api.health_check, methods=["GET"]),
+        WebSocketRoute("/ws", ws.endpoint),
+        Mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="static"),
+    ]
+    handlers = {ClientError: client_error, HTTPException: http_error, Exception: server_error}
+    return Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)  # type: ignore[arg-type]

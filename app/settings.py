@@ -1,0 +1,51 @@
+"""Every setting read from the environment, in one place (the README's table lists them)."""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from starlette.config import Config, environ
+from starlette.datastructures import Secret
+
+
+@dataclass(frozen=True)
+class Settings:
+    redis_url: Secret
+    database_url: Secret
+    host: str
+    port: int
+    data_dir: Path
+    queue_name: str
+    worker_concurrency: int
+    poll_delay: float
+    progress_interval: float
+    heartbeat_interval: float
+    heartbeat_ttl: float
+    ws_queue_size: int
+    ws_gap_timeout: float
+    ws_replay_limit: int
+    cancel_wait: float
+    log_level: str
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    config = Config(environ=env if env is not None else environ)
+    data_dir = Path(config("DATA_DIR", default="var"))
+    return Settings(
+        redis_url=config("REDIS_URL", cast=Secret, default="redis://127.0.0.1:6379/0"),
+        database_url=config("DATABASE_URL", cast=Secret, default=f"sqlite:///{data_dir / 'tasks.db'}"),
+        host=config("HOST", default="127.0.0.1"),
+        port=config("PORT", cast=int, default=8000),
+        data_dir=data_dir,
+        queue_name=config("QUEUE_NAME", default="tq:queue"),
+        worker_concurrency=config("WORKER_CONCURRENCY", cast=int, default=10),
+        poll_delay=config("WORKER_POLL_DELAY", cast=float, default=0.05),
+        progress_interval=config("PROGRESS_INTERVAL", cast=float, default=0.2),
+        heartbeat_interval=config("HEARTBEAT_INTERVAL", cast=float, default=2.0),
+        heartbeat_ttl=config("HEARTBEAT_TTL", cast=float, default=10.0),
+        ws_queue_size=config("WS_QUEUE_SIZE", cast=int, default=1000),
+        ws_gap_timeout=config("WS_GAP_TIMEOUT", cast=float, default=1.0),
+        ws_replay_limit=config("WS_REPLAY_LIMIT", cast=int, default=10_000),
+        cancel_wait=config("CANCEL_WAIT", cast=float, default=2.0),
+        log_level=config("LOG_LEVEL", default="INFO"),
+    )

@@ -1,0 +1,84 @@
+"""The JSON shapes on the wire (task, events), typed once and encoded in one place."""
+
+import json
+from typing import Any, Literal, NamedTuple, TypedDict
+
+from app.status import FINAL
+
+
+class TimelineEntry(TypedDict, total=False):
+    status: str
+    at: str
+    attempt: int
+    message: str
+
+
+class TaskDict(TypedDict):
+    id: str
+    task_type: str
+    status: str
+    parameters: dict[str, Any]
+    progress: float
+    stage: str | None
+    result_data: dict[str, Any] | None
+    error_message: str | None
+    created_at: str
+    started_at: str | None
+    completed_at: str | None
+    updated_at: str
+    attempts: int
+    dispatch: int
+    seq: int
+    cancel_requested: bool
+    worker: str | None
+    timeline: list[TimelineEntry]
+
+
+Change = Literal["created", "status", "progress", "replay"]
+
+
+def dumps(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def task_frame(task: TaskDict, change: Change) -> str:
+    return dumps({"type": "task", "seq": task["seq"], "change": change, "task": task})
+
+
+def hello_frame(seq: int) -> str:
+    return dumps({"type": "hello", "seq": seq})
+
+
+class Event(NamedTuple):
+    """One change as the web processes receive it from Redis: routing fields plus the client frame.
+
+    The routing fields travel in a short header before the frame so that the fan-out never has to
+    parse a (possibly large) task to route it.
+    """
+
+    seq: int
+    change: str  # a Change, or "skip" for a sequence number whose write did not happen
+    task_id: str
+    status: str
+    frame: str
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL
+
+    @property
+    def coalescable(self) -> bool:
+        return self.change == "progress"
+
+
+def encode_event(task: TaskDict, change: Change) -> str:
+    return f"{task['seq']}|{change}|{task['id']}|{task['status']}|{task_frame(task, change)}"
+
+
+def encode_skip(seq: int) -> str:
+    return f"{seq}|skip|||"
+
+
+def decode_event(payload: str) -> Event:
+    seq, change, task_id, status, frame = payload.split("|", 4)
+    return Event(int(seq), change, task_id, status, frame)

@@ -1,0 +1,89 @@
+"""`/ws`: hello, then (with `?since=S`) a replay of what changed after S, then live events.
+
+The client's queue is registered before the database is read, and the replay reads only up to the
+seq the queue starts after, so replay and live meet with no gap; a live event the replay already
+covered (same task, seq not newer) is dropped, so nothing arrives twice.
+"""
+
+import asyncio
+import json
+
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from app.clientqueue import ClientQueue, Closed
+from app.hub import EventHub
+from app.store import TaskStore
+from app.wire import Event, dumps, hello_frame, task_frame
+
+MAX_CLIENT_MESSAGE = 1024  # bytes; clients only ever send small control messages
+
+
+def _since(websocket: WebSocket) -> int | None:
+    raw = websocket.query_params.get("since")
+    if raw is None or raw == "":
+        return None
+    if not raw.isdigit() or len(raw) > 18:
+        raise ValueError(f"since must be a non-negative integer, got {raw[:40]!r}")
+    return int(raw)
+
+
+async def _replay(websocket: WebSocket, store: TaskStore, after: int, upto: int, limit: int) -> dict[str, int]:
+    tasks = await store.changed_between(after, upto, limit + 1)
+    if len(tasks) > limit:
+        # Too much to replay: the client reloads its view through REST and continues live.
+        await websocket.send_text(dumps({"type": "reset", "seq": upto}))
+        return {}
+    for task in tasks:
+        await websocket.send_text(task_frame(task, "replay"))
+    return {task["id"]: task["seq"] for task in tasks}
+
+
+async def _send_live(websocket: WebSocket, queue: ClientQueue, covered: dict[str, int]) -> None:
+    while True:
+        item = await queue.get()
+        if isinstance(item, Event):
+            if item.seq <= covered.get(item.task_id, -1):
+                continue
+            item = item.frame
+        await websocket.send_text(item)
+
+
+async def _receive(websocket: WebSocket, queue: ClientQueue, hub: EventHub) -> None:
+    while True:
+        text = await websocket.receive_text()
+        try:
+            message = json.loads(text) if len(text) <= MAX_CLIENT_MESSAGE else None
+        except ValueError:
+            message = None
+        if isinstance(message, dict) and message.get("type") == "ping":
+            queue.put_frame(dumps({"type": "pong", "seq": hub.head}))
+        else:
+            queue.put_frame(dumps({"type": "error", "detail": "unknown message; send {\"type\": \"ping\"}"}))
+
+
+async def endpoint(websocket: WebSocket) -> None:
+    state = websocket.state
+    await websocket.accept()
+    try:
+        since = _since(websocket)
+    except ValueError as exc:
+        await websocket.close(1008, str(exc))
+        return
+    hub: EventHub = state.hub
+    with hub.subscribe() as (queue, head):
+        await websocket.send_text(hello_frame(head))
+        covered = {}
+        floor = hub.replay_floor(since) if since is not None else head
+        if floor < head:
+            covered = await _replay(websocket, state.store, floor, head, state.settings.ws_replay_limit)
+        sender = asyncio.create_task(_send_live(websocket, queue, covered))
+        receiver = asyncio.create_task(_receive(websocket, queue, hub))
+        done, pending = await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        error = next(iter(done)).exception()
+        if isinstance(error, Closed):
+            await websocket.close(error.code, error.reason)
+        elif error is not None and not isinstance(error, (WebSocketDisconnect, OSError, RuntimeError)):
+            raise error  # a client going away mid-send surfaces as one of the above; anything else is a bug

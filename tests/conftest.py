@@ -1,0 +1,130 @@
+"""Fixtures: a real Redis server, real SQLite files (and PostgreSQL when TEST_DATABASE_URL is set),
+the real app served by uvicorn on a free port, and real arq workers."""
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+import uvicorn
+
+from app.main import create_app
+from app.redisserver import RedisServer, free_port
+from app.settings import Settings, load_settings
+from app.worker import ResilientWorker, create_worker
+
+PG_URL = os.environ.get("TEST_DATABASE_URL")
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(free_port(), tmp_path_factory.mktemp("redis"), appendonly=False)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushall()
+    client.close()
+    return redis_server.url
+
+
+async def _reset_postgres(url: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("DROP TABLE IF EXISTS tasks")
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+async def any_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh database: SQLite always, PostgreSQL when TEST_DATABASE_URL is set."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'tasks.db'}"
+    if not PG_URL:
+        pytest.skip("PostgreSQL tests need TEST_DATABASE_URL (e.g. postgresql://postgres@127.0.0.1:5432/test)")
+    await _reset_postgres(PG_URL)
+    return PG_URL
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'tasks.db'}"
+
+
+def make_settings(redis_url: str, db_url: str, data_dir: Path, **extra: str) -> Settings:
+    return load_settings({
+        "REDIS_URL": redis_url, "DATABASE_URL": db_url, "DATA_DIR": str(data_dir),
+        "WORKER_POLL_DELAY": "0.01", "HEARTBEAT_INTERVAL": "0.5", "HEARTBEAT_TTL": "3",
+        "PROGRESS_INTERVAL": "0.05", **extra,
+    })
+
+
+@pytest.fixture
+def settings(redis_url: str, db_url: str, tmp_path: Path) -> Settings:
+    return make_settings(redis_url, db_url, tmp_path / "data")
+
+
+async def serve(settings: Settings) -> tuple[uvicorn.Server, "asyncio.Task[None]", str]:
+    port = free_port()
+    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning",
+                            lifespan="on", ws="websockets-sansio", timeout_graceful_shutdown=2)
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    return server, task, f"127.0.0.1:{port}"
+
+
+@pytest.fixture
+async def web(settings: Settings) -> AsyncIterator[str]:
+    """The app served by a real uvicorn on a free port; yields host:port."""
+    server, task, address = await serve(settings)
+    yield address
+    server.should_exit = True
+    await task
+
+
+@pytest.fixture
+async def client(web: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=f"http://{web}", timeout=10) as http:
+        yield http
+
+
+@pytest.fixture
+async def start_worker(settings: Settings) -> AsyncIterator[Callable[..., Awaitable[ResilientWorker]]]:
+    """Start real arq workers (in this event loop) on the test's Redis and database."""
+    started: list[tuple[ResilientWorker, asyncio.Task[None]]] = []
+
+    async def start(**overrides: object) -> ResilientWorker:
+        worker = create_worker(settings, handle_signals=False, **overrides)
+        task = asyncio.create_task(worker.async_run())
+        started.append((worker, task))
+        while "runner" not in worker.ctx:
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.01)
+        return worker
+
+    yield start
+    for worker, task in started:
+        await worker.close()
+        outcome = (await asyncio.gather(task, return_exceptions=True))[0]
+        if outcome is not None and not isinstance(outcome, asyncio.CancelledError):
+            raise outcome
+
+
+@pytest.fixture
+async def worker(start_worker: Callable[..., Awaitable[ResilientWorker]]) -> ResilientWorker:
+    return await start_worker()

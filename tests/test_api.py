@@ -1,0 +1,128 @@
+"""The REST contract through a real uvicorn server, a real arq worker, real Redis and SQLite."""
+
+import httpx
+import pytest
+
+from tests.helpers import submit, wait_for_status
+
+pytestmark = pytest.mark.usefixtures("worker")
+
+
+async def test_each_task_type_runs_to_success_with_a_checked_result(client: httpx.AsyncClient) -> None:
+    text = "The cat sat. The cat ran far away! Did the dog follow the cat?"
+    cases = {
+        "data_processing": ({"rows": 500, "processing_time": 0}, lambda r: r["rows"] == 500),
+        "email_simulation": ({"recipient_count": 4, "delay_per_email": 0},
+                             lambda r: r["sent"] + r["failed"] == 4 and r["sent"] == 4),
+        "image_processing": ({"image_count": 2, "operation": "resize", "target_size": [64, 48]},
+                             lambda r: all((i["width"], i["height"]) == (64, 48) for i in r["images"])),
+        "text_processing": ({"text": text}, lambda r: r["word_count"] == 14 and r["sentence_count"] == 3),
+        "ai_summarization": ({"document": text, "max_sentences": 1},
+                             lambda r: len(r["sentences"]) == 1 and r["sentences"][0] in text),
+        "batch_processing": ({"data": ["a", "bb", 3], "delay_per_item": 0},
+                             lambda r: r["total"] == 3 and r["succeeded"] == 3),
+    }
+    submitted = {kind: await submit(client, kind, **params) for kind, (params, _) in cases.items()}
+    for kind, task in submitted.items():
+        assert task["status"] == "PENDING" and task["attempts"] == 0
+        done = await wait_for_status(client, task["id"], {"SUCCESS", "FAILED"})
+        assert done["status"] == "SUCCESS", (kind, done["error_message"])
+        assert cases[kind][1](done["result_data"]), (kind, done["result_data"])
+        assert done["progress"] == 100 and done["attempts"] == 1
+        assert done["started_at"] and done["completed_at"] and done["created_at"] <= done["started_at"]
+        assert [e["status"] for e in done["timeline"]] == ["PENDING", "RUNNING", "SUCCESS"]
+
+
+async def test_defaults_are_filled_in_and_listed_newest_first(client: httpx.AsyncClient) -> None:
+    first = await submit(client, "text_processing")
+    second = await submit(client, "batch_processing", delay_per_item=0)
+    assert "text" in first["parameters"] and second["parameters"]["data"]
+    listing = (await client.get("/api/tasks/")).json()
+    assert [t["id"] for t in listing["tasks"][:2]] == [second["id"], first["id"]]
+    assert listing["total"] == 2
+    await wait_for_status(client, second["id"], {"SUCCESS"})
+    only = (await client.get("/api/tasks/", params={"task_type": "batch_processing", "status": "SUCCESS"})).json()
+    assert [t["id"] for t in only["tasks"]] == [second["id"]] and only["counts"]["SUCCESS"] >= 1
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "status", "names"),
+    [
+        (b"{not json", {"content-type": "application/json"}, 400, "malformed JSON"),
+        (b'{"task_type": "text_processing"}', {"content-type": "text/plain"}, 415, "application/json"),
+        (b'[1, 2]', {"content-type": "application/json"}, 422, "body"),
+        (b'{"task_type": "nope"}', {"content-type": "application/json"}, 422, "known: data_processing"),
+        (b'{"parameters": {}}', {"content-type": "application/json"}, 422, "task_type"),
+        (b'{"task_type": "data_processing", "extra": 1}', {"content-type": "application/json"}, 422, "extra"),
+        (b'{"task_type": "data_processing", "parameters": {"rowz": 5}}', {"content-type": "application/json"},
+         422, "rowz"),
+        (b'{"task_type": "data_processing", "parameters": {"rows": "many"}}',
+         {"content-type": "application/json"}, 422, "rows"),
+        (b'{"task_type": "data_processing", "parameters": {"rows": true}}',
+         {"content-type": "application/json"}, 422, "rows"),
+        (b'{"task_type": "data_processing", "parameters": {"rows": -1}}',
+         {"content-type": "application/json"}, 422, "rows"),
+        (b'{"task_type": "image_processing", "parameters": {"operation": "explode"}}',
+         {"content-type": "application/json"}, 422, "operation"),
+        (b'{"task_type": "data_processing", "parameters": [1]}', {"content-type": "application/json"},
+         422, "parameters"),
+    ],
+)
+async def test_bad_submissions_get_a_4xx_naming_the_problem(
+    client: httpx.AsyncClient, body: bytes, headers: dict[str, str], status: int, names: str
+) -> None:
+    response = await client.post("/api/tasks/submit", content=body, headers=headers)
+    assert response.status_code == status, response.text
+    assert names in response.json()["detail"]
+    assert (await client.get("/api/tasks/")).json()["total"] == 0
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("GET", "/api/tasks/0123456789abcdef0123456789abcdef", 404),
+        ("DELETE", "/api/tasks/unknown", 404),
+        ("POST", "/api/tasks/unknown/retry", 404),
+        ("GET", "/api/tasks/?status=DONE", 422),
+        ("GET", "/api/tasks/?limit=0", 422),
+        ("GET", "/api/tasks/?limit=abc", 422),
+        ("GET", "/api/tasks/?offset=-1", 422),
+        ("GET", "/api/tasks/?task_type=nope", 422),
+        ("GET", "/api/nowhere", 404),
+        ("PUT", "/api/tasks/submit", 405),
+    ],
+)
+async def test_bad_requests_get_json_4xx(client: httpx.AsyncClient, method: str, path: str, status: int) -> None:
+    response = await client.request(method, path)
+    assert response.status_code == status
+    assert isinstance(response.json()["detail"], str)
+
+
+async def test_task_types_describe_their_parameters(client: httpx.AsyncClient) -> None:
+    types = {t["name"]: t for t in (await client.get("/api/task-types")).json()["task_types"]}
+    assert set(types) == {"data_processing", "email_simulation", "image_processing", "text_processing",
+                          "ai_summarization", "batch_processing"}
+    rows = types["data_processing"]["parameters"]["rows"]
+    assert rows["type"] == "integer" and rows["minimum"] >= 1 and "default" in rows
+    assert "resize" in types["image_processing"]["parameters"]["operation"]["choices"]
+
+
+async def test_failed_task_keeps_its_error_and_retry_runs_it_again(client: httpx.AsyncClient) -> None:
+    task = await submit(client, "batch_processing", data=["ok", True], fail_fast=True, delay_per_item=0)
+    failed = await wait_for_status(client, task["id"], {"FAILED", "SUCCESS"})
+    assert failed["status"] == "FAILED" and "1" in failed["error_message"]
+    conflict = await client.post(f"/api/tasks/{task['id']}/retry")
+    retried = conflict.json()
+    assert conflict.status_code == 200 and retried["status"] == "PENDING" and retried["attempts"] == 1
+    assert retried["error_message"] is None and retried["dispatch"] == 2
+    again = await wait_for_status(client, task["id"], {"FAILED", "SUCCESS"})
+    assert again["status"] == "FAILED" and again["attempts"] == 2
+    statuses = [e["status"] for e in again["timeline"]]
+    assert statuses == ["PENDING", "RUNNING", "FAILED", "PENDING", "RUNNING", "FAILED"]
+
+
+async def test_retry_of_a_task_that_is_not_failed_or_cancelled_is_409(client: httpx.AsyncClient) -> None:
+    task = await submit(client, "text_processing")
+    await wait_for_status(client, task["id"], {"SUCCESS"})
+    response = await client.post(f"/api/tasks/{task['id']}/retry")
+    assert response.status_code == 409 and "SUCCESS" in response.json()["detail"]
