@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
+import httpx
 import pytest
 import redis
 
@@ -163,7 +164,13 @@ def test_launcher_refuses_a_redis_url_that_does_not_answer(tmp_path: Path) -> No
 
 def _lines(stream: IO[str]) -> "queue.Queue[str]":
     lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(line) for line in stream], daemon=True).start()
+
+    def pump() -> None:
+        with stream:  # closed at EOF, once every process writing to it has exited
+            for line in stream:
+                lines.put(line)
+
+    threading.Thread(target=pump, daemon=True).start()
     return lines
 
 
@@ -202,3 +209,51 @@ def test_launcher_runs_everything_and_ctrl_c_stops_it_all(tmp_path: Path) -> Non
     assert not any(_group_alive(pgid) for pgid in groups)
     assert "redis-server" not in _cmdline(redis_pid)
     assert not _answers(redis_port)
+
+
+def _start_launcher(env: dict[str, str]) -> "subprocess.Popen[str]":
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "app.launcher"], cwd=ROOT, env=env, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    assert launcher.stdout is not None
+    _read_until(_lines(launcher.stdout), "Ctrl-C stops everything", timeout=60)
+    return launcher
+
+
+def _stop_launcher(launcher: "subprocess.Popen[str]") -> int:
+    if launcher.poll() is None:
+        launcher.send_signal(signal.SIGINT)
+    return launcher.wait(timeout=30)
+
+
+def _wait_task(http: httpx.Client, task_id: str, statuses: set[str], timeout: float = 30) -> dict:
+    deadline = time.monotonic() + timeout
+    while (task := http.get(f"/api/tasks/{task_id}").json())["status"] not in statuses:
+        assert time.monotonic() < deadline, f"task stuck in {task['status']}"
+        time.sleep(0.05)
+    return task
+
+
+def test_work_accepted_before_a_restart_finishes_after_it(tmp_path: Path) -> None:
+    """`make run`, submit, Ctrl-C mid-run, `make run` again: the running task was handed back, the
+    queued one survived in Redis's append-only file, and both finish."""
+    web_port, redis_port = free_port(), free_port()
+    env = _launcher_env(tmp_path, PORT=str(web_port), EMBEDDED_REDIS_PORT=str(redis_port),
+                        WORKER_CONCURRENCY="1")
+    launcher = _start_launcher(env)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{web_port}", timeout=10) as http:
+            body = {"task_type": "batch_processing", "parameters": {"data": list(range(30)), "delay_per_item": 0.1}}
+            running = http.post("/api/tasks/submit", json=body).json()
+            queued = http.post("/api/tasks/submit", json=body).json()
+            _wait_task(http, running["id"], {"RUNNING"})
+            assert _stop_launcher(launcher) == 0
+            launcher = _start_launcher(env)
+            first = _wait_task(http, running["id"], {"SUCCESS", "FAILED"})
+            second = _wait_task(http, queued["id"], {"SUCCESS", "FAILED"})
+    finally:
+        _stop_launcher(launcher)
+    assert first["status"] == second["status"] == "SUCCESS"
+    assert first["attempts"] == 2 and "RETRYING" in [e["status"] for e in first["timeline"]]
+    assert second["attempts"] == 1
