@@ -16,6 +16,7 @@ from app.tasks import TASK_TYPES, get_task_type
 
 MAX_BODY_BYTES = 2 * 1024 * 1024
 MAX_PAGE = 500
+ID_CHARS = frozenset("0123456789abcdef")
 
 
 async def json_body(request: Request, fields: set[str]) -> dict[str, Any]:
@@ -71,15 +72,25 @@ async def list_tasks(request: Request) -> JSONResponse:
     task_type = request.query_params.get("task_type") or None
     if task_type is not None:
         get_task_type(task_type)
+    raw_q = request.query_params.get("q", "").strip()
+    id_prefix = raw_q.lower().replace("-", "") or None
+    if id_prefix is not None and not (len(id_prefix) <= 32 and set(id_prefix) <= ID_CHARS):
+        raise InvalidParameters("q", f"searches task ids by prefix: up to 32 hex digits, got {raw_q[:40]!r}")
     limit = _int_query(request, "limit", 50, 1, MAX_PAGE)
     offset = _int_query(request, "offset", 0, 0, 10**9)
     store = request.state.store
     tasks, total = await store.page(
-        status=status.upper() if status else None, task_type=task_type, limit=limit, offset=offset
+        status=status.upper() if status else None, task_type=task_type, id_prefix=id_prefix,
+        limit=limit, offset=offset,
     )
     counts = await store.counts()
     return JSONResponse({"tasks": tasks, "total": total, "limit": limit, "offset": offset,
                          "counts": counts, "seq": request.state.hub.head})
+
+
+async def stats(request: Request) -> JSONResponse:
+    """Counts per status, for a live view to resynchronise its counters without reloading tasks."""
+    return JSONResponse({"counts": await request.state.store.counts(), "seq": request.state.hub.head})
 
 
 async def get_task(request: Request) -> JSONResponse:

@@ -15,7 +15,7 @@ from starlette.staticfiles import StaticFiles
 
 from app import api, ws
 from app.connections import open_redis
-from app.errors import ClientError
+from app.errors import ClientError, InvalidParameters
 from app.hub import EventHub
 from app.lifecycle import TaskLifecycle
 from app.settings import Settings, load_settings
@@ -28,7 +28,10 @@ log = logging.getLogger(__name__)
 async def client_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ClientError)
     headers = {"Retry-After": "5"} if exc.status_code == 503 else None
-    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
+    body = {"detail": exc.detail}
+    if isinstance(exc, InvalidParameters):
+        body["field"] = exc.field  # lets a form show the message next to the field
+    return JSONResponse(body, status_code=exc.status_code, headers=headers)
 
 
 async def http_error(request: Request, exc: Exception) -> JSONResponse:
@@ -61,6 +64,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/api/tasks/{task_id}", api.get_task, methods=["GET"]),
         Route("/api/tasks/{task_id}", api.cancel_task, methods=["DELETE"]),
         Route("/api/tasks/{task_id}/retry", api.retry_task, methods=["POST"]),
+        Route("/api/stats", api.stats, methods=["GET"]),
         Route("/api/task-types", api.task_types, methods=["GET"]),
         Route("/api/health", api.health_check, methods=["GET"]),
         WebSocketRoute("/ws", ws.endpoint),

@@ -119,13 +119,16 @@ class TaskStore:
         return sa.func.json_insert(tasks.c.timeline, "$[#]", sa.func.json(dumps(entry)))
 
     async def page(
-        self, *, status: str | None, task_type: str | None, limit: int, offset: int
+        self, *, status: str | None, task_type: str | None, id_prefix: str | None, limit: int, offset: int
     ) -> tuple[list[TaskDict], int]:
         conditions = []
         if status is not None:
             conditions.append(tasks.c.status == status)
         if task_type is not None:
             conditions.append(tasks.c.task_type == task_type)
+        if id_prefix:
+            # ids are lower-case hex (the caller checks the prefix is too): a key range on the index
+            conditions += [tasks.c.id >= id_prefix, tasks.c.id < id_prefix + "g"]
         query = (
             tasks.select()
             .where(*conditions)

@@ -43,6 +43,10 @@ async def test_defaults_are_filled_in_and_listed_newest_first(client: httpx.Asyn
     await wait_for_status(client, second["id"], {"SUCCESS"})
     only = (await client.get("/api/tasks/", params={"task_type": "batch_processing", "status": "SUCCESS"})).json()
     assert [t["id"] for t in only["tasks"]] == [second["id"]] and only["counts"]["SUCCESS"] >= 1
+    found = (await client.get("/api/tasks/", params={"q": first["id"][:6].upper()})).json()
+    assert [t["id"] for t in found["tasks"]] == [first["id"]]
+    stats = (await client.get("/api/stats")).json()
+    assert sum(stats["counts"].values()) == 2 and stats["seq"] >= second["seq"]
 
 
 @pytest.mark.parametrize(
@@ -74,6 +78,8 @@ async def test_bad_submissions_get_a_4xx_naming_the_problem(
     response = await client.post("/api/tasks/submit", content=body, headers=headers)
     assert response.status_code == status, response.text
     assert names in response.json()["detail"]
+    if status == 422:
+        assert response.json()["field"] in response.json()["detail"]
     assert (await client.get("/api/tasks/")).json()["total"] == 0
 
 
@@ -88,6 +94,7 @@ async def test_bad_submissions_get_a_4xx_naming_the_problem(
         ("GET", "/api/tasks/?limit=abc", 422),
         ("GET", "/api/tasks/?offset=-1", 422),
         ("GET", "/api/tasks/?task_type=nope", 422),
+        ("GET", "/api/tasks/?q=not-hex!", 422),
         ("GET", "/api/nowhere", 404),
         ("PUT", "/api/tasks/submit", 405),
     ],

@@ -93,12 +93,15 @@ async def test_list_is_newest_first_filtered_and_counted(store: TaskStore) -> No
         status = Status.SUCCESS if i % 2 else Status.PENDING
         kind = "text_processing" if i < 3 else "batch_processing"
         await store.insert(row(f"t{i}", i + 1, status, kind, created_at=base + timedelta(seconds=i)))
-    tasks, total = await store.page(status=None, task_type=None, limit=4, offset=0)
+    tasks, total = await store.page(status=None, task_type=None, id_prefix=None, limit=4, offset=0)
     assert [t["id"] for t in tasks] == ["t5", "t4", "t3", "t2"] and total == 6
-    tasks, total = await store.page(status=None, task_type=None, limit=4, offset=4)
+    tasks, total = await store.page(status=None, task_type=None, id_prefix=None, limit=4, offset=4)
     assert [t["id"] for t in tasks] == ["t1", "t0"]
-    tasks, total = await store.page(status="SUCCESS", task_type="batch_processing", limit=10, offset=0)
+    tasks, total = await store.page(status="SUCCESS", task_type="batch_processing", id_prefix=None,
+                                    limit=10, offset=0)
     assert [t["id"] for t in tasks] == ["t5", "t3"] and total == 2
+    tasks, total = await store.page(status=None, task_type=None, id_prefix="d4", limit=10, offset=0)
+    assert tasks == [] and total == 0
     counts = await store.counts()
     assert counts["SUCCESS"] == 3 and counts["PENDING"] == 3 and counts["FAILED"] == 0
 
@@ -112,3 +115,12 @@ async def test_changed_between_answers_what_changed_after_a_seq(store: TaskStore
     assert [t["id"] for t in await store.changed_between(2, 5, 100)] == ["t2", "t3", "t4"]
     assert [t["id"] for t in await store.changed_between(2, 9, 2)] == ["t2", "t3"]
     assert await store.max_seq() == 9
+
+
+async def test_id_prefix_search_is_a_key_range(store: TaskStore) -> None:
+    for i, task_id in enumerate(["ab12", "ab34", "abf0", "ac00", "cd56"]):
+        await store.insert(row(task_id, i + 1))
+    found, total = await store.page(status=None, task_type=None, id_prefix="ab", limit=10, offset=0)
+    assert sorted(t["id"] for t in found) == ["ab12", "ab34", "abf0"] and total == 3
+    found, total = await store.page(status=None, task_type=None, id_prefix="abf", limit=10, offset=0)
+    assert [t["id"] for t in found] == ["abf0"] and total == 1
