@@ -8,11 +8,12 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from app import health
-from app.errors import BadRequest, InvalidParameters, PayloadTooLarge, UnsupportedMediaType
+from app import health, keys
+from app.errors import OUTAGES, BadRequest, InvalidParameters, PayloadTooLarge, UnsupportedMediaType
 from app.lifecycle import TaskLifecycle
-from app.status import Status
+from app.status import WAITING, Status
 from app.tasks import TASK_TYPES, get_task_type
+from app.wire import TaskDict
 
 MAX_BODY_BYTES = 2 * 1024 * 1024
 MAX_PAGE = 500
@@ -58,11 +59,17 @@ def _lifecycle(request: Request) -> TaskLifecycle:
 
 
 async def submit(request: Request) -> JSONResponse:
-    data = await json_body(request, {"task_type", "parameters"})
+    data = await json_body(request, {"task_type", "parameters", "max_attempts", "timeout"})
     if "task_type" not in data:
         raise InvalidParameters("task_type", f"required; known: {', '.join(TASK_TYPES)}")
-    task = await _lifecycle(request).submit(data["task_type"], data.get("parameters", {}))
-    return JSONResponse(task, status_code=201)
+    key = request.headers.get("idempotency-key")
+    if key is not None and not 0 < len(key) <= 200:
+        raise InvalidParameters("Idempotency-Key", "must be 1 to 200 characters")
+    task, created = await _lifecycle(request).submit(
+        data["task_type"], data.get("parameters", {}), max_attempts=data.get("max_attempts"),
+        timeout=data.get("timeout"), idempotency_key=key,
+    )
+    return JSONResponse(task, status_code=201 if created else 200)
 
 
 async def list_tasks(request: Request) -> JSONResponse:
@@ -84,6 +91,7 @@ async def list_tasks(request: Request) -> JSONResponse:
         limit=limit, offset=offset,
     )
     counts = await store.counts()
+    await _add_queue_positions(request, tasks)
     return JSONResponse({"tasks": tasks, "total": total, "limit": limit, "offset": offset,
                          "counts": counts, "seq": request.state.hub.head})
 
@@ -94,7 +102,27 @@ async def stats(request: Request) -> JSONResponse:
 
 
 async def get_task(request: Request) -> JSONResponse:
-    return JSONResponse(await _lifecycle(request).get(request.path_params["task_id"]))
+    task = await _lifecycle(request).get(request.path_params["task_id"])
+    await _add_queue_positions(request, [task])
+    return JSONResponse(task)
+
+
+async def _add_queue_positions(request: Request, tasks: list[TaskDict]) -> None:
+    """`queue_position` (1 = next) for queued tasks, from their jobs' rank in arq's queue; left out
+    while Redis is unreachable, since reads must keep working then."""
+    waiting = [task for task in tasks if task["status"] in WAITING]
+    if not waiting:
+        return
+    redis, queue = request.state.redis, request.state.settings.queue_name
+    try:
+        async with redis.pipeline(transaction=False) as pipe:
+            for task in waiting:
+                pipe.zrank(queue, keys.job_id(task["id"], task["dispatch"]))
+            ranks = await pipe.execute()
+    except OUTAGES:
+        return
+    for task, rank in zip(waiting, ranks, strict=True):
+        task["queue_position"] = None if rank is None else rank + 1  # type: ignore[typeddict-unknown-key]
 
 
 async def cancel_task(request: Request) -> JSONResponse:

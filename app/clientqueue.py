@@ -5,7 +5,7 @@ from collections import OrderedDict
 
 from app.wire import Event
 
-Item = Event | str  # a task event, or a ready frame of our own (pong, reset)
+Item = Event | str  # a task event, or a ready frame of our own (logs, pong, reset)
 
 
 class Closed(Exception):
@@ -28,6 +28,7 @@ class ClientQueue:
         self._ready = asyncio.Event()
         self._closed: Closed | None = None
         self._frames = 0
+        self.watching: str | None = None  # the task whose log lines this client follows
 
     def put(self, event: Event) -> None:
         if self._closed:
@@ -40,8 +41,12 @@ class ClientQueue:
         self._ready.set()
 
     def put_frame(self, frame: str) -> None:
+        if self._closed:
+            return
         self._frames += 1
         self._items[("frame", self._frames)] = frame
+        if len(self._items) > self.maxsize:
+            self.close(1013, "client too slow; resume with ?since=<last seq>")
         self._ready.set()
 
     def close(self, code: int, reason: str) -> None:

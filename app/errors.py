@@ -1,4 +1,11 @@
-"""The small vocabulary of client errors, mapped to `{"detail": ...}` with a 4xx at the edge."""
+"""The small vocabulary of client errors, mapped to `{"detail": ...}` with a 4xx at the edge; and
+what an outage of Redis or the database looks like from inside."""
+
+from redis.exceptions import RedisError
+
+# A dependency went away (Redis, or the database's connection): retry later, nothing to fix in the
+# request. `databases` passes driver errors through, and both drivers' connection errors are OSErrors.
+OUTAGES = (RedisError, OSError)
 
 
 class ClientError(Exception):

@@ -12,9 +12,9 @@ from collections.abc import Callable
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from app import keys
+from app.errors import OUTAGES
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ class Heartbeat:
         while True:
             try:
                 await self.beat()
-            except (RedisError, OSError) as exc:
+            except OUTAGES as exc:
                 log.warning("heartbeat failed (%s); retrying", exc)
             await asyncio.sleep(self.interval)
 

@@ -40,7 +40,7 @@ class EventHub:
 
     async def __aenter__(self) -> "EventHub":
         self._listener = asyncio.create_task(
-            follow(self.redis, keys.EVENTS, self._on_message, on_subscribed=self._on_subscribed,
+            follow(self.redis, [keys.EVENTS, keys.LOGS], self._on_message, on_subscribed=self._on_subscribed,
                    on_lost=self._on_lost, wait=self.order.wait_time),
             name="event-hub-listener",
         )
@@ -81,7 +81,13 @@ class EventHub:
     def _on_lost(self) -> None:
         self.connected = False
 
-    def _on_message(self, data: str | None) -> None:
+    def _on_message(self, channel: str, data: str | None) -> None:
+        if channel == keys.LOGS and data is not None:
+            task_id, _, frame = data.partition("|")
+            for client in self.clients:
+                if client.watching == task_id:
+                    client.put_frame(frame)
+            return
         released = self.order.push(decode_event(data)) if data is not None else []
         for event in released + self.order.due():
             self._deliver(event)

@@ -2,7 +2,10 @@
 
 SEQ = "tq:seq"  # INCR gives each change its system-wide sequence number
 EVENTS = "tq:events"  # pub/sub: every task change, for the web processes' fan-out
+LOGS = "tq:logs"  # pub/sub: task log lines, for detail views watching a task
 CONTROL = "tq:control"  # pub/sub: cancel signals, for the workers
+ARQ_JOB_PREFIX = "arq:job:"  # arq.constants.job_key_prefix
+ARQ_IN_PROGRESS_PREFIX = "arq:in-progress:"  # arq.constants.in_progress_key_prefix
 WORKERS = "tq:workers"  # sorted set: worker id → heartbeat deadline (unix seconds)
 
 

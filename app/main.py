@@ -13,13 +13,14 @@ from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
-from app import api, ws
+from app import api, api_files, ws
 from app.connections import open_redis
 from app.errors import ClientError, InvalidParameters
 from app.hub import EventHub
 from app.lifecycle import TaskLifecycle
 from app.settings import Settings, load_settings
 from app.store import TaskStore
+from app.uploads import upload_store
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 log = logging.getLogger(__name__)
@@ -51,12 +52,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
         async with AsyncExitStack() as stack:
             store = await stack.enter_async_context(TaskStore.open(str(settings.database_url)))
             redis = await stack.enter_async_context(open_redis(str(settings.redis_url), settings.queue_name))
-            lifecycle = TaskLifecycle(store, redis)
+            uploads = upload_store(settings)
+            lifecycle = TaskLifecycle(store, redis, uploads)
             hub = await stack.enter_async_context(
-                EventHub(redis, lifecycle.sync_seq, gap_timeout=settings.ws_gap_timeout,
+                EventHub(redis, lifecycle.changes.sync_seq, gap_timeout=settings.ws_gap_timeout,
                          queue_size=settings.ws_queue_size)
             )
-            yield {"settings": settings, "store": store, "redis": redis, "hub": hub, "lifecycle": lifecycle}
+            yield {"settings": settings, "store": store, "redis": redis, "hub": hub, "lifecycle": lifecycle,
+                   "uploads": uploads}
 
     routes = [
         Route("/api/tasks/submit", api.submit, methods=["POST"]),
@@ -64,6 +67,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/api/tasks/{task_id}", api.get_task, methods=["GET"]),
         Route("/api/tasks/{task_id}", api.cancel_task, methods=["DELETE"]),
         Route("/api/tasks/{task_id}/retry", api.retry_task, methods=["POST"]),
+        Route("/api/tasks/{task_id}/logs", api_files.task_logs, methods=["GET"]),
+        Route("/api/tasks/{task_id}/artifacts/{name}", api_files.artifact, methods=["GET"]),
+        Route("/api/uploads", api_files.upload, methods=["POST"]),
+        Route("/api/uploads/{upload_id}", api_files.get_upload, methods=["GET"]),
         Route("/api/stats", api.stats, methods=["GET"]),
         Route("/api/task-types", api.task_types, methods=["GET"]),
         Route("/api/health", api.health_check, methods=["GET"]),

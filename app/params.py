@@ -8,6 +8,7 @@ from typing import Any, ClassVar, TypeGuard
 from app.errors import InvalidParameters
 
 _SCALARS = (str, int, float, bool, type(None))
+_HEX = frozenset("0123456789abcdef")
 
 
 def _shown(value: object) -> str:
@@ -180,6 +181,33 @@ class List(Param):
 
     def details(self) -> dict[str, Any]:
         return {"max_items": self.max_items, "item_max_length": self.item_max_length}
+
+
+@dataclass(frozen=True)
+class Uploads(Param):
+    """Ids of files uploaded through `POST /api/uploads`, of one kind ("csv" or "image").
+
+    Only the shape is checked here; that each id names an upload of this kind is checked on
+    submit, where the upload store is at hand.
+    """
+
+    default: tuple[str, ...]
+    kind: str
+    max_items: int
+    type_name: ClassVar[str] = "uploads"
+
+    def validate(self, field: str, value: object) -> list[str]:
+        if not isinstance(value, (list, tuple)):
+            raise InvalidParameters(field, f"must be a list of upload ids, got {_shown(value)}")
+        if len(value) > self.max_items:
+            raise InvalidParameters(field, f"must have at most {self.max_items} upload ids, got {len(value)}")
+        for index, item in enumerate(value):
+            if not (isinstance(item, str) and len(item) == 32 and set(item) <= _HEX):
+                raise InvalidParameters(field, f"item {index} must be an upload id (32 hex digits), got {_shown(item)}")
+        return list(value)
+
+    def details(self) -> dict[str, Any]:
+        return {"kind": self.kind, "max_items": self.max_items}
 
 
 def validate_parameters(schema: Mapping[str, Param], raw: object) -> dict[str, object]:

@@ -2,23 +2,22 @@
 
 import asyncio
 import logging
-import time
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
-from redis.asyncio import Redis
-
-from app import keys
-from app.lifecycle import TaskLifecycle
+from app import artifacts, keys
+from app.attempts import Attempts
+from app.errors import OUTAGES
+from app.reporter import ProgressReporter, Superseded
+from app.settings import Settings
 from app.status import Status
 from app.tasks import TASK_TYPES
-from app.tasks.base import TaskCancelled
+from app.tasks.base import TaskCancelled, TaskType, TransientError
+from app.uploads import UploadStore
 from app.wire import TaskDict
 
 log = logging.getLogger(__name__)
-
-FLAG_CHECK_INTERVAL = 1.0  # seconds between reads of a running task's cancel flag
 
 
 @dataclass
@@ -26,49 +25,18 @@ class Attempt:
     task_id: str
     dispatch: int
     runner: "asyncio.Task[Any]"
+    number: int  # the task's attempts count once this one started
     cancelled: bool = False
     progress: float = 0.0
-    started: float = field(default_factory=time.monotonic)
-
-
-class ProgressReporter:
-    """What a task type reports through; also its cancellation check between steps.
-
-    Progress is persisted and published at most once per `interval` per task (the latest wins);
-    status changes are never throttled. The cancel flag in Redis is also read here, at most once a
-    second: the backstop for a cancel signal the worker missed.
-    """
-
-    def __init__(self, attempt: Attempt, lifecycle: TaskLifecycle, data_dir: Path, interval: float) -> None:
-        self.task_id = attempt.task_id
-        self.data_dir = data_dir
-        self._attempt = attempt
-        self._lifecycle = lifecycle
-        self._interval = interval
-        self._last_flush = 0.0
-        self._last_flag_check = time.monotonic()
-
-    async def __call__(self, progress: float, stage: str = "") -> None:
-        now = time.monotonic()
-        if not self._attempt.cancelled and now - self._last_flag_check >= FLAG_CHECK_INTERVAL:
-            self._last_flag_check = now
-            self._attempt.cancelled = bool(await self._lifecycle.redis.exists(keys.cancel_key(self.task_id)))
-        if self._attempt.cancelled:
-            raise TaskCancelled()
-        self._attempt.progress = min(100.0, max(0.0, float(progress)))
-        if now - self._last_flush >= self._interval:
-            self._last_flush = now
-            await self._lifecycle.progress(self.task_id, self._attempt.progress, stage)
 
 
 class Runner:
-    def __init__(self, lifecycle: TaskLifecycle, redis: Redis, worker_id: str, *, data_dir: Path,
-                 progress_interval: float) -> None:
-        self.lifecycle = lifecycle
-        self.redis = redis
+    def __init__(self, attempts: Attempts, uploads: UploadStore, worker_id: str, settings: Settings) -> None:
+        self.moves = attempts
+        self.redis = attempts.redis
+        self.uploads = uploads
         self.worker_id = worker_id
-        self.data_dir = data_dir
-        self.progress_interval = progress_interval
+        self.settings = settings
         self.attempts: dict[str, Attempt] = {}
 
     def running(self) -> list[str]:
@@ -82,49 +50,93 @@ class Runner:
             attempt.runner.cancel()
 
     async def run(self, task_id: str, dispatch: int) -> dict[str, Any]:
-        task = await self.lifecycle.start(task_id, dispatch, self.worker_id)
+        task = await self.moves.start(task_id, dispatch, self.worker_id)
         if task is None:
             return {"task_id": task_id, "dispatch": dispatch, "outcome": "stale"}
         current = asyncio.current_task()
         assert current is not None
-        attempt = Attempt(task_id, dispatch, current)
+        attempt = Attempt(task_id, dispatch, current, task["attempts"])
         self.attempts[task_id] = attempt
         try:
             attempt.cancelled = bool(await self.redis.exists(keys.cancel_key(task_id)))
             ended = await self._execute(task, attempt)
         finally:
             del self.attempts[task_id]
-        return {"task_id": task_id, "dispatch": dispatch, "outcome": ended["status"] if ended else "lost"}
+        return {"task_id": task_id, "dispatch": dispatch, "outcome": ended["status"] if ended else "superseded"}
+
+    async def _reporter(self, attempt: Attempt) -> ProgressReporter:
+        settings = self.settings
+        return ProgressReporter(
+            attempt, self.moves, data_dir=settings.data_dir, uploads=self.uploads,
+            artifacts=artifacts.reset(artifacts.directory(settings.data_dir, attempt.task_id)),
+            smtp_url=str(settings.smtp_url) if settings.smtp_url else None,
+            interval=settings.progress_interval, log_cap=settings.log_lines_max,
+            logged_before=await self.moves.store.count_logs(attempt.task_id),
+        )
 
     async def _execute(self, task: TaskDict, attempt: Attempt) -> TaskDict | None:
         kind = TASK_TYPES[task["task_type"]]
-        report = ProgressReporter(attempt, self.lifecycle, self.data_dir, self.progress_interval)
+        report = await self._reporter(attempt)
+        try:
+            return await self._attempt(kind, task, attempt, report)
+        finally:
+            await asyncio.shield(report.flush_logs())
+
+    async def _attempt(self, kind: TaskType, task: TaskDict, attempt: Attempt,
+                       report: ProgressReporter) -> TaskDict | None:
+        limit = task["timeout"] or kind.timeout
         try:
             if attempt.cancelled:
                 raise TaskCancelled()
-            async with asyncio.timeout(kind.timeout) as deadline:
+            async with asyncio.timeout(limit) as deadline:
                 result = await kind.run(dict(task["parameters"]), report)
+        except Superseded:
+            return None  # the task moved on without this attempt: nothing of ours to record
         except TaskCancelled:
             return await self._end(attempt, Status.CANCELLED)
         except asyncio.CancelledError:
             if not attempt.cancelled and not await self.redis.exists(keys.cancel_key(attempt.task_id)):
-                await self.lifecycle.hand_back(attempt.task_id, attempt.dispatch, "worker stopped; queued again")
+                await self.moves.requeue(attempt.task_id, attempt.dispatch, "worker stopped; queued again")
                 raise
             current = asyncio.current_task()
             assert current is not None
             current.uncancel()  # the cancel was the user's, fully handled here
             return await self._end(attempt, Status.CANCELLED)
-        except TimeoutError:
-            if not deadline.expired():
-                return await self._end(attempt, Status.FAILED, error="TimeoutError: timed out")
-            return await self._end(attempt, Status.FAILED, error=f"timed out after {kind.timeout:g} s")
+        except TimeoutError as exc:
+            if deadline.expired():
+                return await self._fail(task, attempt, f"timed out after {limit:g} s", kind.retry.on_timeout, kind)
+            return await self._fail(task, attempt, _describe(exc), True, kind)
+        except (TransientError, ConnectionError) as exc:
+            return await self._fail(task, attempt, _describe(exc), True, kind)
         except Exception as exc:
             log.info("task %s failed: %r", attempt.task_id, exc)
-            return await self._end(attempt, Status.FAILED, error=f"{exc.__class__.__name__}: {exc}")
-        return await self._end(attempt, Status.SUCCESS, result=result)
+            return await self._fail(task, attempt, _describe(exc), False, kind)
+        files = artifacts.listing(report.artifacts)
+        return await self._end(attempt, Status.SUCCESS, result={**result, "artifacts": files} if files else result)
 
-    async def _end(self, attempt: Attempt, status: Status, *, result: dict[str, Any] | None = None,
-                   error: str | None = None) -> TaskDict | None:
-        return await self.lifecycle.finish(
-            attempt.task_id, status, progress=attempt.progress, result=result, error=error
-        )
+    async def _fail(self, task: TaskDict, attempt: Attempt, error: str, retryable: bool,
+                    kind: TaskType) -> TaskDict | None:
+        return await _recorded(attempt, lambda: self.moves.fail(
+            {**task, "attempts": attempt.number}, attempt.dispatch, error, retryable=retryable, policy=kind.retry,
+            progress=attempt.progress))
+
+    async def _end(self, attempt: Attempt, status: Status, *, result: dict[str, Any] | None = None) -> TaskDict | None:
+        return await _recorded(attempt, lambda: self.moves.finish(
+            attempt.task_id, attempt.dispatch, status, progress=attempt.progress, result=result))
+
+
+async def _recorded(attempt: Attempt, write: Callable[[], Awaitable[TaskDict | None]]) -> TaskDict | None:
+    """An attempt's outcome is recorded even across a Redis or database outage: the write is tried
+    again with backoff until it goes through (the attempt stays this worker's meanwhile)."""
+    delay = 0.2
+    while True:
+        try:
+            return await write()
+        except OUTAGES as exc:
+            log.warning("task %s: outcome not recorded yet (%s); again in %.1f s", attempt.task_id, exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{exc.__class__.__name__}: {exc}" if str(exc) else exc.__class__.__name__

@@ -26,6 +26,13 @@ class Settings:
     ws_replay_limit: int
     cancel_wait: float
     log_level: str
+    watchdog_interval: float
+    reconcile_interval: float
+    reconcile_grace: float
+    shutdown_grace: float
+    smtp_url: Secret | None
+    upload_max_bytes: int
+    log_lines_max: int
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -42,10 +49,17 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         poll_delay=config("WORKER_POLL_DELAY", cast=float, default=0.05),
         progress_interval=config("PROGRESS_INTERVAL", cast=float, default=0.2),
         heartbeat_interval=config("HEARTBEAT_INTERVAL", cast=float, default=2.0),
-        heartbeat_ttl=config("HEARTBEAT_TTL", cast=float, default=10.0),
+        heartbeat_ttl=config("HEARTBEAT_TTL", cast=float, default=6.0),
         ws_queue_size=config("WS_QUEUE_SIZE", cast=int, default=1000),
         ws_gap_timeout=config("WS_GAP_TIMEOUT", cast=float, default=1.0),
         ws_replay_limit=config("WS_REPLAY_LIMIT", cast=int, default=10_000),
         cancel_wait=config("CANCEL_WAIT", cast=float, default=2.0),
         log_level=config("LOG_LEVEL", default="INFO"),
+        watchdog_interval=config("WATCHDOG_INTERVAL", cast=float, default=1.0),
+        reconcile_interval=config("RECONCILE_INTERVAL", cast=float, default=5.0),
+        reconcile_grace=config("RECONCILE_GRACE", cast=float, default=10.0),
+        shutdown_grace=config("SHUTDOWN_GRACE", cast=float, default=3.0),
+        smtp_url=config("SMTP_URL", cast=Secret, default=None),
+        upload_max_bytes=config("UPLOAD_MAX_BYTES", cast=int, default=50 * 1024 * 1024),
+        log_lines_max=config("LOG_LINES_MAX", cast=int, default=1000),
     )

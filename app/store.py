@@ -18,11 +18,11 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from app.status import Status
-from app.tables import tasks
-from app.wire import TaskDict, TimelineEntry, dumps
+from app.tables import metadata, task_logs, tasks
+from app.wire import LogLine, TaskDict, TimelineEntry, dumps
 
 SQLITE_BUSY_TIMEOUT = 30.0  # seconds a writer waits for the lock before "database is locked"
-DATETIME_FIELDS = ("created_at", "started_at", "completed_at", "updated_at")
+DATETIME_FIELDS = ("created_at", "started_at", "completed_at", "updated_at", "next_run_at")
 
 
 def utcnow() -> datetime:
@@ -41,6 +41,7 @@ def _database(url: str) -> Database:
 
 def _task(record: Record) -> TaskDict:
     task: dict[str, Any] = {column.name: record[column.name] for column in tasks.columns}
+    task.pop("request_hash")  # internal: compares repeated submits with one Idempotency-Key
     for name in DATETIME_FIELDS:
         if task[name] is not None:
             task[name] = task[name].astimezone(UTC).isoformat()
@@ -68,9 +69,25 @@ class TaskStore:
     async def create_schema(self) -> None:
         if self.dialect == "sqlite":
             await self._db.execute("PRAGMA journal_mode=WAL")  # persistent: stored in the file
-        await self._db.execute(CreateTable(tasks, if_not_exists=True))
-        for index in tasks.indexes:
-            await self._db.execute(CreateIndex(index, if_not_exists=True))
+        for table in metadata.sorted_tables:
+            await self._db.execute(CreateTable(table, if_not_exists=True))
+            await self._add_missing_columns(table)
+            for index in table.indexes:
+                await self._db.execute(CreateIndex(index, if_not_exists=True))
+
+    async def _add_missing_columns(self, table: sa.Table) -> None:
+        """Columns added by a later version are added to an older database (all are nullable)."""
+        if self.dialect == "sqlite":
+            rows = await self._db.fetch_all(f"PRAGMA table_info({table.name})")
+            present = {row["name"] for row in rows}
+        else:
+            query = "SELECT column_name FROM information_schema.columns WHERE table_name = :name"
+            present = {row["column_name"] for row in await self._db.fetch_all(query, {"name": table.name})}
+        dialect = self._db._backend._dialect  # the dialect `databases` compiles with
+        for column in table.columns:
+            if column.name not in present:
+                kind = column.type.compile(dialect=dialect)
+                await self._db.execute(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}")
 
     async def ping(self) -> None:
         await self._db.fetch_val("SELECT 1")
@@ -82,6 +99,11 @@ class TaskStore:
 
     async def delete(self, task_id: str) -> None:
         await self._db.execute(tasks.delete().where(tasks.c.id == task_id))
+
+    async def by_idempotency_key(self, key: str) -> tuple[TaskDict, str] | None:
+        """The task first submitted with this key, and that request's fingerprint."""
+        record = await self._db.fetch_one(tasks.select().where(tasks.c.idempotency_key == key))
+        return (_task(record), record["request_hash"]) if record else None
 
     async def get(self, task_id: str) -> TaskDict | None:
         record = await self._db.fetch_one(tasks.select().where(tasks.c.id == task_id))
@@ -144,6 +166,20 @@ class TaskStore:
         found = {row[0]: int(row[1]) for row in await self._db.fetch_all(query)}
         return {status.value: found.get(status.value, 0) for status in Status}
 
+    async def running(self) -> list[TaskDict]:
+        return [_task(r) for r in await self._db.fetch_all(tasks.select().where(tasks.c.status == Status.RUNNING))]
+
+    async def waiting_since(self, before: datetime, limit: int) -> list[TaskDict]:
+        """Queued tasks not changed since `before` whose next run (if scheduled) is due by then."""
+        query = (
+            tasks.select()
+            .where(tasks.c.status.in_([Status.PENDING, Status.RETRYING]), tasks.c.updated_at < before,
+                   sa.or_(tasks.c.next_run_at.is_(None), tasks.c.next_run_at < before))
+            .order_by(tasks.c.updated_at)
+            .limit(limit)
+        )
+        return [_task(r) for r in await self._db.fetch_all(query)]
+
     async def max_seq(self) -> int:
         return int(await self._db.fetch_val(sa.select(sa.func.coalesce(sa.func.max(tasks.c.seq), 0))))
 
@@ -156,6 +192,29 @@ class TaskStore:
             .limit(limit)
         )
         return [_task(r) for r in await self._db.fetch_all(query)]
+
+    async def append_logs(self, task_id: str, attempt: int, lines: list[tuple[datetime, str]]) -> list[LogLine]:
+        rows = [{"task_id": task_id, "attempt": attempt, "at": at, "line": line} for at, line in lines]
+        records = await self._db.fetch_all(task_logs.insert().values(rows).returning(*task_logs.c))
+        return [_log_line(r) for r in records]
+
+    async def logs(self, task_id: str, *, after: int, limit: int) -> list[LogLine]:
+        query = (
+            task_logs.select()
+            .where(task_logs.c.task_id == task_id, task_logs.c.id > after)
+            .order_by(task_logs.c.id)
+            .limit(limit)
+        )
+        return [_log_line(r) for r in await self._db.fetch_all(query)]
+
+    async def count_logs(self, task_id: str) -> int:
+        query = sa.select(sa.func.count()).select_from(task_logs).where(task_logs.c.task_id == task_id)
+        return int(await self._db.fetch_val(query))
+
+
+def _log_line(record: Record) -> LogLine:
+    return {"n": int(record["id"]), "at": record["at"].astimezone(UTC).isoformat(),
+            "attempt": int(record["attempt"]), "line": record["line"]}
 
 
 async def prepare_database(url: str) -> None:

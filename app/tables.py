@@ -55,8 +55,27 @@ tasks = sa.Table(
     sa.Column("cancel_requested", sa.Boolean, nullable=False, default=False),
     sa.Column("worker", sa.String(200)),
     sa.Column("timeline", JSONColumn, nullable=False),
+    sa.Column("max_attempts", sa.Integer),  # per-task override of the type's retry limit
+    sa.Column("attempts_base", sa.Integer),  # `attempts` at the last manual retry: a fresh budget
+    sa.Column("timeout", sa.Float),  # per-task override of the type's time limit, seconds
+    sa.Column("next_run_at", UTCDateTime),  # when a RETRYING task's next attempt is due
+    sa.Column("idempotency_key", sa.String(200)),
+    sa.Column("request_hash", sa.String(64)),  # of the submit that first used the key
     sa.Index("ix_tasks_created", "created_at", "id"),
+    sa.Index("ux_tasks_idempotency_key", "idempotency_key", unique=True),
     sa.Index("ix_tasks_status_created", "status", "created_at", "id"),
     sa.Index("ix_tasks_type_created", "task_type", "created_at", "id"),
     sa.Index("ix_tasks_seq", "seq"),
+)
+
+# Lines a task logs while it runs (capped per task by the worker); `id` orders them.
+task_logs = sa.Table(
+    "task_logs",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("task_id", sa.String(36), nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("line", sa.Text, nullable=False),
+    sa.Index("ix_task_logs_task", "task_id", "id"),
 )

@@ -32,6 +32,22 @@ class TaskDict(TypedDict):
     cancel_requested: bool
     worker: str | None
     timeline: list[TimelineEntry]
+    max_attempts: int | None
+    attempts_base: int | None
+    timeout: float | None
+    next_run_at: str | None
+    idempotency_key: str | None
+
+
+class LogLine(TypedDict):
+    n: int  # increasing per task: clients merge history and live lines by it
+    at: str
+    attempt: int
+    line: str
+
+
+def logs_frame(task_id: str, lines: list[LogLine]) -> str:
+    return dumps({"type": "logs", "task_id": task_id, "lines": lines})
 
 
 Change = Literal["created", "status", "progress", "replay"]

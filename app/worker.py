@@ -3,6 +3,7 @@
 import asyncio
 import logging
 import os
+import signal
 import socket
 import time
 import uuid
@@ -11,17 +12,20 @@ from typing import Any
 
 from arq.connections import RedisSettings
 from arq.worker import Worker, get_kwargs
-from redis.exceptions import RedisError
 
 from app import keys
+from app.attempts import Attempts
+from app.changes import Changes
 from app.connections import deserialize_job, serialize_job
+from app.errors import OUTAGES
 from app.heartbeat import Heartbeat
-from app.lifecycle import TaskLifecycle
 from app.pubsub import BACKOFF_MAX, BACKOFF_MIN, follow
 from app.runner import Runner
 from app.settings import Settings, load_settings
 from app.store import TaskStore
 from app.tasks import TASK_TYPES
+from app.uploads import upload_store
+from app.watchdog import Watchdog
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +35,7 @@ async def run_task(ctx: dict[str, Any], task_id: str, dispatch: int) -> dict[str
     return await runner.run(task_id, dispatch)
 
 
-def _on_control(runner: Runner, message: str | None) -> None:
+def _on_control(runner: Runner, channel: str, message: str | None) -> None:
     if message is None:
         return
     command, _, task_id = message.partition("|")
@@ -44,12 +48,14 @@ async def startup(ctx: dict[str, Any]) -> None:
     stack = ctx["stack"] = AsyncExitStack()
     store = await stack.enter_async_context(TaskStore.open(str(settings.database_url)))
     redis = ctx["redis"]
-    lifecycle = TaskLifecycle(store, redis)
-    await lifecycle.sync_seq()
+    changes = Changes(store, redis)
+    await changes.sync_seq()
+    attempts = Attempts(changes)
     worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-    runner = ctx["runner"] = Runner(
-        lifecycle, redis, worker_id,
-        data_dir=settings.data_dir, progress_interval=settings.progress_interval,
+    runner = ctx["runner"] = Runner(attempts, upload_store(settings), worker_id, settings)
+    watchdog = ctx["watchdog"] = Watchdog(
+        attempts, settings.queue_name, interval=settings.watchdog_interval,
+        reconcile_every=settings.reconcile_interval, grace=settings.reconcile_grace,
     )
     heartbeat = ctx["heartbeat"] = Heartbeat(
         redis, worker_id,
@@ -69,8 +75,10 @@ async def startup(ctx: dict[str, Any]) -> None:
 
     ctx["background"] = [
         asyncio.create_task(heartbeat.run(), name="heartbeat"),
+        asyncio.create_task(watchdog.run(), name="watchdog"),
         asyncio.create_task(
-            follow(redis, keys.CONTROL, lambda m: _on_control(runner, m), on_subscribed=on_subscribed),
+            follow(redis, [keys.CONTROL], lambda channel, m: _on_control(runner, channel, m),
+                   on_subscribed=on_subscribed),
             name="control-listener",
         ),
     ]
@@ -101,6 +109,9 @@ def build_worker_settings(settings: Settings) -> type:
         # Our own per-type timeouts stop a task first and record why; arq's is only a backstop.
         job_timeout = max(kind.timeout for kind in TASK_TYPES.values()) + 60
         keep_result = 60
+        # On SIGTERM/SIGINT: take no new job, let running ones finish for this long, then hand the
+        # rest back to the queue as new attempts (honcho kills after 5 s: the default leaves room).
+        job_completion_wait = settings.shutdown_grace
         # Cancels travel as our own pub/sub signal plus a flag (see lifecycle.request_stop): arq's
         # abort would cancel a job a second time while it records its end, and leaves entries for
         # jobs that had already finished in a set it reads on every poll.
@@ -123,7 +134,7 @@ class ResilientWorker(Worker):
     async def _poll_iteration(self) -> None:
         try:
             await super()._poll_iteration()
-        except (RedisError, OSError) as exc:
+        except OUTAGES as exc:
             current = asyncio.current_task()
             if current is not None and current.cancelling():
                 raise  # shutting down: redis-py may report the cancelled command as a lost connection
@@ -133,6 +144,27 @@ class ResilientWorker(Worker):
             self._backoff = min(self._backoff * 2, BACKOFF_MAX)
         else:
             self._backoff = BACKOFF_MIN
+
+    def handle_sig_wait_for_completion(self, signum: signal.Signals) -> None:
+        # The same stop often arrives twice (honcho signals the process group, and app.respawn
+        # passes its own on): the first starts the graceful stop, a repeat must not start another.
+        if self.allow_pick_jobs:
+            super().handle_sig_wait_for_completion(signum)
+
+    async def close(self) -> None:
+        """arq's close, except that a job cancelled at shutdown does not abort it halfway (arq
+        gathers the jobs without `return_exceptions`, so one CancelledError skips on_shutdown and
+        leaves the pool open)."""
+        if not self._handle_signals:
+            self.handle_sig(signal.SIGUSR1)
+        if not self._pool:
+            return
+        await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+        await self.pool.delete(self.health_check_key)
+        if self.on_shutdown:
+            await self.on_shutdown(self.ctx)
+        await self.pool.aclose(close_connection_pool=True)
+        self._pool = None
 
 
 def create_worker(settings: Settings, **overrides: Any) -> ResilientWorker:

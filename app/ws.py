@@ -13,9 +13,11 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from app.clientqueue import ClientQueue, Closed
 from app.hub import EventHub
 from app.store import TaskStore
-from app.wire import Event, dumps, hello_frame, task_frame
+from app.wire import Event, dumps, hello_frame, logs_frame, task_frame
 
 MAX_CLIENT_MESSAGE = 1024  # bytes; clients only ever send small control messages
+LOG_HISTORY = 5000  # most stored log lines sent when a client starts following a task
+CLIENT_MESSAGES = 'unknown message; send {"type": "ping"} or {"type": "logs", "task_id": <id or null>}'
 
 
 def _since(websocket: WebSocket) -> int | None:
@@ -48,17 +50,32 @@ async def _send_live(websocket: WebSocket, queue: ClientQueue, covered: dict[str
         await websocket.send_text(item)
 
 
-async def _receive(websocket: WebSocket, queue: ClientQueue, hub: EventHub) -> None:
+async def _receive(websocket: WebSocket, queue: ClientQueue, hub: EventHub, store: TaskStore) -> None:
     while True:
         text = await websocket.receive_text()
         try:
             message = json.loads(text) if len(text) <= MAX_CLIENT_MESSAGE else None
         except ValueError:
             message = None
-        if isinstance(message, dict) and message.get("type") == "ping":
+        kind = message.get("type") if isinstance(message, dict) else None
+        if kind == "ping":
             queue.put_frame(dumps({"type": "pong", "seq": hub.head}))
+        elif kind == "logs" and (message["task_id"] is None or _is_task_id(message["task_id"])):
+            await _watch_logs(queue, store, message["task_id"])
         else:
-            queue.put_frame(dumps({"type": "error", "detail": "unknown message; send {\"type\": \"ping\"}"}))
+            queue.put_frame(dumps({"type": "error", "detail": CLIENT_MESSAGES}))
+
+
+def _is_task_id(value: object) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= 36
+
+
+async def _watch_logs(queue: ClientQueue, store: TaskStore, task_id: str | None) -> None:
+    """Follow one task's log: live lines from now on, then the stored history (the client merges
+    the two by line number `n`, so lines arriving during the read are neither lost nor doubled)."""
+    queue.watching = task_id
+    if task_id is not None:
+        queue.put_frame(logs_frame(task_id, await store.logs(task_id, after=0, limit=LOG_HISTORY)))
 
 
 async def endpoint(websocket: WebSocket) -> None:
@@ -77,7 +94,7 @@ async def endpoint(websocket: WebSocket) -> None:
         if floor < head:
             covered = await _replay(websocket, state.store, floor, head, state.settings.ws_replay_limit)
         sender = asyncio.create_task(_send_live(websocket, queue, covered))
-        receiver = asyncio.create_task(_receive(websocket, queue, hub))
+        receiver = asyncio.create_task(_receive(websocket, queue, hub, state.store))
         done, pending = await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
         for task in pending:
             task.cancel()

@@ -236,24 +236,59 @@ def _wait_task(http: httpx.Client, task_id: str, statuses: set[str], timeout: fl
 
 
 def test_work_accepted_before_a_restart_finishes_after_it(tmp_path: Path) -> None:
-    """`make run`, submit, Ctrl-C mid-run, `make run` again: the running task was handed back, the
-    queued one survived in Redis's append-only file, and both finish."""
+    """`make run`, submit, Ctrl-C mid-run, `make run` again: the running task was handed back after
+    the shutdown grace, the queued one survived in Redis's append-only file, and both finish."""
     web_port, redis_port = free_port(), free_port()
     env = _launcher_env(tmp_path, PORT=str(web_port), EMBEDDED_REDIS_PORT=str(redis_port),
                         WORKER_CONCURRENCY="1")
     launcher = _start_launcher(env)
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{web_port}", timeout=10) as http:
-            body = {"task_type": "batch_processing", "parameters": {"data": list(range(30)), "delay_per_item": 0.1}}
+            # 8 s of work: more than the worker's shutdown grace (3 s), so the running one is handed back
+            body = {"task_type": "batch_processing", "parameters": {"data": list(range(80)), "delay_per_item": 0.1}}
             running = http.post("/api/tasks/submit", json=body).json()
             queued = http.post("/api/tasks/submit", json=body).json()
             _wait_task(http, running["id"], {"RUNNING"})
             assert _stop_launcher(launcher) == 0
             launcher = _start_launcher(env)
-            first = _wait_task(http, running["id"], {"SUCCESS", "FAILED"})
-            second = _wait_task(http, queued["id"], {"SUCCESS", "FAILED"})
+            first = _wait_task(http, running["id"], {"SUCCESS", "FAILED"}, timeout=60)
+            second = _wait_task(http, queued["id"], {"SUCCESS", "FAILED"}, timeout=60)
     finally:
         _stop_launcher(launcher)
     assert first["status"] == second["status"] == "SUCCESS"
     assert first["attempts"] == 2 and "RETRYING" in [e["status"] for e in first["timeline"]]
     assert second["attempts"] == 1
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def test_a_worker_that_dies_is_restarted_and_the_web_stays_up(tmp_path: Path) -> None:
+    web_port = free_port()
+    env = _launcher_env(tmp_path, PORT=str(web_port), EMBEDDED_REDIS_PORT=str(free_port()))
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "app.launcher"], cwd=ROOT, env=env, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    assert launcher.stdout is not None
+    lines = _lines(launcher.stdout)
+    try:
+        output = "".join(_read_until(lines, "Ctrl-C stops everything", timeout=60))
+        respawner = int(re.search(r"worker\.1 started \(pid=(\d+)\)", output).group(1))
+        (worker,) = _children(respawner)
+        os.kill(worker, signal.SIGKILL)
+        _read_until(lines, "starting it again", timeout=10)
+        deadline = time.monotonic() + 20
+        while not (replacement := _children(respawner)) or replacement == [worker]:
+            assert time.monotonic() < deadline, "the worker was not restarted"
+            time.sleep(0.1)
+        with httpx.Client(base_url=f"http://127.0.0.1:{web_port}", timeout=10) as http:
+            task = http.post("/api/tasks/submit", json={"task_type": "text_processing"}).json()
+            assert _wait_task(http, task["id"], {"SUCCESS", "FAILED"})["status"] == "SUCCESS"
+        assert launcher.poll() is None
+    finally:
+        assert _stop_launcher(launcher) == 0

@@ -6,7 +6,7 @@ import math
 import pytest
 
 from app.errors import InvalidParameters
-from app.params import Bool, Choice, Float, Int, List, Size, Str, validate_parameters
+from app.params import Bool, Choice, Float, Int, List, Size, Str, Uploads, validate_parameters
 
 
 def refused(param: object, value: object, field: str = "f") -> InvalidParameters:
@@ -91,6 +91,28 @@ def test_list_takes_scalars_and_returns_a_new_list() -> None:
 @pytest.mark.parametrize("value", ["abc", {"a": 1}, [[1]], [{"a": 1}], ["abcd"], [math.nan], [1] * 6, None])
 def test_list_refuses_non_lists_nesting_long_items_and_too_many(value: object) -> None:
     refused(List(("a",), max_items=5, item_max_length=3, description="data"), value, "data")
+
+
+UPLOAD_ID = "0123456789abcdef0123456789abcdef"
+
+
+def test_uploads_take_a_list_of_upload_ids() -> None:
+    images = Uploads((), kind="image", max_items=2, description="images")
+    assert images.validate("uploads", []) == []
+    assert images.validate("uploads", (UPLOAD_ID,)) == [UPLOAD_ID]
+    assert images.validate("uploads", [UPLOAD_ID, "f" * 32]) == [UPLOAD_ID, "f" * 32]
+
+
+@pytest.mark.parametrize("value", [UPLOAD_ID, None, {"id": UPLOAD_ID}, [UPLOAD_ID] * 3, [UPLOAD_ID.upper()],
+                                   [UPLOAD_ID[:-1]], [UPLOAD_ID + "0"], ["../" + UPLOAD_ID[3:]], [5], [[UPLOAD_ID]]])
+def test_uploads_refuse_anything_but_a_short_list_of_ids(value: object) -> None:
+    error = refused(Uploads((), kind="image", max_items=2, description="images"), value, "uploads")
+    assert error.message
+
+
+def test_uploads_describe_their_kind() -> None:
+    assert Uploads((), kind="csv", max_items=1, description="d").describe() == {
+        "type": "uploads", "default": [], "description": "d", "kind": "csv", "max_items": 1}
 
 
 def test_describe_is_json_ready_with_the_bounds_that_apply() -> None:

@@ -60,12 +60,14 @@ async def run(params: dict[str, Any], report: Reporter) -> dict[str, Any]:
     sentences = await asyncio.to_thread(split_sentences, document)
     if not sentences:
         raise ValueError("the document has no sentences to summarise")
+    await report.log(f"{len(sentences)} sentences in {len(document)} characters")
     await report(30, "scoring sentences")
     scores = await asyncio.to_thread(score_sentences, sentences)
     await report(80, "selecting sentences")
-    chosen = [sentences[index] for index in
-              pick(scores, summary_size(len(sentences), params["max_sentences"], params["ratio"]))]
+    keep = summary_size(len(sentences), params["max_sentences"], params["ratio"])
+    chosen = [sentences[index] for index in pick(scores, keep)]
     summary = " ".join(chosen)
+    await report.log(f"kept {keep} of {len(sentences)} sentences: {len(summary)} of {len(document)} characters")
     await report(100, "done")
     return {
         "summary": summary,

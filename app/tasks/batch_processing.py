@@ -44,8 +44,10 @@ async def run(params: dict[str, Any], report: Reporter) -> dict[str, Any]:
                 raise ValueError(f"item {index} failed: {exc}") from None
             outcomes.append({"index": index, "ok": False, "error": str(exc)})
             failed += 1
+            await report.log(f"item {index} failed: {exc}")
         # the delay is a minimum pace: sleep only what the work itself did not take
         await asyncio.sleep(max(0.0, start + (index + 1) * delay - time.monotonic()))
+    await report.log(f"{len(data) - failed} of {len(data)} items succeeded, {failed} failed")
     await report(100, "done")
     return {
         "total": len(data),

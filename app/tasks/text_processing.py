@@ -77,7 +77,11 @@ def analyse(text: str) -> dict[str, Any]:
 
 async def run(params: dict[str, Any], report: Reporter) -> dict[str, Any]:
     await report(0, "analysing text")
+    await report.log(f"analysing {len(params['text'])} characters")
     result = await asyncio.to_thread(analyse, params["text"])
+    await report.log(f"{result['word_count']} words ({result['unique_words']} distinct), "
+                     f"{result['sentence_count']} sentences, {result['paragraph_count']} paragraphs; "
+                     f"reading time {result['reading_time_seconds']} s")
     await report(100, "done")
     return result
 

@@ -1,0 +1,117 @@
+"""Every change to a task: sequence number from Redis, guarded write to the store, then publish.
+
+The web (app/lifecycle.py) and the workers (app/attempts.py) change tasks only through here, so
+each change is persisted before it is published, carries a seq that only grows per task, and
+every seq taken is published once (as the change or as a skip), which lets the web processes
+deliver events in seq order without waiting on a gap.
+"""
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any
+
+from arq.connections import ArqRedis
+from redis.exceptions import RedisError
+
+from app import keys
+from app.status import Status
+from app.store import TaskStore, utcnow
+from app.wire import Change, TaskDict, TimelineEntry, encode_event, encode_skip
+
+log = logging.getLogger(__name__)
+
+MAX_SEQ_RACES = 20  # a change that keeps losing to newer changes gives up after this many tries
+
+# Raise the counter to at least ARGV[1]; returns the counter. A Redis that lost its data (no
+# persistence, or restored from an old snapshot) must never hand out a seq the database already has.
+RAISE_SEQ = """
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+local floor = tonumber(ARGV[1])
+if current < floor then redis.call('SET', KEYS[1], floor) return floor end
+return current
+"""
+
+
+def entry(status: Status, **extra: Any) -> TimelineEntry:
+    return {"status": status.value, "at": utcnow().isoformat(), **extra}  # type: ignore[typeddict-item]
+
+
+class Changes:
+    def __init__(self, store: TaskStore, redis: ArqRedis) -> None:
+        self.store = store
+        self.redis = redis
+
+    async def update(
+        self, task_id: str, change: Change, statuses: Iterable[Status], values: Mapping[str, Any],
+        timeline: TimelineEntry | None = None, dispatch: int | None = None,
+    ) -> TaskDict | None:
+        """Apply `values` if the task is in one of `statuses` (and at `dispatch`); None if refused."""
+        allowed = frozenset(statuses)
+
+        async def write(seq: int) -> TaskDict | None:
+            return await self.store.update(
+                task_id, seq, statuses=allowed, values=values, entry=timeline, dispatch=dispatch
+            )
+
+        # Shielded: a cancelled caller must not leave a seq neither written nor published.
+        return await asyncio.shield(self._apply(task_id, change, write, allowed))
+
+    async def _apply(
+        self, task_id: str, change: Change, write: Callable[[int], Awaitable[TaskDict | None]],
+        statuses: frozenset[Status],
+    ) -> TaskDict | None:
+        for _ in range(MAX_SEQ_RACES):
+            seq = await self.redis.incr(keys.SEQ)
+            try:
+                task = await write(seq)
+            except BaseException:
+                await self.redis.publish(keys.EVENTS, encode_skip(seq))
+                raise
+            if task is not None:
+                await self.redis.publish(keys.EVENTS, encode_event(task, change))
+                return task
+            await self.redis.publish(keys.EVENTS, encode_skip(seq))
+            current = await self.store.get(task_id)
+            if current is None or current["status"] not in statuses or current["seq"] < seq:
+                return None  # refused by the status machine (or the dispatch guard)
+            # A newer change was written between our INCR and our write (or the counter was
+            # reset): make sure the counter is past it, and try again with a fresh seq.
+            await self.raise_seq(current["seq"])
+        log.warning("task %s: change %s lost %d seq races in a row", task_id, change, MAX_SEQ_RACES)
+        return None
+
+    async def insert(self, values: Mapping[str, Any]) -> TaskDict:
+        """Store a new task (PENDING) and queue its first job; published once both are done."""
+        seq = await self.redis.incr(keys.SEQ)
+        try:
+            task = await self.store.insert({**values, "seq": seq})
+            try:
+                await self.enqueue(task)
+            except BaseException:
+                await self.store.delete(task["id"])  # not accepted: leave nothing behind
+                raise
+        except BaseException:
+            await self.publish_skip(seq)
+            raise
+        await self.redis.publish(keys.EVENTS, encode_event(task, "created"))
+        return task
+
+    async def publish_skip(self, seq: int) -> None:
+        try:
+            await self.redis.publish(keys.EVENTS, encode_skip(seq))
+        except RedisError:
+            pass  # the web processes' gap timeout covers a skip that cannot be sent
+
+    async def enqueue(self, task: TaskDict, defer: float | None = None) -> None:
+        await self.redis.enqueue_job(
+            "run_task", task["id"], task["dispatch"], _job_id=keys.job_id(task["id"], task["dispatch"]),
+            _defer_by=defer,
+        )
+
+    async def raise_seq(self, floor: int) -> int:
+        return int(await self.redis.eval(RAISE_SEQ, 1, keys.SEQ, floor))  # type: ignore[misc]
+
+    async def sync_seq(self) -> int:
+        """Bring the Redis counter up to the newest change stored; returns the counter."""
+        return await self.raise_seq(await self.store.max_seq())
