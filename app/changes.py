@@ -12,9 +12,9 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from arq.connections import ArqRedis
-from redis.exceptions import RedisError
 
 from app import keys
+from app.errors import OUTAGES
 from app.status import Status
 from app.store import TaskStore, utcnow
 from app.wire import Change, TaskDict, TimelineEntry, encode_event, encode_skip
@@ -66,12 +66,12 @@ class Changes:
             try:
                 task = await write(seq)
             except BaseException:
-                await self.redis.publish(keys.EVENTS, encode_skip(seq))
+                await self._publish(encode_skip(seq))
                 raise
             if task is not None:
-                await self.redis.publish(keys.EVENTS, encode_event(task, change))
+                await self._publish(encode_event(task, change))
                 return task
-            await self.redis.publish(keys.EVENTS, encode_skip(seq))
+            await self._publish(encode_skip(seq))
             current = await self.store.get(task_id)
             if current is None or current["status"] not in statuses or current["seq"] < seq:
                 return None  # refused by the status machine (or the dispatch guard)
@@ -94,20 +94,28 @@ class Changes:
         except BaseException:
             await self.publish_skip(seq)
             raise
-        await self.redis.publish(keys.EVENTS, encode_event(task, "created"))
+        await self._publish(encode_event(task, "created"))
         return task
 
     async def publish_skip(self, seq: int) -> None:
+        await self._publish(encode_skip(seq))
+
+    async def _publish(self, payload: str) -> None:
+        """Publish a change already stored. If Redis went away in between, the change stands: the
+        web processes fill the gap from the database once it has waited too long."""
         try:
-            await self.redis.publish(keys.EVENTS, encode_skip(seq))
-        except RedisError:
-            pass  # the web processes' gap timeout covers a skip that cannot be sent
+            await self.redis.publish(keys.EVENTS, payload)
+        except OUTAGES as exc:
+            log.warning("event %s not published (%s); the web will read it from the database",
+                        payload.split("|", 1)[0], exc)
 
     async def enqueue(self, task: TaskDict, defer: float | None = None) -> None:
-        await self.redis.enqueue_job(
+        job = await self.redis.enqueue_job(
             "run_task", task["id"], task["dispatch"], _job_id=keys.job_id(task["id"], task["dispatch"]),
             _defer_by=defer,
         )
+        if job is None:  # arq refuses an id it already holds; dispatch numbers make that a bug
+            log.error("task %s: arq already holds job %s", task["id"], keys.job_id(task["id"], task["dispatch"]))
 
     async def raise_seq(self, floor: int) -> int:
         return int(await self.redis.eval(RAISE_SEQ, 1, keys.SEQ, floor))  # type: ignore[misc]

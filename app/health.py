@@ -16,7 +16,7 @@ CHECK_TIMEOUT = 2.0
 async def _redis(redis: Redis) -> dict[str, Any]:
     try:
         await asyncio.wait_for(redis.ping(), CHECK_TIMEOUT)
-        workers = await asyncio.wait_for(live_workers(redis), CHECK_TIMEOUT)
+        workers = len(await asyncio.wait_for(live_workers(redis), CHECK_TIMEOUT))
     except (RedisError, OSError, TimeoutError) as exc:
         return {"ok": False, "error": f"{exc.__class__.__name__}: {exc}"}
     return {"ok": True, "live_workers": workers}

@@ -48,6 +48,8 @@ class Heartbeat:
                 await self.beat()
             except OUTAGES as exc:
                 log.warning("heartbeat failed (%s); retrying", exc)
+            except Exception:  # a silent heartbeat gets this worker's tasks taken away: keep beating
+                log.exception("heartbeat failed; retrying")
             await asyncio.sleep(self.interval)
 
     async def remove(self) -> None:
@@ -57,5 +59,9 @@ class Heartbeat:
             await pipe.execute()
 
 
-async def live_workers(redis: Redis) -> int:
-    return int(await redis.zcount(keys.WORKERS, time.time(), "+inf"))
+async def live_workers(redis: Redis) -> dict[str, dict[str, Any]]:
+    """Each live worker's id → its last heartbeat (host, pid, queues, the tasks it runs, …)."""
+    ids = [member.decode() for member in await redis.zrangebyscore(keys.WORKERS, time.time(), "+inf")]
+    states = await redis.mget([keys.worker_key(worker) for worker in ids]) if ids else []
+    return {worker: json.loads(state) if state else {"id": worker, "running": []}
+            for worker, state in zip(ids, states, strict=True)}

@@ -17,7 +17,8 @@ from app import keys
 from app.clientqueue import ClientQueue
 from app.ordering import SeqOrder
 from app.pubsub import follow
-from app.wire import Event, decode_event
+from app.store import TaskStore
+from app.wire import Event, decode_event, encode_event
 
 log = logging.getLogger(__name__)
 
@@ -25,9 +26,10 @@ FIRST_SUBSCRIBE_WAIT = 3.0  # seconds start-up waits for Redis before serving wi
 
 
 class EventHub:
-    def __init__(self, redis: Redis, sync_seq: Callable[[], Awaitable[int]], *, gap_timeout: float,
-                 queue_size: int) -> None:
+    def __init__(self, redis: Redis, store: TaskStore, sync_seq: Callable[[], Awaitable[int]], *,
+                 gap_timeout: float, queue_size: int) -> None:
         self.redis = redis
+        self.store = store
         self.sync_seq = sync_seq  # raises the counter past the database's newest change; returns it
         self.queue_size = queue_size
         self.order = SeqOrder(gap_timeout)
@@ -37,6 +39,7 @@ class EventHub:
         self._subscribed = asyncio.Event()
         self._listener: asyncio.Task[None] | None = None
         self.delivered = 0
+        self._repairs: set[asyncio.Task[None]] = set()
 
     async def __aenter__(self) -> "EventHub":
         self._listener = asyncio.create_task(
@@ -55,11 +58,9 @@ class EventHub:
         assert self._listener is not None
         if self._listener.done():  # a dead listener is never silent
             self._listener.result()
-        self._listener.cancel()
-        try:
-            await self._listener
-        except asyncio.CancelledError:
-            pass
+        for task in [self._listener, *self._repairs]:
+            task.cancel()
+        await asyncio.gather(self._listener, *self._repairs, return_exceptions=True)
         for client in list(self.clients):
             client.close(1012, "server restarting")
 
@@ -91,6 +92,23 @@ class EventHub:
         released = self.order.push(decode_event(data)) if data is not None else []
         for event in released + self.order.due():
             self._deliver(event)
+        if self.order.newly_given_up:
+            self._repairs.add(asyncio.create_task(self._repair(self.order.newly_given_up)))
+            self.order.newly_given_up = []
+
+    async def _repair(self, seqs: list[int]) -> None:
+        """Changes whose event never came (stored, but Redis went away before the publish) are read
+        from the database and delivered late, so no live view keeps a stale state."""
+        try:
+            tasks = await self.store.with_seqs(seqs)
+        except Exception:  # the database is away too: clients still get these on their next resume
+            log.warning("could not look up %d missing event(s) in the database", len(seqs), exc_info=True)
+            return
+        finally:
+            self._repairs.discard(asyncio.current_task())  # type: ignore[arg-type]
+        for task in tasks:
+            for event in self.order.repaired(decode_event(encode_event(task, "status"))):
+                self._deliver(event)
 
     def _deliver(self, event: Event) -> None:
         for client in self.clients:

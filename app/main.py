@@ -55,7 +55,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             uploads = upload_store(settings)
             lifecycle = TaskLifecycle(store, redis, uploads)
             hub = await stack.enter_async_context(
-                EventHub(redis, lifecycle.changes.sync_seq, gap_timeout=settings.ws_gap_timeout,
+                EventHub(redis, store, lifecycle.changes.sync_seq, gap_timeout=settings.ws_gap_timeout,
                          queue_size=settings.ws_queue_size)
             )
             yield {"settings": settings, "store": store, "redis": redis, "hub": hub, "lifecycle": lifecycle,

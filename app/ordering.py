@@ -22,6 +22,8 @@ class SeqOrder:
         self._pending: dict[int, Event] = {}
         self._gap_since: float | None = None
         self._given_up: dict[int, float] = {}
+        self.newly_given_up: list[int] = []  # for the hub to look up in the database, then clear
+        self._repaired: dict[int, float] = {}  # given-up seqs delivered from the database since
 
     def reset(self, head: int) -> None:
         """Start over from `head` (a fresh subscription: what was buffered will be replayed)."""
@@ -32,7 +34,7 @@ class SeqOrder:
     def push(self, event: Event) -> list[Event]:
         if event.seq <= self.head:  # late: its slot was given up, or it predates the subscription
             self._given_up.pop(event.seq, None)
-            return [] if event.change == "skip" else [event]
+            return [] if event.change == "skip" or event.seq in self._repaired else [event]
         self._pending[event.seq] = event
         return self._drain()
 
@@ -44,8 +46,17 @@ class SeqOrder:
         first = min(self._pending)
         for seq in range(max(self.head + 1, first - 10_000), first):
             self._given_up[seq] = now
+            self.newly_given_up.append(seq)
         self.head = first - 1
         return self._drain()
+
+    def repaired(self, event: Event) -> list[Event]:
+        """A given-up change read from the database: released unless its own event came first."""
+        if event.seq not in self._given_up:
+            return []
+        del self._given_up[event.seq]
+        self._repaired[event.seq] = self.clock()
+        return [event]
 
     def wait_time(self, idle: float = 1.0) -> float:
         if self._gap_since is None:
@@ -55,8 +66,9 @@ class SeqOrder:
     def floor(self, since: int) -> int:
         """Where a replay for a client that saw everything up to `since` must start."""
         cutoff = self.clock() - self.remember
-        for seq in [s for s, at in self._given_up.items() if at < cutoff]:
-            del self._given_up[seq]
+        for seen in (self._given_up, self._repaired):
+            for seq in [s for s, at in seen.items() if at < cutoff]:
+                del seen[seq]
         return min(since, min(self._given_up) - 1) if self._given_up else since
 
     def _drain(self) -> list[Event]:

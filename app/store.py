@@ -180,6 +180,11 @@ class TaskStore:
         )
         return [_task(r) for r in await self._db.fetch_all(query)]
 
+    async def with_seqs(self, seqs: list[int]) -> list[TaskDict]:
+        """Tasks whose latest change has one of these seqs."""
+        query = tasks.select().where(tasks.c.seq.in_(seqs)).order_by(tasks.c.seq)
+        return [_task(r) for r in await self._db.fetch_all(query)]
+
     async def max_seq(self) -> int:
         return int(await self._db.fetch_val(sa.select(sa.func.coalesce(sa.func.max(tasks.c.seq), 0))))
 

@@ -29,6 +29,9 @@ from app.watchdog import Watchdog
 
 log = logging.getLogger(__name__)
 
+# Our own per-type timeouts stop a task first and record why; arq's is only a backstop.
+JOB_TIMEOUT = max(kind.timeout for kind in TASK_TYPES.values()) + 60
+
 
 async def run_task(ctx: dict[str, Any], task_id: str, dispatch: int) -> dict[str, Any]:
     runner: Runner = ctx["runner"]
@@ -54,8 +57,9 @@ async def startup(ctx: dict[str, Any]) -> None:
     worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
     runner = ctx["runner"] = Runner(attempts, upload_store(settings), worker_id, settings)
     watchdog = ctx["watchdog"] = Watchdog(
-        attempts, settings.queue_name, interval=settings.watchdog_interval,
-        reconcile_every=settings.reconcile_interval, grace=settings.reconcile_grace,
+        attempts, worker_id, runner.running, interval=settings.watchdog_interval,
+        heartbeat_ttl=settings.heartbeat_ttl, reconcile_every=settings.reconcile_interval,
+        grace=settings.reconcile_grace, lock_ttl=JOB_TIMEOUT + 10,
     )
     heartbeat = ctx["heartbeat"] = Heartbeat(
         redis, worker_id,
@@ -106,8 +110,7 @@ def build_worker_settings(settings: Settings) -> type:
         queue_name = settings.queue_name
         max_jobs = settings.worker_concurrency
         poll_delay = settings.poll_delay
-        # Our own per-type timeouts stop a task first and record why; arq's is only a backstop.
-        job_timeout = max(kind.timeout for kind in TASK_TYPES.values()) + 60
+        job_timeout = JOB_TIMEOUT
         keep_result = 60
         # On SIGTERM/SIGINT: take no new job, let running ones finish for this long, then hand the
         # rest back to the queue as new attempts (honcho kills after 5 s: the default leaves room).

@@ -40,7 +40,7 @@ async def _reset_postgres(url: str) -> None:
 
     conn = await asyncpg.connect(url)
     try:
-        await conn.execute("DROP TABLE IF EXISTS tasks")
+        await conn.execute("DROP TABLE IF EXISTS tasks, task_logs")
     finally:
         await conn.close()
 

@@ -16,7 +16,8 @@ async def wait_for_status(client: httpx.AsyncClient, task_id: str, statuses: set
         if task["status"] in statuses:
             return task  # type: ignore[no-any-return]
         if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"task {task_id} stuck in {task['status']}, wanted {statuses}")
+            raise AssertionError(f"task {task_id} stuck in {task['status']}, wanted {set(statuses)}: "
+                                 f"dispatch {task['dispatch']}, timeline {task['timeline']}")
         await asyncio.sleep(0.02)
 
 

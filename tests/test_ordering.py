@@ -66,3 +66,22 @@ def test_events_before_the_subscription_head_are_late_not_lost() -> None:
     order.reset(100)
     assert seqs(order.push(ev(99))) == [99]
     assert order.head == 100
+
+
+def test_a_given_up_change_read_back_from_the_database_is_released_once() -> None:
+    clock = Clock()
+    order = SeqOrder(1.0, clock=clock)
+    order.reset(0)
+    order.push(ev(2))
+    clock.now = 2
+    assert seqs(order.due()) == [2] and order.newly_given_up == [1]
+    assert seqs(order.repaired(ev(1))) == [1]  # found in the database
+    assert order.push(ev(1)) == []  # its own event, arriving after all, is not delivered twice
+    assert order.repaired(ev(1)) == []
+    assert order.floor(5) == 5
+
+
+def test_a_repair_that_finds_a_newer_seq_does_not_release_it_twice() -> None:
+    order = SeqOrder(1.0)
+    order.reset(10)
+    assert order.repaired(ev(9)) == []  # never given up: its event was (or will be) delivered
