@@ -1,0 +1,39 @@
+// The composition root: builds the pieces, wires their events, starts the live connection.
+
+import { api } from './api.js';
+import { Dashboard } from './dashboard.js';
+import { DetailPanel } from './detail.js';
+import { FilterBar } from './filterbar.js';
+import { SubmitForm } from './form.js';
+import { Connection } from './socket.js';
+import { Store } from './store.js';
+import { Counters, TaskList, renderConnection } from './views.js';
+
+const $ = (id) => document.getElementById(id);
+const dashboard = new Dashboard({
+  api, store: new Store(50), list: new TaskList(document), counters: new Counters($('counters')),
+  detail: new DetailPanel($('detail')), filterBar: new FilterBar($('filters')), indicator: $('connection'), renderConnection,
+});
+dashboard.list.bindOpen((id) => dashboard.openTask(id));
+dashboard.list.bindPaging((step) => dashboard.page(step));
+dashboard.counters.bindPick((status) => dashboard.setFilters({ status: status === dashboard.store.filters.status ? '' : status }));
+dashboard.filterBar.bindChange((changes, typing) => dashboard.setFilters(changes, { replace: typing }));
+dashboard.detail.bindClose(() => dashboard.closeTask());
+dashboard.detail.bindActions((action, id) => dashboard.act(action, id));
+window.addEventListener('popstate', () => dashboard.fromUrl());
+dashboard.fromUrl();
+
+const socketUrl = (since) => `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws${since === null ? '' : `?since=${since}`}`;
+new Connection({
+  url: socketUrl, onMessage: (m) => dashboard.onMessage(m), onState: (s) => dashboard.onState(s),
+  onHello: (info) => dashboard.onHello(info), poll: () => dashboard.poll(),
+}).start();
+setInterval(() => dashboard.tick(), 1000); // one shared timer for every live run time
+
+// On a phone the list comes first: the form starts folded.
+if (matchMedia('(max-width: 720px)').matches) $('submit-form').closest('details').open = false;
+SubmitForm.load(api, $('submit-form'), (form) => {
+  form.bindSubmit((type, parameters) => dashboard.submit(form, type, parameters));
+  form.bindOpen((id) => dashboard.openTask(id));
+  dashboard.filterBar.setTypes(form.typeNames());
+});

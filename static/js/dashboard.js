@@ -1,0 +1,179 @@
+// The controller: applies socket messages and REST answers to the store, and the store to the views;
+// keeps the filters in the URL.
+
+import { h } from './dom.js';
+import { listQuery, readFilters, writeFilters } from './url.js';
+
+const STATS_EVERY = 2000; // ms: counters are resynced from /api/stats at most this often after status changes
+
+export class Dashboard {
+  constructor({ api, store, list, counters, detail, filterBar, indicator, renderConnection }) {
+    Object.assign(this, { api, store, list, counters, detail, filterBar, indicator, renderConnection });
+    this.loadToken = 0;
+    this.loaded = false;
+  }
+
+  // --- the live connection -----------------------------------------------------------
+
+  onState(state) {
+    this.renderConnection(this.indicator, state);
+  }
+
+  /**
+   * A fresh socket has no replay: (re)load the list, which is how it first loads (or, with no socket
+   * at all, through the first poll). A resumed one replays what changed: only resync the counters.
+   */
+  onHello({ resumed }) {
+    (resumed ? this.refreshStats() : this.load()).catch(() => {}); // a failure shows; the socket stays
+  }
+
+  onMessage(message) {
+    if (message.type === 'reset') this.load().catch(() => {});
+    if (message.type !== 'task') return;
+    const outcome = this.store.applyEvent(message.change, message.task);
+    if (!outcome.applied) return;
+    if (outcome.listChanged) this.renderList();
+    else this.list.update(message.task);
+    this.detail.update(message.task);
+    if (outcome.statusChanged) {
+      this.counters.render(this.store.counts, this.store.filters.status);
+      this.scheduleStats();
+    }
+  }
+
+  /** Only while the socket is down: the current page and the counters, over REST. */
+  poll() {
+    return Promise.all([this.load(), this.refreshStats()]);
+  }
+
+  // --- REST --------------------------------------------------------------------------
+
+  async load() {
+    const token = ++this.loadToken;
+    const { store } = this;
+    store.beginLoad();
+    try {
+      const answer = await this.api.listTasks(listQuery(store.filters, store.limit));
+      if (token !== this.loadToken) return; // a newer load (other filters) superseded this one
+      store.setPage(answer);
+      this.loaded = true;
+      this.filterBar.showError(null);
+      this.renderList();
+      this.counters.render(store.counts, store.filters.status);
+    } catch (error) {
+      // An unreachable server is the connection indicator's to show; answers are shown here.
+      if (token === this.loadToken && error.status !== 0) this.filterBar.showError(error);
+      throw error;
+    }
+  }
+
+  async refreshStats() {
+    const stats = await this.api.stats();
+    if (this.store.setCounts(stats.counts, stats.seq)) this.counters.render(this.store.counts, this.store.filters.status);
+  }
+
+  scheduleStats() {
+    if (this.statsTimer) return;
+    this.statsTimer = setTimeout(() => {
+      this.statsTimer = null;
+      this.refreshStats().catch(() => {}); // the next status change or poll tries again
+    }, STATS_EVERY);
+  }
+
+  renderList() {
+    const { store } = this;
+    this.list.render(store.pageTasks(), { total: store.total, offset: store.offset, limit: store.limit, unseen: store.unseen });
+  }
+
+  tick() {
+    this.list.tick(this.store.pageTasks());
+    this.detail.tick();
+  }
+
+  // --- filters, paging and the URL ---------------------------------------------------
+
+  /** Changes filters (page 1 unless given), records them in the URL and reloads the list. */
+  setFilters(changes, { replace = false } = {}) {
+    const filters = { ...this.store.filters, page: 1, ...changes };
+    history[replace ? 'replaceState' : 'pushState'](null, '', writeFilters(filters) || location.pathname);
+    this.store.filters = filters;
+    this.filterBar.show(filters);
+    this.load().catch(() => {});
+  }
+
+  page(step) {
+    this.setFilters({ page: step === 0 ? 1 : Math.max(1, this.store.filters.page + step) });
+  }
+
+  /** Back/forward, and the first load: the URL is the source of the filters. */
+  fromUrl() {
+    const filters = readFilters(location.search);
+    this.store.filters = filters;
+    this.filterBar.show(filters);
+    if (filters.task) this.openTask(filters.task, { record: false });
+    else this.detail.close();
+    if (this.loaded) this.load().catch(() => {});
+  }
+
+  // --- the detail panel --------------------------------------------------------------
+
+  async openTask(id, { record = true } = {}) {
+    this.detail.open(id, this.store.tasks.get(id));
+    if (record) this.recordTask(id);
+    try {
+      const task = await this.api.getTask(id);
+      this.store.put(task); // the guard keeps a newer version the socket may have brought meanwhile
+      this.detail.update(this.store.tasks.get(id) ?? task);
+    } catch (error) {
+      this.detail.showOutcome(`Could not load this task: ${error.detail}`, false);
+    }
+  }
+
+  closeTask() {
+    const row = this.detail.id && this.list.rows.get(this.detail.id);
+    this.detail.close();
+    this.recordTask('');
+    row?.open.focus(); // back where the user came from
+  }
+
+  /** The open task is in the URL too (replaced, not pushed: opening tasks is not navigation). */
+  recordTask(id) {
+    this.store.filters = { ...this.store.filters, task: id };
+    history.replaceState(null, '', writeFilters(this.store.filters) || location.pathname);
+  }
+
+  async act(action, id) {
+    const verb = action === 'cancel' ? 'Cancel' : 'Retry';
+    this.detail.setBusy(true);
+    try {
+      const task = await this.api[action](id);
+      if (this.store.put(task)) this.onTaskChanged(task);
+      this.detail.showOutcome(`${verb}: the server answered ${describe(task)}.`, true);
+    } catch (error) {
+      this.detail.showOutcome(`${verb} refused${error.status ? ` (${error.status})` : ''}: ${error.detail}`, false);
+    } finally {
+      this.detail.setBusy(false);
+    }
+  }
+
+  onTaskChanged(task) {
+    this.list.update(task);
+    this.detail.update(task);
+  }
+
+  // --- the submit form ---------------------------------------------------------------
+
+  async submit(form, taskType, parameters) {
+    try {
+      const task = await this.api.submit(taskType, parameters);
+      form.showResult(['Submitted ', h('button', { type: 'button', class: 'task-link', 'data-open': task.id }, task.id)]);
+    } catch (error) {
+      form.showError(error.field || 'parameters', error.detail);
+    }
+  }
+}
+
+function describe(task) {
+  if (task.status === 'RUNNING' && task.cancel_requested) return 'still RUNNING, cancel requested: the worker stops it at its next step';
+  return task.status;
+}

@@ -1,0 +1,139 @@
+// The task detail side panel: every field, JSON blocks, the timeline, Cancel and Retry with their outcome.
+
+import { h, setAttr, setText } from './dom.js';
+import { formatDuration, formatJson, formatTimestamp, runTime } from './format.js';
+import { badge, progressBar, setBadge, setProgress } from './views.js';
+
+const CANCELLABLE = ['PENDING', 'RETRYING', 'RUNNING'];
+const RETRYABLE = ['FAILED', 'CANCELLED'];
+
+const FIELDS = [
+  ['task_type', 'Type'], ['attempts', 'Attempts'], ['dispatch', 'Dispatch'], ['worker', 'Worker'],
+  ['created_at', 'Created'], ['started_at', 'Started'], ['completed_at', 'Completed'],
+  ['updated_at', 'Updated'], ['runtime', 'Run time'], ['seq', 'Seq'], ['cancel_requested', 'Cancel requested'],
+];
+const TIMES = new Set(['created_at', 'started_at', 'completed_at', 'updated_at']);
+
+export class DetailPanel {
+  constructor(el) {
+    this.el = el;
+    this.task = null;
+    this.build();
+  }
+
+  build() {
+    const r = (this.refs = {
+      title: h('h2', { id: 'detail-title', class: 'mono' }), badge: badge('PENDING'),
+      close: h('button', { type: 'button', class: 'icon-button', 'aria-label': 'Close details', title: 'Close (Esc)' }, '✕'),
+      progress: progressBar(), stage: h('p', { class: 'stage' }),
+      cancel: h('button', { type: 'button', class: 'button danger', 'data-action': 'cancel' }, 'Cancel'),
+      retry: h('button', { type: 'button', class: 'button', 'data-action': 'retry' }, 'Retry'),
+      outcome: h('p', { class: 'outcome', role: 'status', 'aria-live': 'polite' }),
+      fields: new Map(FIELDS.map(([name]) => [name, TIMES.has(name) ? h('time') : h('span')])),
+      error: h('pre', { class: 'json error-text' }), result: h('pre', { class: 'json' }),
+      parameters: h('pre', { class: 'json' }), timeline: h('ol', { class: 'timeline' }),
+    });
+    r.errorSection = section('Error', r.error);
+    this.el.replaceChildren(
+      h('header', { class: 'detail-head' }, h('div', {}, h('p', { class: 'eyebrow' }, 'Task'), r.title), r.close),
+      h('div', { class: 'detail-body' },
+        h('div', { class: 'detail-status' }, r.badge, r.progress), r.stage,
+        h('div', { class: 'actions' }, r.cancel, r.retry), r.outcome,
+        h('dl', { class: 'fields' }, FIELDS.map(([name, label]) => [h('dt', {}, label), h('dd', {}, r.fields.get(name))])),
+        r.errorSection, section('Result', r.result), section('Parameters', r.parameters),
+        section('History', r.timeline)));
+  }
+
+  /** Opens the panel on `task` (or on just an id while the task loads). */
+  open(id, task) {
+    this.id = id;
+    this.task = null;
+    this.shown = null;
+    setText(this.refs.outcome, '');
+    setText(this.refs.title, id);
+    this.el.hidden = false;
+    setAttr(this.el, 'data-task-id', id);
+    this.el.removeAttribute('data-status');
+    if (task) this.update(task);
+    this.refs.close.focus();
+  }
+
+  close() {
+    this.el.hidden = true;
+    this.id = null;
+    this.task = null;
+  }
+
+  /** Shows the latest state of the open task; the costly parts only when they can have changed. */
+  update(task) {
+    if (task.id !== this.id) return;
+    this.task = task;
+    const r = this.refs;
+    setAttr(this.el, 'data-status', task.status);
+    setBadge(r.badge, task.status);
+    setProgress(r.progress, task.progress);
+    setText(r.stage, task.stage || '');
+    for (const [name, el] of r.fields) this.setField(name, el, task);
+    r.cancel.disabled = !CANCELLABLE.includes(task.status) || this.busy;
+    r.retry.disabled = !RETRYABLE.includes(task.status) || this.busy;
+    const key = `${task.status}/${task.timeline.length}`;
+    if (this.shown === key) return;
+    this.shown = key;
+    r.errorSection.hidden = !task.error_message;
+    setText(r.error, task.error_message || '');
+    setText(r.result, formatJson(task.result_data));
+    setText(r.parameters, formatJson(task.parameters));
+    r.timeline.replaceChildren(...task.timeline.map((entry, i) => timelineItem(entry, task.timeline[i - 1])));
+  }
+
+  setField(name, el, task) {
+    if (TIMES.has(name)) {
+      setAttr(el, 'datetime', task[name] || '');
+      return setText(el, formatTimestamp(task[name]));
+    }
+    if (name === 'runtime') return setText(el, formatDuration(runTime(task)));
+    if (name === 'cancel_requested') return setText(el, task.cancel_requested ? 'yes' : 'no');
+    return setText(el, task[name] ?? '—');
+  }
+
+  tick() {
+    if (this.task?.status === 'RUNNING') setText(this.refs.fields.get('runtime'), formatDuration(runTime(this.task)));
+  }
+
+  /** Disables both actions while one is in flight, then shows what the server answered. */
+  setBusy(busy) {
+    this.busy = busy;
+    if (this.task) this.update(this.task);
+  }
+
+  showOutcome(text, ok) {
+    setText(this.refs.outcome, text);
+    setAttr(this.refs.outcome, 'data-outcome', ok ? 'ok' : 'error');
+  }
+
+  bindClose(handler) {
+    this.refs.close.addEventListener('click', handler);
+    document.addEventListener('keydown', (event) => {
+      if (event.key === 'Escape' && !this.el.hidden) handler();
+    });
+  }
+
+  bindActions(handler) {
+    for (const button of [this.refs.cancel, this.refs.retry]) {
+      button.addEventListener('click', () => handler(button.dataset.action, this.id));
+    }
+  }
+}
+
+function section(title, body) {
+  return h('section', { class: 'detail-section' }, h('h3', {}, title), body);
+}
+
+function timelineItem(entry, previous) {
+  const since = previous ? `+${formatDuration(Date.parse(entry.at) - Date.parse(previous.at))}` : '';
+  const when = h('time', { datetime: entry.at, title: entry.at }, formatTimestamp(entry.at));
+  return h('li', {},
+    badge(entry.status), h('span', { class: 'when' }, when, since && h('span', { class: 'since' }, ` ${since}`)),
+    entry.worker && h('span', { class: 'worker' }, entry.worker),
+    entry.message && h('span', { class: 'message' }, entry.message));
+}

@@ -1,0 +1,163 @@
+// The submit form, generated from the task types' parameter schemas (`GET /api/task-types`).
+// The server validates; a 422 is shown next to the field it names.
+
+import { h, setText } from './dom.js';
+
+/** One input (or a pair, for a size) per schema type; `read` gives the JSON value, undefined for "default". */
+const CONTROLS = {
+  integer: (name, p) => numberControl(name, p, 1),
+  number: (name, p) => numberControl(name, p, 'any'),
+  string: (name, p) => textControl(name, p),
+  choice: (name, p) => {
+    const input = h('select', { id: `param-${name}`, name }, p.choices.map((c) => h('option', { value: c }, c)));
+    input.value = p.default;
+    return { input, read: () => input.value };
+  },
+  boolean: (name, p) => {
+    const input = h('input', { id: `param-${name}`, name, type: 'checkbox', checked: p.default });
+    return { input, read: () => input.checked };
+  },
+  size: (name, p) => sizeControl(name, p),
+  list: (name, p) => jsonControl(name, p, 'A JSON array, e.g. ["a", 2].'),
+};
+
+function numberControl(name, p, step) {
+  const input = h('input', {
+    id: `param-${name}`, name, type: 'number', inputmode: step === 1 ? 'numeric' : 'decimal',
+    min: p.minimum, max: p.maximum, step, value: String(p.default),
+  });
+  return { input, read: () => (input.value === '' ? undefined : Number(input.value)) };
+}
+
+function textControl(name, p) {
+  const attrs = { id: `param-${name}`, name, maxlength: p.max_length, value: p.default, spellcheck: 'false' };
+  const input = p.multiline ? h('textarea', { ...attrs, rows: 4 }) : h('input', { ...attrs, type: 'text' });
+  return { input, read: () => input.value };
+}
+
+function sizeControl(name, p) {
+  const side = (label, value) => h('input', {
+    type: 'number', min: p.minimum, max: p.maximum, step: 1, value: String(value), 'aria-label': `${name} ${label}`,
+  });
+  const [width, height] = [side('width', p.default[0]), side('height', p.default[1])];
+  width.id = `param-${name}`;
+  const input = h('span', { class: 'size-pair' }, width, h('span', { 'aria-hidden': 'true' }, '×'), height);
+  return { input, read: () => (width.value === '' && height.value === '' ? undefined : [Number(width.value), Number(height.value)]) };
+}
+
+/** Types without a dedicated control (and lists) are edited as JSON; a parse error stays in the browser. */
+function jsonControl(name, p, hint) {
+  const input = h('textarea', { id: `param-${name}`, name, rows: 3, spellcheck: 'false', class: 'mono', value: JSON.stringify(p.default) });
+  const read = () => {
+    if (input.value.trim() === '') return undefined;
+    try {
+      return JSON.parse(input.value);
+    } catch {
+      throw Object.assign(new Error('not valid JSON'), { field: name });
+    }
+  };
+  return { input, read, hint };
+}
+
+function fieldRow(name, p) {
+  const control = (CONTROLS[p.type] || ((n, q) => jsonControl(n, q, 'JSON value.')))(name, p);
+  const hint = [p.description, control.hint].filter(Boolean).join(' ');
+  const label = p.type === 'boolean'
+    ? h('label', { class: 'check', for: `param-${name}` }, control.input, ` ${name}`)
+    : h('label', { for: `param-${name}` }, name);
+  const row = h('div', { class: 'field', 'data-field': name },
+    label, p.type === 'boolean' ? null : control.input,
+    h('p', { class: 'hint' }, hint), h('p', { class: 'field-error', 'data-error-for': name, role: 'alert' }));
+  return { row, read: control.read };
+}
+
+const RETRY_TYPES = 3000; // ms between attempts to fetch the task types while the server is unreachable
+
+export class SubmitForm {
+  /** Builds the form once `GET /api/task-types` answers (retrying until it does), then calls `ready`. */
+  static async load(api, form, ready) {
+    let answer;
+    try {
+      answer = await api.taskTypes();
+    } catch (error) {
+      setText(form.querySelector('#type-description'), `Could not load the task types (${error.detail}); retrying…`);
+      setTimeout(() => SubmitForm.load(api, form, ready), RETRY_TYPES);
+      return;
+    }
+    ready(new SubmitForm(form, answer.task_types));
+  }
+
+  constructor(form, taskTypes) {
+    this.form = form;
+    this.types = new Map(taskTypes.map((t) => [t.name, t]));
+    this.select = form.querySelector('#task-type');
+    this.fields = form.querySelector('#param-fields');
+    this.description = form.querySelector('#type-description');
+    this.result = form.querySelector('#submit-result');
+    this.select.replaceChildren(...taskTypes.map((t) => h('option', { value: t.name }, t.name)));
+    this.select.addEventListener('change', () => this.showType());
+    this.showType();
+  }
+
+  showType() {
+    const type = this.types.get(this.select.value);
+    setText(this.description, type.description);
+    this.readers = new Map();
+    this.fields.replaceChildren(...Object.entries(type.parameters).map(([name, p]) => {
+      const { row, read } = fieldRow(name, p);
+      this.readers.set(name, read);
+      return row;
+    }));
+    this.clearErrors();
+  }
+
+  /** The body's parameters; fields left empty are omitted so the server fills in their default. */
+  values() {
+    const parameters = {};
+    for (const [name, read] of this.readers) {
+      const value = read();
+      if (value !== undefined) parameters[name] = value;
+    }
+    return parameters;
+  }
+
+  clearErrors() {
+    for (const el of this.form.querySelectorAll('.field-error')) setText(el, '');
+    for (const el of this.form.querySelectorAll('[aria-invalid]')) el.removeAttribute('aria-invalid');
+  }
+
+  /** Shows `detail` next to the field named `field`; form-wide when no such field is on screen. */
+  showError(field, detail) {
+    const target = this.form.querySelector(`[data-error-for="${CSS.escape(field || '')}"]`)
+      || this.form.querySelector('[data-error-for="parameters"]');
+    setText(target, detail);
+    this.form.querySelector(`#param-${CSS.escape(field || '')}`)?.setAttribute('aria-invalid', 'true');
+  }
+
+  showResult(content) {
+    this.result.replaceChildren(...content);
+  }
+
+  typeNames() {
+    return [...this.types.keys()];
+  }
+
+  bindOpen(handler) {
+    this.result.addEventListener('click', (event) => {
+      const button = event.target.closest('[data-open]');
+      if (button) handler(button.dataset.open);
+    });
+  }
+
+  bindSubmit(handler) {
+    this.form.addEventListener('submit', (event) => {
+      event.preventDefault();
+      this.clearErrors();
+      try {
+        handler(this.select.value, this.values());
+      } catch (error) {
+        this.showError(error.field, error.message);
+      }
+    });
+  }
+}

@@ -1,0 +1,153 @@
+// The dashboard's state, with no DOM: tasks by id behind a per-task seq guard, the counters per
+// status with live deltas, and the ids of the page on screen.
+
+/**
+ * @typedef {{status: string, at: string, attempt?: number, worker?: string, message?: string}} TimelineEntry
+ * @typedef {{
+ *   id: string, task_type: string, status: string, parameters: Record<string, unknown>,
+ *   progress: number, stage: string|null, result_data: Record<string, unknown>|null,
+ *   error_message: string|null, created_at: string, started_at: string|null,
+ *   completed_at: string|null, updated_at: string, attempts: number, dispatch: number,
+ *   seq: number, cancel_requested: boolean, worker: string|null, timeline: TimelineEntry[]
+ * }} Task  mirrors the server's TaskDict (app/wire.py)
+ * @typedef {{status: string, task_type: string, q: string, page: number, task: string}} Filters
+ */
+
+export const STATUSES = ['PENDING', 'RUNNING', 'RETRYING', 'SUCCESS', 'FAILED', 'CANCELLED'];
+
+const zeroCounts = () => Object.fromEntries(STATUSES.map((s) => [s, 0]));
+
+/** Whether a task belongs in a list filtered by `filters` (id search is by prefix, dashes ignored). */
+export function matches(task, filters) {
+  const prefix = (filters.q || '').toLowerCase().replaceAll('-', '');
+  return (!filters.status || task.status === filters.status)
+    && (!filters.task_type || task.task_type === filters.task_type)
+    && task.id.startsWith(prefix);
+}
+
+/** The status a `status` event moved the task from: the timeline's second-to-last entry. */
+export function previousStatus(task) {
+  const timeline = task.timeline || [];
+  return timeline.length >= 2 ? timeline[timeline.length - 2].status : null;
+}
+
+export class Store {
+  /** @param {number} keep tasks held beyond the page and the open one (older ones are dropped) */
+  constructor(limit = 50, keep = 2000) {
+    this.keep = keep;
+    /** @type {Map<string, Task>} */
+    this.tasks = new Map();
+    /** @type {Map<string, number>} latest seq per task id, kept when the task itself is dropped */
+    this.seqs = new Map();
+    this.counts = zeroCounts();
+    this.countsSeq = -1; // the seq the counters are exact at; older events are already in them
+    this.limit = limit;
+    /** @type {Filters} */
+    this.filters = { status: '', task_type: '', q: '', page: 1, task: '' };
+    this.ids = [];
+    this.total = 0;
+    this.unseen = 0; // new matching tasks not shown because this is not the first page
+    this.insertedDuringLoad = null; // ids inserted live while a page load is in flight
+  }
+
+  /** The seq guard, for REST rows and socket events alike: only something newer replaces a task. */
+  put(task) {
+    if ((this.seqs.get(task.id) ?? -1) >= task.seq) return false;
+    this.seqs.set(task.id, task.seq);
+    this.tasks.delete(task.id); // re-inserted last: the map stays ordered by latest change
+    this.tasks.set(task.id, task);
+    return true;
+  }
+
+  get offset() {
+    return (this.filters.page - 1) * this.limit;
+  }
+
+  /** A page load starts: tasks inserted live from now on survive its answer. */
+  beginLoad() {
+    this.insertedDuringLoad = [];
+  }
+
+  /** Applies a `GET /api/tasks/` answer: its rows through the guard, its order, total and counts. */
+  setPage(answer) {
+    const ids = answer.tasks.map((task) => {
+      // A row the guard refuses shows what the store holds; if it dropped that task, the row is
+      // the best left (and the next event for the task still has to be newer than the seq seen).
+      if (!this.put(task) && !this.tasks.has(task.id)) this.tasks.set(task.id, task);
+      return task.id;
+    });
+    const fresh = (this.insertedDuringLoad || []).filter((id) => !ids.includes(id));
+    this.insertedDuringLoad = null;
+    this.ids = [...fresh, ...ids].slice(0, this.limit);
+    this.total = answer.total + fresh.length;
+    this.unseen = 0;
+    this.setCounts(answer.counts, answer.seq);
+    this.forget();
+  }
+
+  /** Replaces the counters with a server snapshot, unless one exact at a later seq is held. */
+  setCounts(counts, seq) {
+    if (seq < this.countsSeq) return false;
+    this.counts = { ...zeroCounts(), ...counts };
+    this.countsSeq = seq;
+    return true;
+  }
+
+  /**
+   * Applies one socket `task` message.
+   * @returns {{applied: boolean, listChanged: boolean, statusChanged: boolean}}
+   */
+  applyEvent(change, task) {
+    const known = this.seqs.has(task.id);
+    const previous = this.tasks.get(task.id)?.status;
+    if (!this.put(task)) return { applied: false, listChanged: false, statusChanged: false };
+    if (task.seq > this.countsSeq) this.countDelta(change, task);
+    const isNew = change === 'created' || (change === 'replay' && !known && this.newerThanTop(task));
+    return { applied: true, listChanged: isNew && this.insert(task), statusChanged: previous !== task.status };
+  }
+
+  countDelta(change, task) {
+    if (change === 'created') this.counts[task.status] += 1;
+    if (change !== 'status') return;
+    const from = previousStatus(task);
+    if (from) this.counts[from] = Math.max(0, this.counts[from] - 1);
+    this.counts[task.status] += 1;
+  }
+
+  /** A replayed task we never saw, created after the first row, was created while the socket was down. */
+  newerThanTop(task) {
+    const top = this.tasks.get(this.ids[0]);
+    return this.filters.page === 1 && (!top || task.created_at > top.created_at);
+  }
+
+  /** Puts a new task on top of page 1, or counts it for the "N new" pill; true if either happened. */
+  insert(task) {
+    if (!matches(task, this.filters) || this.ids.includes(task.id)) return false;
+    this.total += 1;
+    if (this.filters.page !== 1) {
+      this.unseen += 1;
+      return true;
+    }
+    this.ids = [task.id, ...this.ids].slice(0, this.limit);
+    this.insertedDuringLoad?.push(task.id);
+    return true;
+  }
+
+  /** Drops the least recently changed tasks off the page, so memory stays flat over a long session. */
+  forget() {
+    const keep = new Set(this.ids);
+    if (this.filters.task) keep.add(this.filters.task);
+    let excess = this.tasks.size - keep.size - this.keep;
+    for (const id of this.tasks.keys()) {
+      if (excess <= 0) break;
+      if (keep.has(id)) continue;
+      this.tasks.delete(id);
+      excess -= 1;
+    }
+  }
+
+  /** The tasks of the page, in order. */
+  pageTasks() {
+    return this.ids.map((id) => this.tasks.get(id)).filter(Boolean);
+  }
+}

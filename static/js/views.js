@@ -1,0 +1,176 @@
+// State → DOM for the list page: rows updated in place, counters, pager, connection indicator.
+// Task data only ever goes in as text (h() and setText() never parse HTML).
+
+import { h, setAttr, setText } from './dom.js';
+import { GLYPHS, formatDuration, formatProgress, formatTime, runTime, shortId } from './format.js';
+import { STATUSES } from './store.js';
+
+const LABELS = Object.fromEntries(STATUSES.map((s) => [s, s[0] + s.slice(1).toLowerCase()]));
+
+/** A status badge: colour, glyph and word, so it reads without colour too. */
+export function badge(status) {
+  const el = h('span', { class: 'badge' }, h('span', { class: 'glyph', 'aria-hidden': 'true' }), h('span'));
+  setBadge(el, status);
+  return el;
+}
+
+export function setBadge(el, status) {
+  setAttr(el, 'class', `badge badge-${status.toLowerCase()}`);
+  setText(el.firstChild, GLYPHS[status] || '?');
+  setText(el.lastChild, LABELS[status] || status);
+}
+
+const track = () => h('span', { class: 'track' }, h('span', { class: 'fill' }));
+
+/** A progress bar with its percentage; the fill's width is set through CSSOM, which a CSP allows. */
+export function progressBar() {
+  return h('span', { class: 'progress' }, track(), h('span', { class: 'pct' }));
+}
+
+/** Sets the bar and percentage inside `el` (a progressBar(), or a row's progress cell). */
+export function setProgress(el, progress) {
+  const width = `${Math.min(100, Math.max(0, progress ?? 0))}%`;
+  const fill = el.querySelector('.fill');
+  if (fill.style.width !== width) fill.style.width = width;
+  setText(el.querySelector('.pct'), formatProgress(progress));
+}
+
+function buildRow(task) {
+  const cell = (name, ...children) => h('td', { class: `c-${name}` }, ...children);
+  const refs = {
+    badge: badge(task.status),
+    open: h('button', { type: 'button', class: 'task-link', title: task.id }, shortId(task.id)),
+    type: h('span'), stage: h('span', { class: 'stage' }), created: h('time'), started: h('time'),
+    runtime: h('span'), attempts: h('span'),
+  };
+  refs.progress = cell('progress', track(), h('span', { class: 'progress-meta' }, refs.stage, h('span', { class: 'pct' })));
+  refs.row = h('tr', { 'data-task-id': task.id },
+    cell('status', refs.badge), cell('id', refs.open), cell('type', refs.type), refs.progress,
+    cell('created', refs.created), cell('started', refs.started), cell('runtime', refs.runtime),
+    cell('attempts', refs.attempts));
+  return refs;
+}
+
+function fillRow(refs, task, now) {
+  setAttr(refs.row, 'data-status', task.status);
+  setBadge(refs.badge, task.status);
+  setText(refs.type, task.task_type);
+  setProgress(refs.progress, task.progress);
+  setText(refs.stage, task.stage || '');
+  setTime(refs.created, task.created_at, now);
+  setTime(refs.started, task.started_at, now);
+  setText(refs.runtime, formatDuration(runTime(task, now.getTime())));
+  setText(refs.attempts, task.attempts);
+}
+
+function setTime(el, iso, now = new Date()) {
+  setText(el, formatTime(iso, now));
+  setAttr(el, 'datetime', iso || '');
+  setAttr(el, 'title', iso ? new Date(iso).toLocaleString() : '');
+}
+
+export class TaskList {
+  constructor(doc) {
+    this.tbody = doc.getElementById('task-rows');
+    this.empty = doc.getElementById('empty');
+    this.pageInfo = doc.getElementById('page-info');
+    this.prev = doc.getElementById('page-prev');
+    this.next = doc.getElementById('page-next');
+    this.pill = doc.getElementById('new-pill');
+    this.rows = new Map(); // task id → refs of its row
+  }
+
+  /** Shows exactly `tasks`, in order, reusing the rows already on screen. */
+  render(tasks, { total, offset, limit, unseen }) {
+    const now = new Date();
+    const wanted = tasks.map((task) => {
+      const refs = this.rows.get(task.id) || buildRow(task);
+      this.rows.set(task.id, refs);
+      fillRow(refs, task, now);
+      return refs.row;
+    });
+    const ids = new Set(tasks.map((task) => task.id));
+    for (const id of this.rows.keys()) if (!ids.has(id)) this.rows.delete(id);
+    const current = [...this.tbody.children];
+    if (current.length !== wanted.length || current.some((row, i) => row !== wanted[i])) {
+      this.tbody.replaceChildren(...wanted);
+    }
+    this.empty.hidden = tasks.length > 0;
+    this.renderPager(total, offset, limit);
+    this.pill.hidden = unseen === 0;
+    setText(this.pill, `${unseen} new — show`);
+  }
+
+  renderPager(total, offset, limit) {
+    const last = Math.min(total, offset + limit);
+    setText(this.pageInfo, total ? `${offset + 1}–${last} of ${total.toLocaleString('en')}` : 'No tasks');
+    this.prev.disabled = offset === 0;
+    this.next.disabled = last >= total;
+  }
+
+  /** Updates the task's row in place, if it is on this page. */
+  update(task) {
+    const refs = this.rows.get(task.id);
+    if (refs) fillRow(refs, task, new Date());
+  }
+
+  /** Advances the run time of RUNNING rows (one shared timer ticks every row). */
+  tick(tasks) {
+    const now = Date.now();
+    for (const task of tasks) {
+      const refs = task.status === 'RUNNING' && this.rows.get(task.id);
+      if (refs) setText(refs.runtime, formatDuration(runTime(task, now)));
+    }
+  }
+
+  bindOpen(handler) {
+    this.tbody.addEventListener('click', (event) => {
+      const row = event.target.closest('[data-task-id]');
+      if (row) handler(row.dataset.taskId);
+    });
+  }
+
+  bindPaging(handler) {
+    this.prev.addEventListener('click', () => handler(-1));
+    this.next.addEventListener('click', () => handler(+1));
+    this.pill.addEventListener('click', () => handler(0));
+  }
+}
+
+/** The per-status counters; each one is also a button filtering the list by its status. */
+export class Counters {
+  constructor(el) {
+    this.el = el;
+    this.buttons = new Map(STATUSES.map((status) => {
+      const button = h('button', { type: 'button', class: `counter counter-${status.toLowerCase()}`, 'data-count': status },
+        h('span', { class: 'glyph', 'aria-hidden': 'true' }, GLYPHS[status]), h('span', { class: 'counter-label' }, LABELS[status]),
+        h('span', { class: 'count' }, '0'));
+      return [status, button];
+    }));
+    el.replaceChildren(...this.buttons.values());
+  }
+
+  render(counts, active) {
+    for (const [status, button] of this.buttons) {
+      setText(button.querySelector('.count'), (counts[status] ?? 0).toLocaleString('en'));
+      setAttr(button, 'aria-pressed', String(status === active));
+    }
+  }
+
+  bindPick(handler) {
+    this.el.addEventListener('click', (event) => {
+      const button = event.target.closest('[data-count]');
+      if (button) handler(button.dataset.count);
+    });
+  }
+}
+
+const CONNECTION_LABELS = { live: 'Live', reconnecting: 'Reconnecting…', offline: 'Offline — polling' };
+
+export function renderConnection(el, state) {
+  setAttr(el, 'data-connection', state);
+  setText(el.querySelector('.connection-label'), CONNECTION_LABELS[state]);
+  setAttr(el, 'title', state === 'offline'
+    ? 'The live connection is down: the list is refreshed every few seconds until it is back.'
+    : '');
+}
