@@ -143,7 +143,7 @@ async def retry_task(request: Request) -> JSONResponse:
 
 
 async def task_types(request: Request) -> JSONResponse:
-    return JSONResponse({"task_types": [kind.describe() for kind in TASK_TYPES.values()]})
+    return JSONResponse({"task_types": [kind.describe() for kind in request.state.types.values()]})
 
 
 async def health_check(request: Request) -> JSONResponse:

@@ -20,6 +20,7 @@ from app.hub import EventHub
 from app.lifecycle import TaskLifecycle
 from app.settings import Settings, load_settings
 from app.store import TaskStore
+from app.tasks import configure
 from app.uploads import upload_store
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
@@ -46,6 +47,7 @@ async def server_error(request: Request, exc: Exception) -> JSONResponse:
 
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or load_settings()
+    types = configure(settings.task_timeouts, settings.task_max_attempts)  # refuses a bad name at start
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
@@ -59,7 +61,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                          queue_size=settings.ws_queue_size)
             )
             yield {"settings": settings, "store": store, "redis": redis, "hub": hub, "lifecycle": lifecycle,
-                   "uploads": uploads}
+                   "uploads": uploads, "types": types}
 
     routes = [
         Route("/api/tasks/submit", api.submit, methods=["POST"]),

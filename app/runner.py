@@ -2,7 +2,7 @@
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,7 +12,6 @@ from app.errors import OUTAGES
 from app.reporter import ProgressReporter, Superseded
 from app.settings import Settings
 from app.status import Status
-from app.tasks import TASK_TYPES
 from app.tasks.base import TaskCancelled, TaskType, TransientError
 from app.uploads import UploadStore
 from app.wire import TaskDict
@@ -31,8 +30,10 @@ class Attempt:
 
 
 class Runner:
-    def __init__(self, attempts: Attempts, uploads: UploadStore, worker_id: str, settings: Settings) -> None:
+    def __init__(self, attempts: Attempts, types: Mapping[str, TaskType], uploads: UploadStore, worker_id: str,
+                 settings: Settings) -> None:
         self.moves = attempts
+        self.types = types
         self.redis = attempts.redis
         self.uploads = uploads
         self.worker_id = worker_id
@@ -75,7 +76,7 @@ class Runner:
         )
 
     async def _execute(self, task: TaskDict, attempt: Attempt) -> TaskDict | None:
-        kind = TASK_TYPES[task["task_type"]]
+        kind = self.types[task["task_type"]]
         report = await self._reporter(attempt)
         try:
             return await self._attempt(kind, task, attempt, report)

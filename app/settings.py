@@ -1,11 +1,14 @@
 """Every setting read from the environment, in one place (the README's table lists them)."""
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from starlette.config import Config, environ
 from starlette.datastructures import Secret
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -30,9 +33,23 @@ class Settings:
     reconcile_interval: float
     reconcile_grace: float
     shutdown_grace: float
+    task_timeouts: dict[str, float]
+    task_max_attempts: dict[str, int]
     smtp_url: Secret | None
     upload_max_bytes: int
     log_lines_max: int
+
+
+def _per_type(cast: Callable[[str], T]) -> Callable[[str], dict[str, T]]:
+    """Parse "data_processing=120, image_processing=300" (task type names are checked on use)."""
+
+    def parse(text: str) -> dict[str, T]:
+        pairs = [item.partition("=") for item in text.split(",") if item.strip()]
+        if any(not sep or not name.strip() for name, sep, _ in pairs):
+            raise ValueError(f"expected name=value pairs separated by commas, got {text!r}")
+        return {name.strip(): cast(value.strip()) for name, _, value in pairs}
+
+    return parse
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -59,6 +76,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         reconcile_interval=config("RECONCILE_INTERVAL", cast=float, default=5.0),
         reconcile_grace=config("RECONCILE_GRACE", cast=float, default=10.0),
         shutdown_grace=config("SHUTDOWN_GRACE", cast=float, default=3.0),
+        task_timeouts=config("TASK_TIMEOUTS", cast=_per_type(float), default=""),
+        task_max_attempts=config("TASK_MAX_ATTEMPTS", cast=_per_type(int), default=""),
         smtp_url=config("SMTP_URL", cast=Secret, default=None),
         upload_max_bytes=config("UPLOAD_MAX_BYTES", cast=int, default=50 * 1024 * 1024),
         log_lines_max=config("LOG_LINES_MAX", cast=int, default=1000),

@@ -9,7 +9,7 @@ the task was claimed). The heartbeats tell in seconds which workers are gone.
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,7 +19,7 @@ from app.errors import OUTAGES
 from app.heartbeat import live_workers
 from app.status import Status
 from app.store import utcnow
-from app.tasks import TASK_TYPES
+from app.tasks.base import TaskType
 from app.wire import TaskDict
 
 log = logging.getLogger(__name__)
@@ -28,9 +28,11 @@ RECONCILE_BATCH = 1000  # queued tasks checked per reconcile pass, oldest first
 
 
 class Watchdog:
-    def __init__(self, attempts: Attempts, worker_id: str, running: Callable[[], list[str]], *, interval: float,
+    def __init__(self, attempts: Attempts, types: Mapping[str, TaskType], worker_id: str,
+                 running: Callable[[], list[str]], *, interval: float,
                  heartbeat_ttl: float, reconcile_every: float, grace: float, lock_ttl: float) -> None:
         self.attempts = attempts
+        self.types = types
         self.worker_id = worker_id
         self.running = running  # what this worker runs now: known first-hand, not from a heartbeat
         self.lock_ttl = lock_ttl  # what arq sets its in-progress lock to: job timeout + 10 s
@@ -87,7 +89,7 @@ class Watchdog:
             reason = self._judge(task, live, trust_silence)
             if reason is None:
                 continue
-            moved = await self.attempts.recover(task, reason, TASK_TYPES[task["task_type"]].retry)
+            moved = await self.attempts.recover(task, reason, self.types[task["task_type"]].retry)
             if moved is not None:
                 log.warning("task %s: %s; now %s", task["id"], reason, moved["status"])
                 recovered.append(moved)

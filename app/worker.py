@@ -7,6 +7,7 @@ import signal
 import socket
 import time
 import uuid
+from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -19,18 +20,24 @@ from app.changes import Changes
 from app.connections import deserialize_job, serialize_job
 from app.errors import OUTAGES
 from app.heartbeat import Heartbeat
+from app.lifecycle import TIMEOUT
 from app.pubsub import BACKOFF_MAX, BACKOFF_MIN, follow
 from app.runner import Runner
 from app.settings import Settings, load_settings
 from app.store import TaskStore
-from app.tasks import TASK_TYPES
+from app.tasks import configure
+from app.tasks.base import TaskType
 from app.uploads import upload_store
 from app.watchdog import Watchdog
 
 log = logging.getLogger(__name__)
 
-# Our own per-type timeouts stop a task first and record why; arq's is only a backstop.
-JOB_TIMEOUT = max(kind.timeout for kind in TASK_TYPES.values()) + 60
+
+
+def arq_job_timeout(types: Mapping[str, TaskType]) -> float:
+    """arq's time limit: our own limits (per type, or per task up to TIMEOUT.maximum) stop a task
+    first and record why; arq's only backs them up, so it must never come first."""
+    return max(TIMEOUT.maximum, *(kind.timeout for kind in types.values())) + 60
 
 
 async def run_task(ctx: dict[str, Any], task_id: str, dispatch: int) -> dict[str, Any]:
@@ -54,12 +61,13 @@ async def startup(ctx: dict[str, Any]) -> None:
     changes = Changes(store, redis)
     await changes.sync_seq()
     attempts = Attempts(changes)
+    types = configure(settings.task_timeouts, settings.task_max_attempts)
     worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-    runner = ctx["runner"] = Runner(attempts, upload_store(settings), worker_id, settings)
+    runner = ctx["runner"] = Runner(attempts, types, upload_store(settings), worker_id, settings)
     watchdog = ctx["watchdog"] = Watchdog(
-        attempts, worker_id, runner.running, interval=settings.watchdog_interval,
+        attempts, types, worker_id, runner.running, interval=settings.watchdog_interval,
         heartbeat_ttl=settings.heartbeat_ttl, reconcile_every=settings.reconcile_interval,
-        grace=settings.reconcile_grace, lock_ttl=JOB_TIMEOUT + 10,
+        grace=settings.reconcile_grace, lock_ttl=arq_job_timeout(types) + 10,
     )
     heartbeat = ctx["heartbeat"] = Heartbeat(
         redis, worker_id,
@@ -104,13 +112,15 @@ async def shutdown(ctx: dict[str, Any]) -> None:
 
 
 def build_worker_settings(settings: Settings) -> type:
+    types = configure(settings.task_timeouts, settings.task_max_attempts)
+
     class WorkerSettings:
         functions = [run_task]
         redis_settings = RedisSettings.from_dsn(str(settings.redis_url))
         queue_name = settings.queue_name
         max_jobs = settings.worker_concurrency
         poll_delay = settings.poll_delay
-        job_timeout = JOB_TIMEOUT
+        job_timeout = arq_job_timeout(types)
         keep_result = 60
         # On SIGTERM/SIGINT: take no new job, let running ones finish for this long, then hand the
         # rest back to the queue as new attempts (honcho kills after 5 s: the default leaves room).

@@ -21,6 +21,7 @@ from app import keys
 from app.redisserver import free_port
 from app.settings import Settings
 from app.status import FINAL
+from app.main import create_app
 from app.worker import create_worker
 from tests.conftest import make_settings, serve
 from tests.helpers import submit, wait_for_status
@@ -290,3 +291,29 @@ async def test_cancel_of_ten_running_tasks_ends_all_with_no_event_after_cancelle
         mine = [e for e in events if e[0] == task["id"]]
         cancelled_at = [i for i, e in enumerate(mine) if e[2] == "CANCELLED"]
         assert len(cancelled_at) == 1 and cancelled_at[0] == len(mine) - 1, mine[-3:]
+
+
+async def test_operators_set_per_type_limits_and_unknown_names_are_refused(
+    redis_url: str, db_url: str, tmp_path: Path
+) -> None:
+    settings = make_settings(redis_url, db_url, tmp_path, TASK_TIMEOUTS="batch_processing=0.4",
+                             TASK_MAX_ATTEMPTS="email_simulation=5")
+    server, serving, address = await serve(settings)
+    worker = create_worker(settings, handle_signals=False)
+    running = asyncio.create_task(worker.async_run())
+    try:
+        async with httpx.AsyncClient(base_url=f"http://{address}", timeout=10) as client:
+            types = {t["name"]: t for t in (await client.get("/api/task-types")).json()["task_types"]}
+            assert types["batch_processing"]["timeout"] == 0.4 and types["email_simulation"]["max_attempts"] == 5
+            task = await submit(client, "batch_processing", **SLOW)
+            done = await wait_for_status(client, task["id"], FINAL)
+            assert done["status"] == "FAILED" and done["error_message"] == "timed out after 0.4 s"
+    finally:
+        await worker.close()
+        await asyncio.gather(running, return_exceptions=True)
+        server.should_exit = True
+        await serving
+    with pytest.raises(ValueError, match="no task type 'nope'"):
+        create_app(make_settings(redis_url, db_url, tmp_path, TASK_TIMEOUTS="nope=3"))
+    with pytest.raises(ValueError, match="TASK_TIMEOUTS"):
+        make_settings(redis_url, db_url, tmp_path, TASK_TIMEOUTS="batch_processing")
