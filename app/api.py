@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from app import health, keys
-from app.errors import OUTAGES, BadRequest, InvalidParameters, PayloadTooLarge, UnsupportedMediaType
+from app.errors import OUTAGES, BadRequest, InvalidParameters, PayloadTooLarge, TooManyRequests, UnsupportedMediaType
 from app.lifecycle import TaskLifecycle
 from app.status import WAITING, Status
 from app.tasks import TASK_TYPES, get_task_type
@@ -59,6 +59,9 @@ def _lifecycle(request: Request) -> TaskLifecycle:
 
 
 async def submit(request: Request) -> JSONResponse:
+    client = request.client.host if request.client else "?"
+    if wait := request.state.limiter.take(client):
+        raise TooManyRequests(f"too many submits from {client}; slow down", wait)
     data = await json_body(request, {"task_type", "parameters", "max_attempts", "timeout"})
     if "task_type" not in data:
         raise InvalidParameters("task_type", f"required; known: {', '.join(TASK_TYPES)}")

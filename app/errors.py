@@ -1,6 +1,8 @@
 """The small vocabulary of client errors, mapped to `{"detail": ...}` with a 4xx at the edge; and
 what an outage of Redis or the database looks like from inside."""
 
+import math
+
 from redis.exceptions import RedisError
 
 # A dependency went away (Redis, or the database's connection): retry later, nothing to fix in the
@@ -10,6 +12,7 @@ OUTAGES = (RedisError, OSError)
 
 class ClientError(Exception):
     status_code = 400
+    retry_after: int | None = None  # seconds, sent as Retry-After
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
@@ -25,9 +28,18 @@ class Conflict(ClientError):
 
 
 class Unavailable(ClientError):
-    """A dependency (Redis) is down: the request was not accepted and may be repeated."""
+    """A dependency (Redis) is down, or the queue is full: not accepted, may be repeated."""
 
     status_code = 503
+    retry_after = 5
+
+
+class TooManyRequests(ClientError):
+    status_code = 429
+
+    def __init__(self, detail: str, retry_after: float) -> None:
+        super().__init__(detail)
+        self.retry_after = max(1, math.ceil(retry_after))
 
 
 class InvalidParameters(ClientError):

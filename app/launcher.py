@@ -22,6 +22,7 @@ import redis
 from starlette.config import Config, environ
 
 from app.redisserver import RedisServer, free_port
+from app.security import check_exposure
 from app.settings import Settings, load_settings
 from app.store import prepare_database
 
@@ -135,6 +136,10 @@ def supervise(settings: Settings, redis_url: str) -> int:
 def main() -> int:
     try:
         settings = load_settings()
+        try:
+            check_exposure(settings)
+        except RuntimeError as exc:
+            raise LaunchError(str(exc)) from None
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         with ExitStack() as stack:
             redis_url = open_redis(settings, stack)

@@ -28,10 +28,11 @@ def _fingerprint(*parts: object) -> str:
 
 
 class TaskLifecycle:
-    def __init__(self, store: TaskStore, redis: ArqRedis, uploads: UploadStore) -> None:
+    def __init__(self, store: TaskStore, redis: ArqRedis, uploads: UploadStore, max_queued: int) -> None:
         self.store = store
         self.redis = redis
         self.uploads = uploads
+        self.max_queued = max_queued
         self.changes = Changes(store, redis)
 
     async def submit(
@@ -49,6 +50,7 @@ class TaskLifecycle:
         request_hash = _fingerprint(kind.name, params, limits) if idempotency_key else None
         if idempotency_key and (earlier := await self._replayed(idempotency_key, request_hash)):
             return earlier, False
+        await self._check_room()
         now = utcnow()
         values = {
             "id": uuid.uuid4().hex, "task_type": kind.name, "status": Status.PENDING.value, "parameters": params,
@@ -65,6 +67,15 @@ class TaskLifecycle:
             if idempotency_key and (earlier := await self._replayed(idempotency_key, request_hash)):
                 return earlier, False
             raise
+
+    async def _check_room(self) -> None:
+        """A flood must not fill memory or disk: past `max_queued` waiting jobs, submits wait."""
+        try:
+            queued = await self.redis.zcard(self.redis.default_queue_name)
+        except RedisError as exc:
+            raise Unavailable(f"queue unavailable (Redis: {exc.__class__.__name__}); retry later") from exc
+        if queued >= self.max_queued:
+            raise Unavailable(f"the queue is full ({queued} tasks waiting); retry later")
 
     async def _replayed(self, key: str, request_hash: str | None) -> TaskDict | None:
         found = await self.store.by_idempotency_key(key)

@@ -8,6 +8,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route, WebSocketRoute
@@ -18,6 +19,8 @@ from app.connections import open_redis
 from app.errors import ClientError, InvalidParameters
 from app.hub import EventHub
 from app.lifecycle import TaskLifecycle
+from app.ratelimit import RateLimiter
+from app.security import SecurityMiddleware, check_exposure
 from app.settings import Settings, load_settings
 from app.store import TaskStore
 from app.tasks import configure
@@ -29,7 +32,7 @@ log = logging.getLogger(__name__)
 
 async def client_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ClientError)
-    headers = {"Retry-After": "5"} if exc.status_code == 503 else None
+    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
     body = {"detail": exc.detail}
     if isinstance(exc, InvalidParameters):
         body["field"] = exc.field  # lets a form show the message next to the field
@@ -47,6 +50,7 @@ async def server_error(request: Request, exc: Exception) -> JSONResponse:
 
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or load_settings()
+    check_exposure(settings)
     types = configure(settings.task_timeouts, settings.task_max_attempts)  # refuses a bad name at start
 
     @asynccontextmanager
@@ -55,13 +59,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
             store = await stack.enter_async_context(TaskStore.open(str(settings.database_url)))
             redis = await stack.enter_async_context(open_redis(str(settings.redis_url), settings.queue_name))
             uploads = upload_store(settings)
-            lifecycle = TaskLifecycle(store, redis, uploads)
+            lifecycle = TaskLifecycle(store, redis, uploads, settings.max_queued)
             hub = await stack.enter_async_context(
                 EventHub(redis, store, lifecycle.changes.sync_seq, gap_timeout=settings.ws_gap_timeout,
                          queue_size=settings.ws_queue_size)
             )
             yield {"settings": settings, "store": store, "redis": redis, "hub": hub, "lifecycle": lifecycle,
-                   "uploads": uploads, "types": types}
+                   "uploads": uploads, "types": types,
+                   "limiter": RateLimiter(settings.submit_rate, settings.submit_burst)}
 
     routes = [
         Route("/api/tasks/submit", api.submit, methods=["POST"]),
@@ -80,4 +85,5 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="static"),
     ]
     handlers = {ClientError: client_error, HTTPException: http_error, Exception: server_error}
-    return Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)  # type: ignore[arg-type]
+    return Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers,  # type: ignore[arg-type]
+                     middleware=[Middleware(SecurityMiddleware, settings=settings)])

@@ -33,11 +33,21 @@ class Settings:
     reconcile_interval: float
     reconcile_grace: float
     shutdown_grace: float
+    api_token: Secret | None
+    read_token: Secret | None
+    allowed_origins: list[str]
+    submit_rate: float
+    submit_burst: int
+    max_queued: int
     task_timeouts: dict[str, float]
     task_max_attempts: dict[str, int]
     smtp_url: Secret | None
     upload_max_bytes: int
     log_lines_max: int
+
+
+def _secret(value: str) -> Secret | None:
+    return Secret(value) if value else None
 
 
 def _per_type(cast: Callable[[str], T]) -> Callable[[str], dict[str, T]]:
@@ -76,6 +86,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         reconcile_interval=config("RECONCILE_INTERVAL", cast=float, default=5.0),
         reconcile_grace=config("RECONCILE_GRACE", cast=float, default=10.0),
         shutdown_grace=config("SHUTDOWN_GRACE", cast=float, default=3.0),
+        api_token=config("API_TOKEN", cast=_secret, default=""),
+        read_token=config("READ_TOKEN", cast=_secret, default=""),
+        allowed_origins=config("ALLOWED_ORIGINS", cast=lambda v: [o.strip() for o in v.split(",") if o.strip()],
+                               default=""),
+        submit_rate=config("SUBMIT_RATE", cast=float, default=50.0),
+        submit_burst=config("SUBMIT_BURST", cast=int, default=200),
+        max_queued=config("MAX_QUEUED", cast=int, default=100_000),
         task_timeouts=config("TASK_TIMEOUTS", cast=_per_type(float), default=""),
         task_max_attempts=config("TASK_MAX_ATTEMPTS", cast=_per_type(int), default=""),
         smtp_url=config("SMTP_URL", cast=Secret, default=None),

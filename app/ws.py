@@ -12,10 +12,13 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from app.clientqueue import ClientQueue, Closed
 from app.hub import EventHub
+from app.security import token_access
+from app.settings import Settings
 from app.store import TaskStore
 from app.wire import Event, dumps, hello_frame, logs_frame, task_frame
 
 MAX_CLIENT_MESSAGE = 1024  # bytes; clients only ever send small control messages
+AUTH_WAIT = 5.0  # seconds a client has to authenticate
 LOG_HISTORY = 5000  # most stored log lines sent when a client starts following a task
 CLIENT_MESSAGES = 'unknown message; send {"type": "ping"} or {"type": "logs", "task_id": <id or null>}'
 
@@ -78,9 +81,25 @@ async def _watch_logs(queue: ClientQueue, store: TaskStore, task_id: str | None)
         queue.put_frame(logs_frame(task_id, await store.logs(task_id, after=0, limit=LOG_HISTORY)))
 
 
+async def _authenticated(websocket: WebSocket, settings: Settings) -> bool:
+    """With tokens configured, the first message must be `{"type": "auth", "token": …}`: the secret
+    travels inside the connection, never in a URL that ends up in logs."""
+    if settings.api_token is None:
+        return True
+    try:
+        message = json.loads(await asyncio.wait_for(websocket.receive_text(), AUTH_WAIT))
+    except (TimeoutError, ValueError, WebSocketDisconnect):
+        message = None
+    token = message.get("token") if isinstance(message, dict) and message.get("type") == "auth" else None
+    return isinstance(token, str) and token_access(settings, token) is not None
+
+
 async def endpoint(websocket: WebSocket) -> None:
     state = websocket.state
     await websocket.accept()
+    if not await _authenticated(websocket, state.settings):
+        await websocket.close(1008, "authentication required: send {\"type\": \"auth\", \"token\": ...} first")
+        return
     try:
         since = _since(websocket)
     except ValueError as exc:

@@ -77,7 +77,8 @@ def settings(redis_url: str, db_url: str, tmp_path: Path) -> Settings:
 async def serve(settings: Settings) -> tuple[uvicorn.Server, "asyncio.Task[None]", str]:
     port = free_port()
     config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning",
-                            lifespan="on", ws="websockets-sansio", timeout_graceful_shutdown=2)
+                            lifespan="on", ws="websockets-sansio", timeout_graceful_shutdown=2,
+                            ws_max_size=65536)
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:
