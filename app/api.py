@@ -111,21 +111,25 @@ async def get_task(request: Request) -> JSONResponse:
 
 
 async def _add_queue_positions(request: Request, tasks: list[TaskDict]) -> None:
-    """`queue_position` (1 = next) for queued tasks, from their jobs' rank in arq's queue; left out
+    """`queue_position` (1 = next) for queued tasks: their jobs' rank in arq's queue, not counting
+    the jobs ahead that are already running (arq keeps a job in its queue until it ends). Left out
     while Redis is unreachable, since reads must keep working then."""
     waiting = [task for task in tasks if task["status"] in WAITING]
     if not waiting:
         return
+    running = await request.state.store.running()
     redis, queue = request.state.redis, request.state.settings.queue_name
     try:
         async with redis.pipeline(transaction=False) as pipe:
-            for task in waiting:
+            for task in waiting + running:
                 pipe.zrank(queue, keys.job_id(task["id"], task["dispatch"]))
             ranks = await pipe.execute()
     except OUTAGES:
         return
-    for task, rank in zip(waiting, ranks, strict=True):
-        task["queue_position"] = None if rank is None else rank + 1  # type: ignore[typeddict-unknown-key]
+    running_ranks = [rank for rank in ranks[len(waiting):] if rank is not None]
+    for task, rank in zip(waiting, ranks[: len(waiting)], strict=True):
+        ahead_running = sum(other < rank for other in running_ranks) if rank is not None else 0
+        task["queue_position"] = None if rank is None else rank + 1 - ahead_running  # type: ignore[typeddict-unknown-key]
 
 
 async def cancel_task(request: Request) -> JSONResponse:

@@ -2,7 +2,8 @@
 
 Starts its own redis-server, web process and a worker running two tasks at a time, submits tasks
 that end in every state (and leaves some running and some queued), and photographs the dashboard
-in Debian's chromium at 1400×900, light and dark. Run: `.venv/bin/python docs/screenshots.py`.
+in Debian's chromium at 1400×900: light with the detail panel open on the finished image task (its
+thumbnails and log), dark with the list alone. Run: `.venv/bin/python docs/screenshots.py`.
 """
 
 import asyncio
@@ -14,7 +15,7 @@ import time
 from pathlib import Path
 
 import httpx
-from playwright.async_api import async_playwright
+from playwright.async_api import Page, async_playwright
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -39,14 +40,18 @@ def wait_status(http: httpx.Client, task_id: str, statuses: set[str]) -> None:
         time.sleep(0.05)
 
 
-def populate(http: httpx.Client) -> None:
-    """Finished tasks of each kind, one cancelled, two running (worker is full), two queued."""
+def populate(http: httpx.Client) -> str:
+    """Finished tasks of each kind, one cancelled, two running (worker is full), two queued; returns
+    the id of the finished image task."""
+    finished = {}
     for task_type, parameters in [("text_processing", {}), ("ai_summarization", {}),
                                   ("data_processing", {"rows": 20000, "processing_time": 0}),
-                                  ("image_processing", {"image_count": 2, "operation": "thumbnail"}),
+                                  ("image_processing", {"image_count": 3, "operation": "thumbnail",
+                                                        "target_size": [160, 160]}),
                                   ("batch_processing", {"data": ["a", None], "fail_fast": True, "delay_per_item": 0}),
                                   ("email_simulation", {"recipient_count": 5, "delay_per_email": 0})]:
-        wait_status(http, submit(http, task_type, **parameters)["id"], {"SUCCESS", "FAILED"})
+        finished[task_type] = submit(http, task_type, **parameters)["id"]
+        wait_status(http, finished[task_type], {"SUCCESS", "FAILED"})
     cancelled = submit(http, "batch_processing", **SLOW)
     wait_status(http, cancelled["id"], {"RUNNING"})
     time.sleep(1.2)
@@ -58,9 +63,10 @@ def populate(http: httpx.Client) -> None:
     submit(http, "image_processing", image_count=20)
     submit(http, "data_processing", rows=100000)
     time.sleep(4)  # the running ones get somewhere
+    return finished["image_processing"]
 
 
-async def photograph(url: str) -> None:
+async def photograph(url: str, image_task: str) -> None:
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         for scheme, name in [("light", "dashboard.png"), ("dark", "dashboard-dark.png")]:
@@ -70,10 +76,21 @@ async def photograph(url: str) -> None:
             await page.wait_for_selector('#connection[data-connection="live"]')
             await page.wait_for_selector('#task-rows tr[data-status="RUNNING"]')
             await page.select_option("#task-type", "image_processing")
+            if scheme == "light":
+                await show_detail(page, image_task)
             await page.wait_for_timeout(1500)
             await page.screenshot(path=str(ROOT / "docs" / name))
             await context.close()
         await browser.close()
+
+
+async def show_detail(page: Page, task_id: str) -> None:
+    """The panel on the image task, once its thumbnails have loaded and its log has arrived."""
+    await page.click(f'tr[data-task-id="{task_id}"] .task-link')
+    # a function, not an expression: playwright would eval() that, which the page's CSP refuses
+    await page.wait_for_function("() => document.querySelectorAll('#detail .files img').length > 0"
+                                 " && [...document.querySelectorAll('#detail .files img')].every(i => i.naturalWidth)"
+                                 " && document.querySelectorAll('#detail .log-line').length > 0")
 
 
 def main() -> None:
@@ -94,8 +111,8 @@ def main() -> None:
                     if time.monotonic() > deadline:
                         raise TimeoutError("web process not healthy")
                     time.sleep(0.05)
-                populate(http)
-            asyncio.run(photograph(f"http://127.0.0.1:{port}/"))
+                image_task = populate(http)
+            asyncio.run(photograph(f"http://127.0.0.1:{port}/", image_task))
         finally:
             for proc in procs:
                 proc.terminate()

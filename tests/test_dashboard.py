@@ -1,19 +1,23 @@
 """The dashboard in a real browser (Debian's chromium via playwright) against the real app and workers."""
 
 import asyncio
+import io
 import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from playwright.async_api import Browser, Page, WebSocketRoute, async_playwright
+from PIL import Image
+from playwright.async_api import Browser, Page, Route, WebSocketRoute, async_playwright
 
 from app.redisserver import free_port
 from app.settings import Settings
 from app.store import TaskStore
 from app.worker import ResilientWorker
+from tests.conftest import make_settings, serve
 from tests.browser import (
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -29,6 +33,11 @@ from tests.helpers import submit, wait_for_status
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason=SKIP_REASON)
 
 LIVE = '#connection[data-connection="live"]'
+
+
+# Predicates are functions, never expression strings: playwright evaluates those with eval(), which
+# the page's CSP (script-src 'self') refuses.
+ROWS_SHOWN = "n => document.querySelectorAll('tr[data-task-id]').length === n"
 
 
 def row(task_id: str, status: str | None = None) -> str:
@@ -167,18 +176,18 @@ async def test_filters_search_and_paging_live_in_the_url(
     assert await page.input_value("#filters [name=task_type]") == "batch_processing"
 
     await page.select_option("#filters [name=status]", "CANCELLED")
-    await page.wait_for_function("document.querySelectorAll('tr[data-task-id]').length === 1")
+    await page.wait_for_function(ROWS_SHOWN, arg=1)
     assert "status=CANCELLED" in page.url and "task_type=batch_processing" in page.url
     await page.wait_for_selector(row(batches[0]["id"], "CANCELLED"))
 
     await page.go_back()
-    await page.wait_for_function("document.querySelectorAll('tr[data-task-id]').length === 2")
+    await page.wait_for_function(ROWS_SHOWN, arg=2)
     assert await page.input_value("#filters [name=status]") == ""
 
     await page.select_option("#filters [name=task_type]", "")
     prefix = texts[1]["id"][:10]
     await page.fill("#filters [name=q]", prefix)
-    await page.wait_for_function("document.querySelectorAll('tr[data-task-id]').length === 1")
+    await page.wait_for_function(ROWS_SHOWN, arg=1)
     assert f"q={prefix}" in page.url
     await page.reload()
     await page.wait_for_selector(row(texts[1]["id"]))
@@ -348,3 +357,227 @@ async def test_phone_width_shows_cards_without_sideways_scrolling(
     finally:
         await context.close()
     assert console.unexpected() == []
+
+
+# --- uploads, artifacts, logs, estimates ------------------------------------------------------
+
+
+def png(width: int, height: int, noise: bool = False) -> bytes:
+    """A real PNG: a colour gradient, or random noise (which does not compress: a large file)."""
+    if noise:
+        image = Image.frombytes("RGB", (width, height), bytes(range(256)) * (width * height * 3 // 256 + 1))
+        image = image.effect_spread(8)
+    else:
+        image = Image.linear_gradient("L").resize((width, height)).convert("RGB")
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue()
+
+
+def upload_row(field: str, state: str) -> str:
+    return f'[data-field="{field}"] .upload[data-state="{state}"]'
+
+
+async def open_task(page: Page, task_id: str, status: str) -> str:
+    await page.click(f"{row(task_id)} .task-link")
+    panel = f'#detail[data-task-id="{task_id}"]'
+    await page.wait_for_selector(f'{panel}[data-status="{status}"]', timeout=20_000)
+    return panel
+
+
+async def test_csv_uploaded_through_the_form_is_what_data_processing_analyses(
+    web: str, worker: ResilientWorker, page: Page, tmp_path: Path,
+) -> None:
+    csv = tmp_path / "sales.csv"
+    csv.write_text("region,amount\n" + "".join(f"{'north' if i % 2 else 'south'},{i}.5\n" for i in range(37)))
+    # The upload is held back until the form was submitted: the submit has to wait for it.
+    held = asyncio.Event()
+
+    async def hold(route: Route) -> None:
+        await held.wait()
+        await route.continue_()
+
+    await page.route("**/api/uploads?*", hold)
+    await open_dashboard(page, web)
+    await page.select_option("#task-type", "data_processing")
+    assert await page.get_attribute("#param-upload", "accept") == ".csv,text/csv,text/plain"
+    assert await page.get_attribute("#param-upload", "multiple") is None  # max_items is 1
+    await page.fill("#param-processing_time", "0")
+    await page.set_input_files("#param-upload", str(csv))
+    await page.wait_for_selector(upload_row("upload", "uploading"))
+    await page.click("#submit-form button[type=submit]")
+    await page.locator("#submit-result").filter(has_text="Waiting for 1 upload to finish").wait_for()
+    held.set()
+
+    done = page.locator(upload_row("upload", "done"))
+    await done.wait_for()
+    assert "sales.csv" in await done.inner_text() and f"{csv.stat().st_size} B" in await done.inner_text()
+    task_id = await (await page.wait_for_selector("#submit-result [data-open]")).text_content()
+    assert task_id
+    await page.wait_for_selector(row(task_id, "SUCCESS"), timeout=20_000)
+    panel = await open_task(page, task_id, "SUCCESS")
+    result = json.loads(await page.locator(f"{panel} .json").nth(1).text_content() or "")
+    assert (result["source"], result["file"], result["rows"]) == ("upload", "sales.csv", 37)
+    parameters = json.loads(await page.locator(f"{panel} .json").nth(2).text_content() or "")
+    assert parameters["upload"] == [result["upload_id"]]
+
+
+async def test_uploaded_pngs_come_back_as_thumbnails_of_the_asked_width(
+    web: str, worker: ResilientWorker, page: Page,
+) -> None:
+    await open_dashboard(page, web)
+    await page.select_option("#task-type", "image_processing")
+    assert await page.get_attribute("#param-uploads", "accept") == "image/*"
+    assert await page.get_attribute("#param-uploads", "multiple") == ""
+    await page.select_option("#param-operation", "resize")
+    await page.fill('[aria-label="target_size width"]', "120")
+    await page.fill('[aria-label="target_size height"]', "90")
+    await page.set_input_files("#param-uploads", [
+        {"name": "wide.png", "mimeType": "image/png", "buffer": png(400, 200)},
+        {"name": "tall.png", "mimeType": "image/png", "buffer": png(150, 300)},
+    ])
+    await page.locator(upload_row("uploads", "done")).nth(1).wait_for()
+    await page.click("#submit-form button[type=submit]")
+    task_id = await (await page.wait_for_selector("#submit-result [data-open]")).text_content()
+    assert task_id
+    await page.wait_for_selector(row(task_id, "SUCCESS"), timeout=20_000)
+    panel = await open_task(page, task_id, "SUCCESS")
+
+    images = page.locator(f"{panel} .files img")
+    await page.wait_for_function(
+        "n => { const imgs = [...document.querySelectorAll('#detail .files img')];"
+        " return imgs.length === n && imgs.every(i => i.complete && i.naturalWidth > 0); }", arg=2)
+    assert await images.evaluate_all("imgs => imgs.map(i => i.naturalWidth)") == [120, 120]
+    assert await images.evaluate_all("imgs => imgs.map(i => i.getAttribute('loading'))") == ["lazy", "lazy"]
+    links = page.locator(f"{panel} .files .thumb a")
+    assert await links.first.get_attribute("target") == "_blank"
+    assert await links.first.get_attribute("href") == f"/api/tasks/{task_id}/artifacts/image_1.png"
+    assert "image_1.png" in await page.locator(f"{panel} .files").inner_text()
+    assert (await page.locator(f"{panel} .files img").first.bounding_box() or {})["width"] <= 160
+
+
+async def test_refused_uploads_show_the_servers_error_next_to_the_field(
+    redis_url: str, db_url: str, tmp_path: Path, page: Page, console: Console,
+) -> None:
+    console.expect(http_status(413, "/api/uploads"), http_status(415, "/api/uploads"))
+    server, serving, address = await serve(make_settings(redis_url, db_url, tmp_path / "data", UPLOAD_MAX_BYTES="5000"))
+    try:
+        await open_dashboard(page, address)
+        await page.select_option("#task-type", "image_processing")
+        big = png(120, 120, noise=True)
+        assert len(big) > 5000
+        await page.set_input_files("#param-uploads", [
+            {"name": "big.png", "mimeType": "image/png", "buffer": big},
+            {"name": "fake.png", "mimeType": "image/png", "buffer": b"these bytes are no image"},
+        ])
+        errors = page.locator(upload_row("uploads", "error"))
+        await errors.nth(1).wait_for()
+        texts = sorted(await errors.all_inner_texts())
+        assert re.search(r"413: .*exceeds 5000 bytes", texts[0]) and "big.png" in texts[0]
+        assert "415: the file's bytes are not an image" in texts[1] and "fake.png" in texts[1]
+
+        await page.click("#submit-form button[type=submit]")
+        error = page.locator('[data-field="uploads"] [data-error-for="uploads"]')
+        await error.filter(has_text="remove the files that could not be uploaded").wait_for()
+        assert await page.get_attribute("#param-uploads", "aria-invalid") == "true"
+        assert await page.locator("#submit-result [data-open]").count() == 0
+
+        for _ in range(2):
+            await page.locator('[data-field="uploads"] .upload button').first.click()
+        await page.click("#submit-form button[type=submit]")
+        await page.wait_for_selector("#submit-result [data-open]")  # no files: generated images
+    finally:
+        await stop(server, serving)
+
+
+# Each time the log view changes: how many lines it shows, and the panel's status then.
+RECORD_LOG = """
+window.logChanges = [];
+const lines = document.querySelector('#detail .log-lines');
+new MutationObserver(() => window.logChanges.push(
+  [lines.querySelectorAll('.log-line').length, document.getElementById('detail').dataset.status],
+)).observe(lines, {childList: true});
+"""
+
+
+async def test_live_log_streams_while_the_task_runs_and_stays_after_a_reload(
+    web: str, client: httpx.AsyncClient, worker: ResilientWorker, page: Page,
+) -> None:
+    await open_dashboard(page, web)
+    await page.evaluate(RECORD_LOG)
+    task = await submit(client, "email_simulation", recipient_count=40, delay_per_email=0.05)
+    panel = await open_task(page, task["id"], "RUNNING")
+    await page.wait_for_selector(f"{panel}[data-status=SUCCESS]", timeout=20_000)
+    stored = (await client.get(f"/api/tasks/{task['id']}/logs")).json()["lines"]
+    assert len(stored) > 40
+    lines = page.locator(f"{panel} .log-line .log-text")
+    await page.wait_for_function("n => document.querySelectorAll('#detail .log-line').length === n", arg=len(stored))
+    assert await lines.all_text_contents() == [line["line"] for line in stored]
+
+    seen_running = {count for count, status in await page.evaluate("window.logChanges") if status == "RUNNING"}
+    assert len(seen_running - {0}) >= 2, f"lines did not arrive while it ran: {seen_running}"
+
+    await page.reload()
+    await page.wait_for_selector(f"{panel}[data-status=SUCCESS]")
+    await page.wait_for_function("n => document.querySelectorAll('#detail .log-line').length === n", arg=len(stored))
+    assert await lines.all_text_contents() == [line["line"] for line in stored]
+    assert await page.locator(f"{panel} .log-status").text_content() == ""
+
+
+async def test_a_pending_task_without_log_lines_says_so(web: str, client: httpx.AsyncClient, page: Page) -> None:
+    task = await submit(client, "text_processing")
+    await open_dashboard(page, web, f"?task={task['id']}")
+    await page.locator("#detail .log-status").filter(has_text="no log lines").wait_for()
+
+
+async def test_a_running_task_shows_its_estimate(
+    web: str, client: httpx.AsyncClient, worker: ResilientWorker, page: Page,
+) -> None:
+    await open_dashboard(page, web)
+    task = await submit(client, "batch_processing", data=list(range(50)), delay_per_item=0.1)
+    estimate = re.compile(r"^≈ \d+ s left$")
+    await page.locator(f"{row(task['id'], 'RUNNING')} .c-runtime .wait").filter(has_text=estimate).wait_for()
+    panel = await open_task(page, task["id"], "RUNNING")
+    await page.locator(f"{panel} .detail-status .wait").filter(has_text=estimate).wait_for()
+    await page.wait_for_selector(f"{panel}[data-status=SUCCESS]", timeout=20_000)
+    assert await page.locator(f"{panel} .detail-status .wait").text_content() == ""
+    assert await page.locator(f"{row(task['id'])} .c-runtime .wait").text_content() == ""
+
+
+async def test_pending_tasks_show_their_place_in_the_queue(web: str, client: httpx.AsyncClient, page: Page) -> None:
+    tasks = [await submit(client, "text_processing") for _ in range(3)]  # no worker: they stay queued
+    await open_dashboard(page, web)
+    for position, task in enumerate(tasks, 1):
+        cell = page.locator(f"{row(task['id'], 'PENDING')} .c-runtime .wait")
+        await cell.filter(has_text=f"#{position} in queue").wait_for()
+    panel = await open_task(page, tasks[2]["id"], "PENDING")
+    await page.locator(f"{panel} .detail-status .wait").filter(has_text="#3 in queue").wait_for()
+
+    await client.delete(f"/api/tasks/{tasks[0]['id']}")
+    await page.wait_for_selector(row(tasks[0]["id"], "CANCELLED"))
+    assert await page.locator(f"{row(tasks[0]['id'])} .c-runtime .wait").text_content() == ""
+
+
+async def test_without_a_socket_the_open_tasks_log_is_polled_over_rest(
+    web: str, client: httpx.AsyncClient, worker: ResilientWorker, page: Page,
+) -> None:
+    async def refuse(ws: WebSocketRoute) -> None:
+        await ws.close(code=1011, reason="no socket in this test")
+
+    await page.route_web_socket(re.compile(r"/ws(\?since=\d+)?$"), refuse)
+    log_requests: list[str] = []
+    page.on("request", lambda request: log_requests.append(request.url) if "/logs?" in request.url else None)
+    task = await submit(client, "email_simulation", recipient_count=40, delay_per_email=0.1)
+    await wait_for_status(client, task["id"], {"RUNNING"})
+    await page.goto(f"http://{web}/?task={task['id']}")
+    await page.wait_for_selector('#connection[data-connection="offline"]')
+    await page.wait_for_selector('#detail[data-status="SUCCESS"]', timeout=20_000)
+    stored = (await client.get(f"/api/tasks/{task['id']}/logs")).json()["lines"]
+    await page.wait_for_function("n => document.querySelectorAll('#detail .log-line').length === n", arg=len(stored))
+    assert any(not url.endswith("after=0&limit=5000") for url in log_requests), log_requests  # continued after the last
+
+    await page.click("#detail .icon-button")  # closed: no more log polls
+    await page.wait_for_timeout(500)
+    polled = len(log_requests)
+    await page.wait_for_timeout(4_000)
+    assert len(log_requests) == polled

@@ -156,3 +156,15 @@ async def test_queued_tasks_show_their_position(client: httpx.AsyncClient) -> No
     listing = (await client.get("/api/tasks/", params={"status": "PENDING"})).json()["tasks"]
     assert {t["id"]: t["queue_position"] for t in listing} == {tasks[1]["id"]: 1, tasks[2]["id"]: 2}
     assert "queue_position" not in (await client.get(f"/api/tasks/{tasks[0]['id']}")).json()
+
+
+async def test_queue_positions_do_not_count_running_tasks(client: httpx.AsyncClient, start_worker) -> None:
+    await start_worker(max_jobs=2)
+    running = [await submit(client, "batch_processing", data=list(range(50)), delay_per_item=0.05) for _ in range(2)]
+    for task in running:
+        await wait_for_status(client, task["id"], {"RUNNING"})
+    queued = [await submit(client, "text_processing") for _ in range(2)]
+    positions = [(await client.get(f"/api/tasks/{t['id']}")).json()["queue_position"] for t in queued]
+    assert positions == [1, 2]
+    for task in running:
+        await client.delete(f"/api/tasks/{task['id']}")

@@ -5,14 +5,18 @@ import { Dashboard } from './dashboard.js';
 import { DetailPanel } from './detail.js';
 import { FilterBar } from './filterbar.js';
 import { SubmitForm } from './form.js';
+import { LogFollower } from './logfollow.js';
 import { Connection } from './socket.js';
 import { Store } from './store.js';
 import { Counters, TaskList, renderConnection } from './views.js';
 
 const $ = (id) => document.getElementById(id);
+const detail = new DetailPanel($('detail'));
+// `connection` is declared below, before anything (dashboard.fromUrl first) can send.
+const logs = new LogFollower({ api, send: (message) => connection.send(message), view: detail.log });
 const dashboard = new Dashboard({
   api, store: new Store(50), list: new TaskList(document), counters: new Counters($('counters')),
-  detail: new DetailPanel($('detail')), filterBar: new FilterBar($('filters')), indicator: $('connection'), renderConnection,
+  detail, logs, filterBar: new FilterBar($('filters')), indicator: $('connection'), renderConnection,
 });
 dashboard.list.bindOpen((id) => dashboard.openTask(id));
 dashboard.list.bindPaging((step) => dashboard.page(step));
@@ -21,13 +25,14 @@ dashboard.filterBar.bindChange((changes, typing) => dashboard.setFilters(changes
 dashboard.detail.bindClose(() => dashboard.closeTask());
 dashboard.detail.bindActions((action, id) => dashboard.act(action, id));
 window.addEventListener('popstate', () => dashboard.fromUrl());
-dashboard.fromUrl();
 
 const socketUrl = (since) => `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws${since === null ? '' : `?since=${since}`}`;
-new Connection({
+const connection = new Connection({
   url: socketUrl, onMessage: (m) => dashboard.onMessage(m), onState: (s) => dashboard.onState(s),
   onHello: (info) => dashboard.onHello(info), poll: () => dashboard.poll(),
-}).start();
+});
+dashboard.fromUrl();
+connection.start();
 setInterval(() => dashboard.tick(), 1000); // one shared timer for every live run time
 
 // On a phone the list comes first: the form starts folded.

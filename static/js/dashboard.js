@@ -7,8 +7,8 @@ import { listQuery, readFilters, writeFilters } from './url.js';
 const STATS_EVERY = 2000; // ms: counters are resynced from /api/stats at most this often after status changes
 
 export class Dashboard {
-  constructor({ api, store, list, counters, detail, filterBar, indicator, renderConnection }) {
-    Object.assign(this, { api, store, list, counters, detail, filterBar, indicator, renderConnection });
+  constructor({ api, store, list, counters, detail, logs, filterBar, indicator, renderConnection }) {
+    Object.assign(this, { api, store, list, counters, detail, logs, filterBar, indicator, renderConnection });
     this.loadToken = 0;
     this.loaded = false;
   }
@@ -25,25 +25,28 @@ export class Dashboard {
    */
   onHello({ resumed }) {
     (resumed ? this.refreshStats() : this.load()).catch(() => {}); // a failure shows; the socket stays
+    this.logs.subscribe(); // a new socket follows no log until asked
   }
 
   onMessage(message) {
     if (message.type === 'reset') this.load().catch(() => {});
+    if (message.type === 'logs') this.logs.receive(message);
     if (message.type !== 'task') return;
     const outcome = this.store.applyEvent(message.change, message.task);
     if (!outcome.applied) return;
+    const task = this.store.tasks.get(message.task.id); // with what the store keeps, such as the queue position
     if (outcome.listChanged) this.renderList();
-    else this.list.update(message.task);
-    this.detail.update(message.task);
+    else this.list.update(task);
+    this.detail.update(task);
     if (outcome.statusChanged) {
       this.counters.render(this.store.counts, this.store.filters.status);
       this.scheduleStats();
     }
   }
 
-  /** Only while the socket is down: the current page and the counters, over REST. */
+  /** Only while the socket is down: the current page, the counters and the open task with its log, over REST. */
   poll() {
-    return Promise.all([this.load(), this.refreshStats()]);
+    return Promise.all([this.load(), this.refreshStats(), this.refreshTask(), this.logs.poll()]);
   }
 
   // --- REST --------------------------------------------------------------------------
@@ -111,7 +114,7 @@ export class Dashboard {
     this.store.filters = filters;
     this.filterBar.show(filters);
     if (filters.task) this.openTask(filters.task, { record: false });
-    else this.detail.close();
+    else this.hideTask();
     if (this.loaded) this.load().catch(() => {});
   }
 
@@ -119,21 +122,34 @@ export class Dashboard {
 
   async openTask(id, { record = true } = {}) {
     this.detail.open(id, this.store.tasks.get(id));
+    if (this.logs.id !== id) this.logs.follow(id);
     if (record) this.recordTask(id);
     try {
-      const task = await this.api.getTask(id);
-      this.store.put(task); // the guard keeps a newer version the socket may have brought meanwhile
-      this.detail.update(this.store.tasks.get(id) ?? task);
+      await this.refreshTask();
     } catch (error) {
       this.detail.showOutcome(`Could not load this task: ${error.detail}`, false);
     }
   }
 
+  /** The open task over REST: when it opens, and (the page may not hold it) in each poll. */
+  async refreshTask() {
+    const { id } = this.detail;
+    if (!id) return;
+    const task = await this.api.getTask(id);
+    if (this.store.put(task)) this.list.update(task); // the guard keeps a newer version the socket may have brought
+    this.detail.update(this.store.tasks.get(id) ?? task);
+  }
+
   closeTask() {
     const row = this.detail.id && this.list.rows.get(this.detail.id);
-    this.detail.close();
+    this.hideTask();
     this.recordTask('');
     row?.open.focus(); // back where the user came from
+  }
+
+  hideTask() {
+    this.detail.close();
+    this.logs.unfollow();
   }
 
   /** The open task is in the URL too (replaced, not pushed: opening tasks is not navigation). */

@@ -1,7 +1,11 @@
-// The task detail side panel: every field, JSON blocks, the timeline, Cancel and Retry with their outcome.
+// The task detail side panel: every field, the estimate or queue position, the files it produced,
+// its log, JSON blocks, the timeline, Cancel and Retry with their outcome.
 
+import { artifactItems, artifactsOf } from './artifacts.js';
 import { h, setAttr, setText } from './dom.js';
+import { waitParts } from './eta.js';
 import { formatDuration, formatJson, formatTimestamp, runTime } from './format.js';
+import { LogView } from './logview.js';
 import { badge, progressBar, setBadge, setProgress } from './views.js';
 
 const CANCELLABLE = ['PENDING', 'RETRYING', 'RUNNING'];
@@ -18,6 +22,7 @@ export class DetailPanel {
   constructor(el) {
     this.el = el;
     this.task = null;
+    this.log = new LogView(); // filled by the LogFollower, not by update()
     this.build();
   }
 
@@ -25,22 +30,25 @@ export class DetailPanel {
     const r = (this.refs = {
       title: h('h2', { id: 'detail-title', class: 'mono' }), badge: badge('PENDING'),
       close: h('button', { type: 'button', class: 'icon-button', 'aria-label': 'Close details', title: 'Close (Esc)' }, '✕'),
-      progress: progressBar(), stage: h('p', { class: 'stage' }),
+      progress: progressBar(), wait: h('span', { class: 'wait' }), stage: h('p', { class: 'stage' }),
       cancel: h('button', { type: 'button', class: 'button danger', 'data-action': 'cancel' }, 'Cancel'),
       retry: h('button', { type: 'button', class: 'button', 'data-action': 'retry' }, 'Retry'),
       outcome: h('p', { class: 'outcome', role: 'status', 'aria-live': 'polite' }),
       fields: new Map(FIELDS.map(([name]) => [name, TIMES.has(name) ? h('time') : h('span')])),
       error: h('pre', { class: 'json error-text' }), result: h('pre', { class: 'json' }),
       parameters: h('pre', { class: 'json' }), timeline: h('ol', { class: 'timeline' }),
+      files: h('ul', { class: 'files' }),
     });
     r.errorSection = section('Error', r.error);
+    r.filesSection = section('Files', r.files);
     this.el.replaceChildren(
       h('header', { class: 'detail-head' }, h('div', {}, h('p', { class: 'eyebrow' }, 'Task'), r.title), r.close),
       h('div', { class: 'detail-body' },
-        h('div', { class: 'detail-status' }, r.badge, r.progress), r.stage,
+        h('div', { class: 'detail-status' }, r.badge, r.progress, r.wait), r.stage,
         h('div', { class: 'actions' }, r.cancel, r.retry), r.outcome,
         h('dl', { class: 'fields' }, FIELDS.map(([name, label]) => [h('dt', {}, label), h('dd', {}, r.fields.get(name))])),
-        r.errorSection, section('Result', r.result), section('Parameters', r.parameters),
+        r.errorSection, r.filesSection, section('Log', this.log.el),
+        section('Result', r.result), section('Parameters', r.parameters),
         section('History', r.timeline)));
   }
 
@@ -73,6 +81,7 @@ export class DetailPanel {
     setBadge(r.badge, task.status);
     setProgress(r.progress, task.progress);
     setText(r.stage, task.stage || '');
+    setText(r.wait, waitParts(task, Date.now()).join(' · '));
     for (const [name, el] of r.fields) this.setField(name, el, task);
     r.cancel.disabled = !CANCELLABLE.includes(task.status) || this.busy;
     r.retry.disabled = !RETRYABLE.includes(task.status) || this.busy;
@@ -82,6 +91,9 @@ export class DetailPanel {
     r.errorSection.hidden = !task.error_message;
     setText(r.error, task.error_message || '');
     setText(r.result, formatJson(task.result_data));
+    const files = artifactsOf(task);
+    r.filesSection.hidden = files.length === 0;
+    r.files.replaceChildren(...artifactItems(task.id, files));
     setText(r.parameters, formatJson(task.parameters));
     r.timeline.replaceChildren(...task.timeline.map((entry, i) => timelineItem(entry, task.timeline[i - 1])));
   }
@@ -97,7 +109,10 @@ export class DetailPanel {
   }
 
   tick() {
-    if (this.task?.status === 'RUNNING') setText(this.refs.fields.get('runtime'), formatDuration(runTime(this.task)));
+    if (!this.task) return;
+    const now = Date.now();
+    if (this.task.status === 'RUNNING') setText(this.refs.fields.get('runtime'), formatDuration(runTime(this.task, now)));
+    setText(this.refs.wait, waitParts(this.task, now).join(' · '));
   }
 
   /** Disables both actions while one is in flight, then shows what the server answered. */

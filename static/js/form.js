@@ -2,8 +2,12 @@
 // The server validates; a 422 is shown next to the field it names.
 
 import { h, setText } from './dom.js';
+import { UploadField } from './uploadfield.js';
 
-/** One input (or a pair, for a size) per schema type; `read` gives the JSON value, undefined for "default". */
+/**
+ * One input (or a pair, for a size) per schema type; `read` gives the JSON value, undefined for
+ * "default". Upload fields also carry their `uploads`, which a submit waits for.
+ */
 const CONTROLS = {
   integer: (name, p) => numberControl(name, p, 1),
   number: (name, p) => numberControl(name, p, 'any'),
@@ -19,6 +23,10 @@ const CONTROLS = {
   },
   size: (name, p) => sizeControl(name, p),
   list: (name, p) => jsonControl(name, p, 'A JSON array, e.g. ["a", 2].'),
+  uploads: (name, p, api) => {
+    const uploads = new UploadField(name, p, api.upload);
+    return { input: uploads.el, read: () => uploads.read(), uploads, hint: p.max_items > 1 ? `Up to ${p.max_items} files.` : '' };
+  },
 };
 
 function numberControl(name, p, step) {
@@ -59,8 +67,8 @@ function jsonControl(name, p, hint) {
   return { input, read, hint };
 }
 
-function fieldRow(name, p) {
-  const control = (CONTROLS[p.type] || ((n, q) => jsonControl(n, q, 'JSON value.')))(name, p);
+function fieldRow(name, p, api) {
+  const control = (CONTROLS[p.type] || ((n, q) => jsonControl(n, q, 'JSON value.')))(name, p, api);
   const hint = [p.description, control.hint].filter(Boolean).join(' ');
   const label = p.type === 'boolean'
     ? h('label', { class: 'check', for: `param-${name}` }, control.input, ` ${name}`)
@@ -68,7 +76,7 @@ function fieldRow(name, p) {
   const row = h('div', { class: 'field', 'data-field': name },
     label, p.type === 'boolean' ? null : control.input,
     h('p', { class: 'hint' }, hint), h('p', { class: 'field-error', 'data-error-for': name, role: 'alert' }));
-  return { row, read: control.read };
+  return { row, read: control.read, uploads: control.uploads };
 }
 
 const RETRY_TYPES = 3000; // ms between attempts to fetch the task types while the server is unreachable
@@ -84,11 +92,12 @@ export class SubmitForm {
       setTimeout(() => SubmitForm.load(api, form, ready), RETRY_TYPES);
       return;
     }
-    ready(new SubmitForm(form, answer.task_types));
+    ready(new SubmitForm(form, answer.task_types, api));
   }
 
-  constructor(form, taskTypes) {
+  constructor(form, taskTypes, api) {
     this.form = form;
+    this.api = api;
     this.types = new Map(taskTypes.map((t) => [t.name, t]));
     this.select = form.querySelector('#task-type');
     this.fields = form.querySelector('#param-fields');
@@ -103,9 +112,11 @@ export class SubmitForm {
     const type = this.types.get(this.select.value);
     setText(this.description, type.description);
     this.readers = new Map();
+    this.uploads = [];
     this.fields.replaceChildren(...Object.entries(type.parameters).map(([name, p]) => {
-      const { row, read } = fieldRow(name, p);
+      const { row, read, uploads } = fieldRow(name, p, this.api);
       this.readers.set(name, read);
+      if (uploads) this.uploads.push(uploads);
       return row;
     }));
     this.clearErrors();
@@ -149,10 +160,23 @@ export class SubmitForm {
     });
   }
 
+  /** A submit while files are still uploading waits for them, and says so. */
+  async uploadsSettled() {
+    const pending = this.uploads.reduce((sum, field) => sum + field.pending, 0);
+    if (pending === 0) return;
+    this.showResult([`Waiting for ${pending} upload${pending === 1 ? '' : 's'} to finish…`]);
+    await Promise.all(this.uploads.map((field) => field.settled()));
+    this.showResult([]);
+  }
+
   bindSubmit(handler) {
-    this.form.addEventListener('submit', (event) => {
+    this.form.addEventListener('submit', async (event) => {
       event.preventDefault();
+      if (this.waiting) return; // one submit already waits for the uploads
       this.clearErrors();
+      this.waiting = true;
+      await this.uploadsSettled(); // never rejects: a failed upload shows on its own line
+      this.waiting = false;
       try {
         handler(this.select.value, this.values());
       } catch (error) {

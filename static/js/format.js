@@ -24,6 +24,11 @@ export function formatTime(iso, now = new Date()) {
   return `${MONTHS[t.getMonth()]} ${t.getDate()}${year}`;
 }
 
+/** Local time of day to the second, whatever the day: for log lines, which a day rarely separates. */
+export function formatClock(iso) {
+  return iso ? clock(new Date(iso)) : '—';
+}
+
 /** Date and time to the millisecond, local: for the detail view, where precision matters. */
 export function formatTimestamp(iso) {
   if (!iso) return '—';
@@ -51,6 +56,21 @@ export function runTime(task, nowMs = Date.now()) {
   const start = Date.parse(task.started_at);
   if (task.status === 'RUNNING') return nowMs - start;
   return task.completed_at ? Date.parse(task.completed_at) - start : null;
+}
+
+const UNITS = ['kB', 'MB', 'GB'];
+
+/** A file size in decimal units, as file managers show them. */
+export function formatBytes(bytes) {
+  if (!Number.isFinite(bytes)) return '—';
+  if (bytes < 1000) return `${bytes} B`;
+  let value = bytes / 1000;
+  let unit = 0;
+  while (value >= 1000 && unit < UNITS.length - 1) {
+    value /= 1000;
+    unit += 1;
+  }
+  return `${value < 10 ? value.toFixed(1) : Math.round(value)} ${UNITS[unit]}`;
 }
 
 export function formatProgress(progress) {

@@ -81,6 +81,7 @@ export class Connection {
     this.env = config.env || BROWSER;
     this.since = null; // last seq seen on the socket; null until the first hello
     this.attempt = 0;
+    this.socket = null; // the live socket (after its hello), for messages the page sends
     this.timers = {};
     this.status = new ConnectionState(this.env.now(), this.options);
   }
@@ -104,6 +105,7 @@ export class Connection {
     this.cancel('offline');
     this.stopPolling();
     this.attempt = 0;
+    this.socket = ws;
     this.status.opened();
     this.setState('live');
     this.heartbeat(ws, false);
@@ -133,6 +135,13 @@ export class Connection {
     this.config.onMessage(message);
   }
 
+  /** Sends `message` on the live socket; false when there is none (a new one starts from scratch). */
+  send(message) {
+    if (!this.socket) return false;
+    this.socket.send(JSON.stringify(message));
+    return true;
+  }
+
   /** Gives up on a socket that never opened or stopped answering, without waiting for its close. */
   drop(ws) {
     ws.onmessage = ws.onclose = null;
@@ -141,6 +150,7 @@ export class Connection {
   }
 
   closed(code) {
+    this.socket = null;
     this.cancel('connect');
     this.cancel('ping');
     if (code === 1008) this.since = null; // our since was refused: start over, with a full reload

@@ -8,8 +8,9 @@
  *   progress: number, stage: string|null, result_data: Record<string, unknown>|null,
  *   error_message: string|null, created_at: string, started_at: string|null,
  *   completed_at: string|null, updated_at: string, attempts: number, dispatch: number,
- *   seq: number, cancel_requested: boolean, worker: string|null, timeline: TimelineEntry[]
- * }} Task  mirrors the server's TaskDict (app/wire.py)
+ *   seq: number, cancel_requested: boolean, worker: string|null, timeline: TimelineEntry[],
+ *   next_run_at: string|null, queue_position?: number|null
+ * }} Task  mirrors the server's TaskDict (app/wire.py); `queue_position` only in REST answers
  * @typedef {{status: string, task_type: string, q: string, page: number, task: string}} Filters
  */
 
@@ -29,6 +30,15 @@ export function matches(task, filters) {
 export function previousStatus(task) {
   const timeline = task.timeline || [];
   return timeline.length >= 2 ? timeline[timeline.length - 2].status : null;
+}
+
+/**
+ * Only REST answers carry `queue_position` (events never do): a task keeps the last one known
+ * until its status changes, rather than losing it at its next event.
+ */
+export function keepQueuePosition(held, task) {
+  if ('queue_position' in task || held?.queue_position == null || held.status !== task.status) return task;
+  return { ...task, queue_position: held.queue_position };
 }
 
 export class Store {
@@ -52,10 +62,15 @@ export class Store {
 
   /** The seq guard, for REST rows and socket events alike: only something newer replaces a task. */
   put(task) {
-    if ((this.seqs.get(task.id) ?? -1) >= task.seq) return false;
+    const held = this.tasks.get(task.id);
+    if ((this.seqs.get(task.id) ?? -1) >= task.seq) {
+      // The same version read over REST may bring a queue position the event did not carry.
+      if (held?.seq === task.seq && 'queue_position' in task) this.tasks.set(task.id, { ...held, queue_position: task.queue_position });
+      return false;
+    }
     this.seqs.set(task.id, task.seq);
     this.tasks.delete(task.id); // re-inserted last: the map stays ordered by latest change
-    this.tasks.set(task.id, task);
+    this.tasks.set(task.id, keepQueuePosition(held, task));
     return true;
   }
 

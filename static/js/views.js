@@ -2,6 +2,7 @@
 // Task data only ever goes in as text (h() and setText() never parse HTML).
 
 import { h, setAttr, setText } from './dom.js';
+import { waitParts } from './eta.js';
 import { GLYPHS, formatDuration, formatProgress, formatTime, runTime, shortId } from './format.js';
 import { STATUSES } from './store.js';
 
@@ -41,12 +42,12 @@ function buildRow(task) {
     badge: badge(task.status),
     open: h('button', { type: 'button', class: 'task-link', title: task.id }, shortId(task.id)),
     type: h('span'), stage: h('span', { class: 'stage' }), created: h('time'), started: h('time'),
-    runtime: h('span'), attempts: h('span'),
+    runtime: h('span'), wait: h('span', { class: 'wait' }), attempts: h('span'),
   };
   refs.progress = cell('progress', track(), h('span', { class: 'progress-meta' }, refs.stage, h('span', { class: 'pct' })));
   refs.row = h('tr', { 'data-task-id': task.id },
     cell('status', refs.badge), cell('id', refs.open), cell('type', refs.type), refs.progress,
-    cell('created', refs.created), cell('started', refs.started), cell('runtime', refs.runtime),
+    cell('created', refs.created), cell('started', refs.started), cell('runtime', refs.runtime, refs.wait),
     cell('attempts', refs.attempts));
   return refs;
 }
@@ -59,9 +60,17 @@ function fillRow(refs, task, now) {
   setText(refs.stage, task.stage || '');
   setTime(refs.created, task.created_at, now);
   setTime(refs.started, task.started_at, now);
-  setText(refs.runtime, formatDuration(runTime(task, now.getTime())));
+  setTimes(refs, task, now.getTime());
   setText(refs.attempts, task.attempts);
 }
+
+/** The run time, and under it the most telling of the estimate, retry countdown or queue position. */
+function setTimes(refs, task, nowMs) {
+  setText(refs.runtime, formatDuration(runTime(task, nowMs)));
+  setText(refs.wait, waitParts(task, nowMs)[0] ?? '');
+}
+
+const TICKING = new Set(['RUNNING', 'RETRYING']); // run time and estimate, or the retry countdown
 
 function setTime(el, iso, now = new Date()) {
   setText(el, formatTime(iso, now));
@@ -114,12 +123,12 @@ export class TaskList {
     if (refs) fillRow(refs, task, new Date());
   }
 
-  /** Advances the run time of RUNNING rows (one shared timer ticks every row). */
+  /** Advances what counts in time on RUNNING and RETRYING rows (one shared timer ticks every row). */
   tick(tasks) {
     const now = Date.now();
     for (const task of tasks) {
-      const refs = task.status === 'RUNNING' && this.rows.get(task.id);
-      if (refs) setText(refs.runtime, formatDuration(runTime(task, now)));
+      const refs = TICKING.has(task.status) && this.rows.get(task.id);
+      if (refs) setTimes(refs, task, now);
     }
   }
 

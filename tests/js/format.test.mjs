@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { formatDuration, formatJson, formatTime, runTime } from '../../static/js/format.js';
+import { formatBytes, formatClock, formatDuration, formatJson, formatTime, runTime } from '../../static/js/format.js';
 
 test('durations are short and readable at every scale', () => {
   assert.equal(formatDuration(null), '—');
@@ -32,4 +32,18 @@ test('times show the clock today and the date otherwise', () => {
 test('JSON is pretty-printed, and absence is a dash', () => {
   assert.equal(formatJson({ a: [1] }), '{\n  "a": [\n    1\n  ]\n}');
   assert.equal(formatJson(null), '—');
+});
+
+test('sizes in decimal units, as file managers show them', () => {
+  assert.equal(formatBytes(0), '0 B');
+  assert.equal(formatBytes(999), '999 B');
+  assert.equal(formatBytes(1_234), '1.2 kB');
+  assert.equal(formatBytes(52_428_800), '52 MB');
+  assert.equal(formatBytes(3_000_000_000_000), '3000 GB');
+  assert.equal(formatBytes(undefined), '—');
+});
+
+test('log times are the local clock time', () => {
+  assert.equal(formatClock(new Date(2026, 0, 2, 9, 5, 7).toISOString()), '09:05:07');
+  assert.equal(formatClock(null), '—');
 });

@@ -204,3 +204,18 @@ test('connection: pings while live, and drops a connection that stopped answerin
   assert.equal(live.closedByClient, true);
   assert.equal(seen.states.at(-1), 'reconnecting');
 });
+
+test('connection: the page can send only on a live socket', async () => {
+  const { clock, connection, socket } = setUp();
+  assert.equal(connection.send({ type: 'logs', task_id: 'a' }), false, 'not before the hello');
+  const live = socket();
+  live.open();
+  assert.equal(connection.send({ type: 'logs', task_id: 'a' }), true);
+  assert.deepEqual(live.sent, [{ type: 'logs', task_id: 'a' }]);
+  live.drop();
+  assert.equal(connection.send({ type: 'logs', task_id: 'a' }), false, 'not while reconnecting');
+  await clock.advance(500);
+  socket().open();
+  assert.equal(connection.send({ type: 'logs', task_id: null }), true);
+  assert.deepEqual(socket().sent, [{ type: 'logs', task_id: null }]);
+});

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { Store, matches, previousStatus } from '../../static/js/store.js';
+import { Store, keepQueuePosition, matches, previousStatus } from '../../static/js/store.js';
 
 let clock = 0;
 /** A task as the server sends it; `statuses` is its timeline, oldest first. */
@@ -149,4 +149,27 @@ test('matches: status, type and an id prefix (dashes and case ignored)', () => {
   assert.equal(matches(t, { ...none, status: 'SUCCESS' }), false);
   assert.equal(matches(t, { ...none, task_type: 'batch_processing' }), false);
   assert.equal(matches(t, { ...none, q: 'cd' }), false);
+});
+
+test('a queue position (REST only) is kept until the status changes, and a REST read of the same version adds it', () => {
+  const store = new Store();
+  const created = task('q', 1, ['PENDING']);
+  store.applyEvent('created', created);
+  assert.equal(store.put({ ...created, queue_position: 2 }), false, 'the same version is no change');
+  assert.equal(store.tasks.get('q').queue_position, 2);
+
+  store.put({ ...task('q', 2, ['PENDING']) }); // an event while still PENDING: no position in it
+  assert.equal(store.tasks.get('q').queue_position, 2);
+  store.put({ ...task('q', 3, ['PENDING']), queue_position: 1 }); // a newer REST read wins
+  assert.equal(store.tasks.get('q').queue_position, 1);
+  store.put(task('q', 4, ['PENDING', 'RUNNING']));
+  assert.equal(store.tasks.get('q').queue_position, undefined);
+});
+
+test('keepQueuePosition only carries a known position across events of the same status', () => {
+  const held = { status: 'PENDING', queue_position: 3 };
+  assert.equal(keepQueuePosition(held, { status: 'PENDING' }).queue_position, 3);
+  assert.equal(keepQueuePosition(held, { status: 'PENDING', queue_position: null }).queue_position, null);
+  assert.equal(keepQueuePosition(held, { status: 'RUNNING' }).queue_position, undefined);
+  assert.equal(keepQueuePosition(undefined, { status: 'PENDING' }).queue_position, undefined);
 });
