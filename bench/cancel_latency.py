@@ -6,11 +6,8 @@ DELETE round trip (the API answers once the worker has stopped the task) as p50 
 Run: `.venv/bin/python bench/cancel_latency.py [N]`.
 """
 
-import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -19,7 +16,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from app.redisserver import RedisServer, free_port  # noqa: E402
+from bench.stack import running_stack  # noqa: E402
 
 
 def wait_until(check, timeout: float = 30.0) -> None:
@@ -31,44 +28,21 @@ def wait_until(check, timeout: float = 30.0) -> None:
 
 
 def main(samples: int) -> None:
-    with tempfile.TemporaryDirectory() as tmp, RedisServer(free_port(), Path(tmp) / "redis", appendonly=False) as redis:
-        port = free_port()
-        env = {**os.environ, "REDIS_URL": redis.url, "DATABASE_URL": f"sqlite:///{tmp}/tasks.db",
-               "DATA_DIR": f"{tmp}/data", "LOG_LEVEL": "WARNING"}
-        bin_dir = Path(sys.executable).parent
-        procs = [
-            subprocess.Popen([str(bin_dir / "uvicorn"), "app.main:create_app", "--factory", "--port", str(port),
-                              "--log-level", "warning"], cwd=ROOT, env=env),
-            subprocess.Popen([sys.executable, "worker.py"], cwd=ROOT, env=env),
-        ]
-        try:
-            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
-                wait_until(lambda: _healthy(http))
-                times = []
-                for _ in range(samples):
-                    task = http.post("/api/tasks/submit", json={"task_type": "batch_processing", "parameters": {
-                        "data": list(range(100)), "delay_per_item": 0.1}}).json()
-                    wait_until(lambda: http.get(f"/api/tasks/{task['id']}").json()["status"] == "RUNNING")
-                    time.sleep(0.25)
-                    started = time.perf_counter()
-                    answer = http.delete(f"/api/tasks/{task['id']}").json()
-                    times.append((time.perf_counter() - started) * 1000)
-                    assert answer["status"] == "CANCELLED", answer["status"]
-        finally:
-            for proc in procs:
-                proc.terminate()
-                proc.wait(timeout=30)
+    with running_stack() as stack, httpx.Client(base_url=stack.url, timeout=10) as http:
+        times = []
+        for _ in range(samples):
+            task = http.post("/api/tasks/submit", json={"task_type": "batch_processing", "parameters": {
+                "data": list(range(100)), "delay_per_item": 0.1}}).json()
+            wait_until(lambda: http.get(f"/api/tasks/{task['id']}").json()["status"] == "RUNNING")
+            time.sleep(0.25)
+            started = time.perf_counter()
+            answer = http.delete(f"/api/tasks/{task['id']}").json()
+            times.append((time.perf_counter() - started) * 1000)
+            assert answer["status"] == "CANCELLED", answer["status"]
     times.sort()
     print(f"cancel of a running task, DELETE → CANCELLED answered, {samples} samples: "
           f"p50 {statistics.median(times):.1f} ms, p95 {times[int(len(times) * 0.95) - 1]:.1f} ms, "
           f"max {times[-1]:.1f} ms")
-
-
-def _healthy(http: httpx.Client) -> bool:
-    try:
-        return http.get("/api/health").status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 if __name__ == "__main__":

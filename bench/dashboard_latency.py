@@ -14,11 +14,8 @@ Run: `.venv/bin/python bench/dashboard_latency.py [N]` (default 100).
 """
 
 import asyncio
-import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -33,8 +30,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from app import keys
-from app.redisserver import RedisServer, free_port
 from app.store import TaskStore
+from bench.stack import running_stack
 
 STORED = 10_000
 LOADS = 10
@@ -182,37 +179,8 @@ async def measure(port: int, redis_url: str, changes: int) -> None:
 
 
 def main(changes: int) -> None:
-    with tempfile.TemporaryDirectory() as tmp, RedisServer(free_port(), Path(tmp) / "redis", appendonly=False) as server:
-        database_url = f"sqlite:///{tmp}/tasks.db"
-        asyncio.run(fill(database_url, STORED))
-        port = free_port()
-        env = {**os.environ, "REDIS_URL": server.url, "DATABASE_URL": database_url, "DATA_DIR": f"{tmp}/data",
-               "LOG_LEVEL": "WARNING"}
-        bin_dir = Path(sys.executable).parent
-        procs = [
-            subprocess.Popen([str(bin_dir / "uvicorn"), "app.main:create_app", "--factory", "--port", str(port),
-                              "--log-level", "warning"], cwd=ROOT, env=env),
-            subprocess.Popen([sys.executable, "worker.py"], cwd=ROOT, env=env),
-        ]
-        try:
-            wait_healthy(port)
-            asyncio.run(measure(port, server.url, changes))
-        finally:
-            for proc in procs:
-                proc.terminate()
-                proc.wait(timeout=30)
-
-
-def wait_healthy(port: int, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/api/health").status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
-    raise TimeoutError("the web process did not become healthy")
+    with running_stack(prepare=lambda database_url: asyncio.run(fill(database_url, STORED))) as stack:
+        asyncio.run(measure(stack.port, stack.redis_url, changes))
 
 
 if __name__ == "__main__":

@@ -7,10 +7,7 @@ thumbnails and log), dark with the list alone. Run: `.venv/bin/python docs/scree
 """
 
 import asyncio
-import os
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -20,7 +17,7 @@ from playwright.async_api import Page, async_playwright
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from app.redisserver import RedisServer, free_port
+from bench.stack import running_stack
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 SLOW = {"data": list(range(200)), "delay_per_item": 0.5}
@@ -94,36 +91,10 @@ async def show_detail(page: Page, task_id: str) -> None:
 
 
 def main() -> None:
-    with tempfile.TemporaryDirectory() as tmp, RedisServer(free_port(), Path(tmp) / "redis", appendonly=False) as redis:
-        port = free_port()
-        env = {**os.environ, "REDIS_URL": redis.url, "DATABASE_URL": f"sqlite:///{tmp}/tasks.db",
-               "DATA_DIR": f"{tmp}/data", "LOG_LEVEL": "WARNING", "WORKER_CONCURRENCY": "2"}
-        bin_dir = Path(sys.executable).parent
-        procs = [
-            subprocess.Popen([str(bin_dir / "uvicorn"), "app.main:create_app", "--factory", "--port", str(port),
-                              "--log-level", "warning"], cwd=ROOT, env=env),
-            subprocess.Popen([sys.executable, "worker.py"], cwd=ROOT, env=env),
-        ]
-        try:
-            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
-                deadline = time.monotonic() + 30
-                while not _healthy(http):
-                    if time.monotonic() > deadline:
-                        raise TimeoutError("web process not healthy")
-                    time.sleep(0.05)
-                image_task = populate(http)
-            asyncio.run(photograph(f"http://127.0.0.1:{port}/", image_task))
-        finally:
-            for proc in procs:
-                proc.terminate()
-                proc.wait(timeout=30)
-
-
-def _healthy(http: httpx.Client) -> bool:
-    try:
-        return http.get("/api/health").status_code == 200
-    except httpx.HTTPError:
-        return False
+    with running_stack(env={"WORKER_CONCURRENCY": "2"}) as stack:
+        with httpx.Client(base_url=stack.url, timeout=10) as http:
+            image_task = populate(http)
+        asyncio.run(photograph(f"{stack.url}/", image_task))
 
 
 if __name__ == "__main__":
