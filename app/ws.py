@@ -88,7 +88,7 @@ async def _authenticated(websocket: WebSocket, settings: Settings) -> bool:
         return True
     try:
         message = json.loads(await asyncio.wait_for(websocket.receive_text(), AUTH_WAIT))
-    except (TimeoutError, ValueError, WebSocketDisconnect):
+    except (TimeoutError, ValueError):
         message = None
     token = message.get("token") if isinstance(message, dict) and message.get("type") == "auth" else None
     return isinstance(token, str) and token_access(settings, token) is not None
@@ -97,7 +97,11 @@ async def _authenticated(websocket: WebSocket, settings: Settings) -> bool:
 async def endpoint(websocket: WebSocket) -> None:
     state = websocket.state
     await websocket.accept()
-    if not await _authenticated(websocket, state.settings):
+    try:
+        authenticated = await _authenticated(websocket, state.settings)
+    except WebSocketDisconnect:
+        return  # gone before authenticating: nothing to close
+    if not authenticated:
         await websocket.close(1008, "authentication required: send {\"type\": \"auth\", \"token\": ...} first")
         return
     try:

@@ -1,4 +1,7 @@
 // fetch wrappers for the REST API: parsed JSON, or an ApiError carrying status, detail and field.
+// Each request carries the stored token; a 401 waits for a token (see auth.js) and is sent again.
+
+import { authHeaders } from './auth.js';
 
 export class ApiError extends Error {
   /** @param {number} status 0 when the server could not be reached */
@@ -12,19 +15,18 @@ export class ApiError extends Error {
 
 const json = (value) => ({ body: JSON.stringify(value), type: 'application/json' });
 
-/** @param {{body: BodyInit, type: string}} [content] the request body and its Content-Type */
-async function request(method, path, content) {
-  const init = { method, headers: { Accept: 'application/json' } };
-  if (content) {
-    init.headers['Content-Type'] = content.type;
-    init.body = content.body;
-  }
-  let response;
-  try {
-    response = await fetch(path, init);
-  } catch (error) {
-    throw new ApiError(0, `server unreachable (${error.message})`);
-  }
+/**
+ * @typedef {{token: () => string|null, refused: (sent: string|null) => Promise<void>}} Auth
+ * `refused` resolves once a token worth trying is at hand (the user was asked for one).
+ */
+const NO_AUTH = { token: () => null, refused: null };
+
+/**
+ * @param {Auth} auth
+ * @param {{body: BodyInit, type: string}} [content] the request body and its Content-Type
+ */
+async function request(auth, method, path, content) {
+  const response = await authorized(auth, method, path, content);
   const data = await response.json().catch(() => null);
   if (!response.ok) {
     throw new ApiError(response.status, data?.detail || response.statusText || 'request failed', data?.field);
@@ -32,19 +34,56 @@ async function request(method, path, content) {
   return data;
 }
 
+/** The response, once it is not a 401 (or there is no one to ask for a token). */
+async function authorized(auth, method, path, content) {
+  for (;;) {
+    const token = auth.token();
+    const response = await send(method, path, content, token);
+    if (response.status !== 401 || !auth.refused) return response;
+    await auth.refused(token); // then the same request again, with the token the user gave
+  }
+}
+
+async function send(method, path, content, token) {
+  const init = { method, headers: { Accept: 'application/json', ...authHeaders(token) } };
+  if (content) {
+    init.headers['Content-Type'] = content.type;
+    init.body = content.body;
+  }
+  try {
+    return await fetch(path, init);
+  } catch (error) {
+    throw new ApiError(0, `server unreachable (${error.message})`);
+  }
+}
+
 const task = (id) => `/api/tasks/${encodeURIComponent(id)}`;
 const LOG_PAGE = 5000; // lines per log request: the server's most, so one answer holds a whole capped log
 
-export const api = {
-  taskTypes: () => request('GET', '/api/task-types'),
-  /** @param {string} query from url.listQuery */
-  listTasks: (query) => request('GET', `/api/tasks/${query}`),
-  stats: () => request('GET', '/api/stats'),
-  getTask: (id) => request('GET', task(id)),
-  submit: (taskType, parameters) => request('POST', '/api/tasks/submit', json({ task_type: taskType, parameters })),
-  cancel: (id) => request('DELETE', task(id)),
-  retry: (id) => request('POST', `${task(id)}/retry`),
-  logs: (id, after) => request('GET', `${task(id)}/logs?after=${after}&limit=${LOG_PAGE}`),
-  /** The file itself is the body, sent as `type`; the server checks its bytes against that type. */
-  upload: (file, type) => request('POST', `/api/uploads?filename=${encodeURIComponent(file.name)}`, { body: file, type }),
-};
+/** The REST API; with `auth`, every call carries the token and waits out a 401 for a new one. */
+export function createApi(auth = NO_AUTH) {
+  const call = (method, path, content) => request(auth, method, path, content);
+  return {
+    taskTypes: () => call('GET', '/api/task-types'),
+    /** @param {string} query from url.listQuery */
+    listTasks: (query) => call('GET', `/api/tasks/${query}`),
+    stats: () => call('GET', '/api/stats'),
+    getTask: (id) => call('GET', task(id)),
+    submit: (taskType, parameters) => call('POST', '/api/tasks/submit', json({ task_type: taskType, parameters })),
+    cancel: (id) => call('DELETE', task(id)),
+    retry: (id) => call('POST', `${task(id)}/retry`),
+    logs: (id, after) => call('GET', `${task(id)}/logs?after=${after}&limit=${LOG_PAGE}`),
+    /** The file itself is the body, sent as `type`; the server checks its bytes against that type. */
+    upload: (file, type) => call('POST', `/api/uploads?filename=${encodeURIComponent(file.name)}`, { body: file, type }),
+    /** A file the task produced, as a Blob (an <img> or a link cannot send the token itself). */
+    artifact: (id, name) => blob(auth, artifactUrl(id, name)),
+  };
+}
+
+export const artifactUrl = (id, name) => `${task(id)}/artifacts/${encodeURIComponent(name)}`;
+
+async function blob(auth, path) {
+  const response = await authorized(auth, 'GET', path);
+  if (!response.ok) throw new ApiError(response.status, response.statusText || 'request failed');
+  return response.blob();
+}

@@ -1,6 +1,7 @@
 // The composition root: builds the pieces, wires their events, starts the live connection.
 
-import { api } from './api.js';
+import { createApi } from './api.js';
+import { TokenGate, TokenKeeper, sessionStore } from './auth.js';
 import { Dashboard } from './dashboard.js';
 import { DetailPanel } from './detail.js';
 import { FilterBar } from './filterbar.js';
@@ -8,10 +9,24 @@ import { SubmitForm } from './form.js';
 import { LogFollower } from './logfollow.js';
 import { Connection } from './socket.js';
 import { Store } from './store.js';
+import { TokenDialog } from './tokendialog.js';
 import { Counters, TaskList, renderConnection } from './views.js';
 
 const $ = (id) => document.getElementById(id);
-const detail = new DetailPanel($('detail'));
+// The token, asked for on the first 401 (or refused socket) and kept for this tab's session.
+const keeper = new TokenKeeper(sessionStore());
+const tokenDialog = new TokenDialog($('token-dialog'), { enter: $('token-enter'), forget: $('token-forget') });
+const gate = new TokenGate(keeper, (reason) => tokenDialog.ask(reason));
+const auth = { token: () => keeper.token, refused: (sent) => gate.refused(sent) };
+const api = createApi(auth);
+tokenDialog.bindSubmit((token) => gate.provide(token));
+tokenDialog.bindForget(() => {
+  keeper.forget();
+  location.reload(); // nothing of it stays in this page either: the next request asks again
+});
+tokenDialog.showStored(Boolean(keeper.token));
+
+const detail = new DetailPanel($('detail'), { withToken: () => Boolean(keeper.token), fetch: api.artifact });
 // `connection` is declared below, before anything (dashboard.fromUrl first) can send.
 const logs = new LogFollower({ api, send: (message) => connection.send(message), view: detail.log });
 const dashboard = new Dashboard({
@@ -30,6 +45,11 @@ const socketUrl = (since) => `${location.protocol === 'https:' ? 'wss' : 'ws'}:/
 const connection = new Connection({
   url: socketUrl, onMessage: (m) => dashboard.onMessage(m), onState: (s) => dashboard.onState(s),
   onHello: (info) => dashboard.onHello(info), poll: () => dashboard.poll(),
+  token: auth.token, onAuthRefused: auth.refused,
+});
+keeper.onChange((token) => {
+  tokenDialog.showStored(Boolean(token));
+  if (token) connection.reconnect(); // a socket still waiting without a token need not time out first
 });
 dashboard.fromUrl();
 connection.start();

@@ -19,9 +19,16 @@ const FIELDS = [
 const TIMES = new Set(['created_at', 'started_at', 'completed_at', 'updated_at']);
 
 export class DetailPanel {
-  constructor(el) {
+  /**
+   * @param {HTMLElement} el
+   * @param {{withToken: () => boolean, fetch: (id: string, name: string) => Promise<Blob>}} [files] how
+   *   a task's files load while a token is in use (fetched with it); without one, plain URLs do
+   */
+  constructor(el, files = { withToken: () => false, fetch: null }) {
     this.el = el;
     this.task = null;
+    this.files = files;
+    this.objectUrls = [];
     this.log = new LogView(); // filled by the LogFollower, not by update()
     this.build();
   }
@@ -70,6 +77,7 @@ export class DetailPanel {
     this.el.hidden = true;
     this.id = null;
     this.task = null;
+    this.revokeFiles();
   }
 
   /** Shows the latest state of the open task; the costly parts only when they can have changed. */
@@ -93,9 +101,24 @@ export class DetailPanel {
     setText(r.result, formatJson(task.result_data));
     const files = artifactsOf(task);
     r.filesSection.hidden = files.length === 0;
-    r.files.replaceChildren(...artifactItems(task.id, files));
+    this.revokeFiles();
+    r.files.replaceChildren(...artifactItems(task.id, files, this.fileFetcher(task.id)));
     setText(r.parameters, formatJson(task.parameters));
     r.timeline.replaceChildren(...task.timeline.map((entry, i) => timelineItem(entry, task.timeline[i - 1])));
+  }
+
+  /** Fetches a file with the token and keeps its object URL until the files are shown anew. */
+  fileFetcher(id) {
+    if (!this.files.withToken()) return null;
+    return async (name) => {
+      const url = URL.createObjectURL(await this.files.fetch(id, name));
+      this.objectUrls.push(url);
+      return url;
+    };
+  }
+
+  revokeFiles() {
+    for (const url of this.objectUrls.splice(0)) URL.revokeObjectURL(url);
   }
 
   setField(name, el, task) {
@@ -129,7 +152,8 @@ export class DetailPanel {
   bindClose(handler) {
     this.refs.close.addEventListener('click', handler);
     document.addEventListener('keydown', (event) => {
-      if (event.key === 'Escape' && !this.el.hidden) handler();
+      // An Escape that closes a dialog above the panel (the token question) is that dialog's.
+      if (event.key === 'Escape' && !this.el.hidden && !event.target.closest?.('dialog')) handler();
     });
   }
 

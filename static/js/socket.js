@@ -1,5 +1,8 @@
 // The live connection: WebSocket lifecycle, resume with `?since=<last seq>`, reconnect backoff,
 // and REST polling only while the socket is down. The policy parts are pure and tested in node.
+// With a token, the socket's first message is `{"type": "auth", "token": …}`: never in the URL.
+
+import { isAuthClose } from './auth.js';
 
 export const DEFAULTS = {
   baseDelay: 500, // ms before the first reconnect attempt
@@ -70,8 +73,10 @@ const BROWSER = {
  * @typedef {{
  *   url: (since: number|null) => string, onMessage: (msg: object) => void,
  *   onState: (state: string) => void, onHello: (info: {resumed: boolean}) => void,
- *   poll: () => Promise<unknown>, options?: typeof DEFAULTS, env?: typeof BROWSER
+ *   poll: () => Promise<unknown>, options?: typeof DEFAULTS, env?: typeof BROWSER,
+ *   token?: () => string|null, onAuthRefused?: (sent: string|null) => Promise<void>
  * }} ConnectionConfig
+ * `onAuthRefused` resolves once there is a token worth trying (the socket waits for it, no backoff).
  */
 export class Connection {
   /** @param {ConnectionConfig} config */
@@ -82,6 +87,7 @@ export class Connection {
     this.since = null; // last seq seen on the socket; null until the first hello
     this.attempt = 0;
     this.socket = null; // the live socket (after its hello), for messages the page sends
+    this.pending = null; // a socket connecting (before its hello), and the token it was opened with
     this.timers = {};
     this.status = new ConnectionState(this.env.now(), this.options);
   }
@@ -93,14 +99,40 @@ export class Connection {
   }
 
   connect() {
+    const token = this.config.token?.() ?? null;
     const ws = new this.env.WebSocket(this.config.url(this.since));
+    this.pending = { ws, token };
     this.schedule('connect', () => this.drop(ws), this.options.connectTimeout);
+    // The server reads nothing before the auth message, and the page sends nothing before the hello.
+    ws.onopen = () => {
+      if (token) ws.send(JSON.stringify({ type: 'auth', token }));
+    };
     ws.onmessage = (event) => this.received(ws, JSON.parse(event.data));
-    ws.onclose = (event) => this.closed(event.code);
+    ws.onclose = (event) => this.closed(event.code, event.reason, token);
+  }
+
+  /**
+   * Connects at once with the current token (the user just gave one), unless a socket is live or
+   * already connecting with it.
+   */
+  reconnect() {
+    const token = this.config.token?.() ?? null;
+    if (this.socket || (this.pending && this.pending.token === token)) return;
+    if (this.pending) this.detach(this.pending.ws);
+    this.cancel('reconnect');
+    this.attempt = 0;
+    this.connect();
+  }
+
+  detach(ws) {
+    ws.onopen = ws.onmessage = ws.onclose = null;
+    ws.close();
+    this.pending = null;
   }
 
   /** Live from the server's hello: a socket that opens and closes at once never counts as live. */
   live(ws) {
+    this.pending = null;
     this.cancel('connect');
     this.cancel('offline');
     this.stopPolling();
@@ -144,20 +176,26 @@ export class Connection {
 
   /** Gives up on a socket that never opened or stopped answering, without waiting for its close. */
   drop(ws) {
-    ws.onmessage = ws.onclose = null;
-    ws.close();
+    this.detach(ws);
     this.closed(4000);
   }
 
-  closed(code) {
+  closed(code, reason = '', token = null) {
     this.socket = null;
+    this.pending = null;
     this.cancel('connect');
     this.cancel('ping');
-    if (code === 1008) this.since = null; // our since was refused: start over, with a full reload
+    const auth = isAuthClose(code, reason) && this.config.onAuthRefused;
+    if (code === 1008 && !auth) this.since = null; // our since was refused: start over, with a full reload
     const now = this.env.now();
     this.status.failed(now);
     this.update();
     this.schedule('offline', () => this.update(), this.status.offlineIn(now));
+    if (auth) {
+      // Retrying with the same token is pointless: wait for the user's (reconnect() comes with it).
+      this.config.onAuthRefused(token).then(() => this.reconnect());
+      return;
+    }
     const delay = reconnectDelay(this.attempt++, this.options, this.env.random);
     this.schedule('reconnect', () => this.connect(), delay);
   }

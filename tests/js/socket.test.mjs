@@ -91,14 +91,17 @@ class FakeSocket {
   close() { this.closedByClient = true; }
 
   /** The server's side of a successful connect: open, then its hello. */
-  open(seq = 0) { this.receive({ type: 'hello', seq }); }
+  open(seq = 0) {
+    this.onopen?.();
+    this.receive({ type: 'hello', seq });
+  }
 
   receive(message) { this.onmessage?.({ data: JSON.stringify(message) }); }
 
-  drop(code = 1006) { this.onclose?.({ code }); }
+  drop(code = 1006, reason = '') { this.onclose?.({ code, reason }); }
 }
 
-function setUp() {
+function setUp(extra = {}) {
   FakeSocket.made = [];
   const clock = new FakeClock();
   const seen = { states: [], messages: [], hellos: [], polls: [] };
@@ -106,7 +109,7 @@ function setUp() {
     url: (since) => (since === null ? '/ws' : `/ws?since=${since}`),
     onMessage: (m) => seen.messages.push(m), onState: (s) => seen.states.push(s),
     onHello: (info) => seen.hellos.push(info), poll: async () => seen.polls.push(clock.time),
-    env: clock.env(FakeSocket),
+    env: clock.env(FakeSocket), ...extra,
   });
   connection.start();
   const socket = () => FakeSocket.made.at(-1);
@@ -218,4 +221,96 @@ test('connection: the page can send only on a live socket', async () => {
   socket().open();
   assert.equal(connection.send({ type: 'logs', task_id: null }), true);
   assert.deepEqual(socket().sent, [{ type: 'logs', task_id: null }]);
+});
+
+// --- the API token -------------------------------------------------------------------------
+
+const AUTH_CLOSE = 'authentication required: send {"type": "auth", "token": ...} first';
+
+/** A connection whose token is `holder.token`, and whose auth refusals wait on `holder.answer()`. */
+function setUpWithToken(token) {
+  const holder = { token, refusals: [] };
+  holder.next = new Promise((resolve) => { holder.answer = resolve; });
+  const setup = setUp({
+    token: () => holder.token,
+    onAuthRefused: (sent) => {
+      holder.refusals.push(sent);
+      return holder.next;
+    },
+  });
+  return { ...setup, holder };
+}
+
+test('connection: with a token, auth is the first message of every socket, and never in the URL', async () => {
+  const { clock, connection, socket } = setUpWithToken('s3cret');
+  const first = socket();
+  first.open(4);
+  connection.send({ type: 'logs', task_id: 'a' });
+  assert.deepEqual(first.sent, [{ type: 'auth', token: 's3cret' }, { type: 'logs', task_id: 'a' }]);
+  first.receive({ type: 'task', change: 'status', seq: 6, task: {} });
+
+  first.drop(1012);
+  await clock.advance(500);
+  const second = socket();
+  assert.notEqual(second, first);
+  second.open(8);
+  assert.deepEqual(second.sent, [{ type: 'auth', token: 's3cret' }], 'again on the reconnect');
+  for (const made of FakeSocket.made) assert.ok(!made.url.includes('s3cret'), made.url);
+  assert.equal(second.url, '/ws?since=6');
+});
+
+test('connection: without a token nothing is sent before the hello', () => {
+  const { socket } = setUpWithToken(null);
+  socket().open();
+  assert.deepEqual(socket().sent, []);
+});
+
+test('connection: an authentication close waits for a new token instead of retrying, then connects at once', async () => {
+  const { clock, connection, socket, holder } = setUpWithToken('wrong');
+  const refused = socket();
+  refused.onopen();
+  refused.drop(1008, AUTH_CLOSE);
+  assert.deepEqual(holder.refusals, ['wrong']);
+  const made = FakeSocket.made.length;
+  await clock.advance(DEFAULTS.maxDelay * 3);
+  assert.equal(FakeSocket.made.length, made, 'no reconnect with the refused token');
+
+  holder.token = 'right';
+  holder.answer();
+  await clock.advance(0);
+  assert.equal(FakeSocket.made.length, made + 1);
+  socket().open();
+  assert.deepEqual(socket().sent, [{ type: 'auth', token: 'right' }]);
+  assert.equal(connection.socket, socket());
+});
+
+test('connection: a 1008 for anything but authentication keeps the ordinary backoff', async () => {
+  const { clock, socket, holder } = setUpWithToken('t');
+  socket().open(3);
+  socket().drop(1008, "since must be a non-negative integer, got 'x'");
+  assert.deepEqual(holder.refusals, []);
+  await clock.advance(500);
+  assert.equal(socket().url, '/ws', 'the refused since is dropped');
+});
+
+test('connection: reconnect() replaces a socket still connecting without the new token, and only that', async () => {
+  const { clock, connection, socket, holder } = setUpWithToken(null);
+  const waiting = socket(); // opened without a token: the server would wait 5 s, then close it
+  waiting.onopen();
+  holder.token = 'given';
+  connection.reconnect();
+  assert.equal(waiting.closedByClient, true);
+  const fresh = socket();
+  assert.notEqual(fresh, waiting);
+  waiting.drop(1008, AUTH_CLOSE); // a late close of the abandoned socket changes nothing
+  assert.deepEqual(holder.refusals, []);
+
+  connection.reconnect(); // connecting with this token already
+  assert.equal(socket(), fresh);
+  fresh.open();
+  connection.reconnect(); // live
+  assert.equal(socket(), fresh);
+  assert.deepEqual(fresh.sent, [{ type: 'auth', token: 'given' }]);
+  await clock.advance(DEFAULTS.pingEvery - 1);
+  assert.equal(FakeSocket.made.at(-1), fresh);
 });
