@@ -172,7 +172,10 @@ class ResilientWorker(Worker):
             self.handle_sig(signal.SIGUSR1)
         if not self._pool:
             return
-        await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+        # The poll loop may be inside a Redis pipeline when it is cancelled: let it leave it before
+        # the pool closes under it (else the pipeline's connection is left unreleased).
+        await asyncio.gather(*self.tasks.values(), *([self.main_task] if self.main_task else []),
+                             return_exceptions=True)
         await self.pool.delete(self.health_check_key)
         if self.on_shutdown:
             await self.on_shutdown(self.ctx)
