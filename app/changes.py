@@ -41,6 +41,7 @@ class Changes:
     def __init__(self, store: TaskStore, redis: ArqRedis) -> None:
         self.store = store
         self.redis = redis
+        self._inflight: set[asyncio.Task[TaskDict | None]] = set()
 
     async def update(
         self, task_id: str, change: Change, statuses: Iterable[Status], values: Mapping[str, Any],
@@ -55,7 +56,14 @@ class Changes:
             )
 
         # Shielded: a cancelled caller must not leave a seq neither written nor published.
-        return await asyncio.shield(self._apply(task_id, change, write, allowed))
+        applying = asyncio.ensure_future(self._apply(task_id, change, write, allowed))
+        self._inflight.add(applying)
+        applying.add_done_callback(self._inflight.discard)
+        return await asyncio.shield(applying)
+
+    async def drain(self) -> None:
+        """Let changes whose callers were cancelled finish, before Redis and the database close."""
+        await asyncio.gather(*self._inflight, return_exceptions=True)
 
     async def _apply(
         self, task_id: str, change: Change, write: Callable[[int], Awaitable[TaskDict | None]],

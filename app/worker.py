@@ -58,7 +58,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     stack = ctx["stack"] = AsyncExitStack()
     store = await stack.enter_async_context(TaskStore.open(str(settings.database_url)))
     redis = ctx["redis"]
-    changes = Changes(store, redis)
+    changes = ctx["changes"] = Changes(store, redis)
     await changes.sync_seq()
     attempts = Attempts(changes)
     types = configure(settings.task_timeouts, settings.task_max_attempts)
@@ -107,6 +107,8 @@ async def shutdown(ctx: dict[str, Any]) -> None:
             await ctx["heartbeat"].remove()
         except Exception as exc:  # Redis may already be gone; the key expires by itself
             log.warning("could not deregister worker: %s", exc)
+    if "changes" in ctx:
+        await ctx["changes"].drain()
     if "stack" in ctx:
         await ctx["stack"].aclose()
 
