@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
-from app import api, api_files, openapi, ws
+from app import api, api_files, ws
 from app.connections import open_redis
 from app.errors import ClientError, InvalidParameters
 from app.hub import EventHub
@@ -82,7 +82,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/api/stats", api.stats, methods=["GET"]),
         Route("/api/task-types", api.task_types, methods=["GET"]),
         Route("/api/health", api.health_check, methods=["GET"]),
-        Route("/openapi.json", openapi.openapi_json, methods=["GET"]),
         WebSocketRoute("/ws", ws.endpoint),
         Mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="static"),
     ]
