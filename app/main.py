@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
-from app import api, api_files, ws
+from app import api, api_files, openapi, ws
 from app.connections import open_redis
 from app.errors import ClientError, InvalidParameters
 from app.hub import EventHub
@@ -66,7 +66,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             )
             stack.push_async_callback(lifecycle.changes.drain)  # runs before Redis and the database close
             yield {"settings": settings, "store": store, "redis": redis, "hub": hub, "lifecycle": lifecycle,
-                   "uploads": uploads, "types": types,
+                   "uploads": uploads, "types": types, "openapi": spec,
                    "limiter": RateLimiter(settings.submit_rate, settings.submit_burst)}
 
     routes = [
@@ -82,9 +82,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/api/stats", api.stats, methods=["GET"]),
         Route("/api/task-types", api.task_types, methods=["GET"]),
         Route("/api/health", api.health_check, methods=["GET"]),
+        Route("/openapi.json", openapi.openapi_json, methods=["GET"]),
         WebSocketRoute("/ws", ws.endpoint),
         Mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="static"),
     ]
+    spec = openapi.document(routes, types)  # refuses, at start, a route the document does not describe
     handlers = {ClientError: client_error, HTTPException: http_error, Exception: server_error}
     return Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers,  # type: ignore[arg-type]
                      middleware=[Middleware(SecurityMiddleware, settings=settings)])

@@ -12,9 +12,10 @@ from starlette.routing import BaseRoute, Route
 from app.api import MAX_BODY_BYTES, MAX_PAGE
 from app.lifecycle import MAX_ATTEMPTS, TIMEOUT
 from app.params import Param
+from app.security import PUBLIC, SAFE_METHODS
 from app.status import Status
 from app.tasks.base import TaskType
-from app.wire import LogLine, TaskDict, TimelineEntry
+from app.wire import LogLine, TaskDict
 
 Schema = dict[str, Any]
 JSON_TYPES: dict[object, str] = {str: "string", int: "integer", float: "number", bool: "boolean",
@@ -22,9 +23,12 @@ JSON_TYPES: dict[object, str] = {str: "string", int: "integer", float: "number",
 HEX_ID = {"type": "string", "pattern": "^[0-9a-f]{32}$"}
 # What Python's str.strip() removes: the server trims `q` with it, so the schema must allow exactly that.
 SPACE = r"[\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*"
-REASONS = {200: "OK", 201: "Created", 400: "Malformed JSON", 404: "Not found", 409: "Conflict with the task's status",
-           413: "Body too large", 415: "Unsupported media type", 422: "Invalid input (`field` names it)",
+REASONS = {400: "Malformed JSON", 401: "No valid token (only when API_TOKEN is set)",
+           403: "Foreign Origin, cross-site request, or a read-only token", 404: "Not found",
+           409: "Conflict with the task's status", 413: "Body too large", 415: "Unsupported media type",
+           422: "Invalid input (`field` names it)", 429: "Too many submits: wait Retry-After seconds",
            503: "A dependency is down"}
+RETRY_AFTER = {"Retry-After": {"schema": {"type": "string", "pattern": "^[0-9]+$"}, "description": "Seconds."}}
 
 
 def ref(name: str) -> Schema:
@@ -33,7 +37,7 @@ def ref(name: str) -> Schema:
 
 def type_schema(hint: object) -> Schema:
     """A Python annotation of the wire types as JSON Schema."""
-    if is_typeddict(hint):
+    if is_typeddict(hint):  # left open: timeline entries carry more than TimelineEntry names (a worker)
         return typed_dict_schema(hint, closed=False)
     origin, args = get_origin(hint), get_args(hint)
     if origin in (Union, UnionType):
@@ -60,7 +64,7 @@ def typed_dict_schema(typed: Any, *, closed: bool = True) -> Schema:
 def task_schema() -> Schema:
     schema = typed_dict_schema(TaskDict)
     props = schema["properties"]
-    props["id"] = {"type": "string", "pattern": "^[0-9a-f]{32}$"}
+    props["id"] = HEX_ID
     props["status"] = {"enum": list(Status)}
     props["progress"].update(minimum=0, maximum=100)
     # Added by GET (one task, or the list) for tasks still waiting in the queue; 1 = next.
@@ -128,7 +132,6 @@ def components(types: Mapping[str, TaskType]) -> Schema:
     check = {"type": "object", "required": ["ok"], "properties": {"ok": boolean}}
     return {"schemas": {
         "Task": task_schema(),
-        "Timeline": {"type": "array", "items": typed_dict_schema(TimelineEntry, closed=False)},
         "Error": {"type": "object", "properties": {"detail": string, "field": string}, "required": ["detail"],
                   "additionalProperties": False},
         "Counts": counts,
@@ -139,10 +142,10 @@ def components(types: Mapping[str, TaskType]) -> Schema:
             name={"enum": list(types)}, description=string, timeout={"type": "number"}, max_attempts=integer,
             parameters={"type": "object", "additionalProperties": described})}),
         "Submit": submit_schema(types),
-        "Health": {**_object(status={"enum": ["ok", "unavailable"]}, redis=check, database=check,
-                             workers=_object(ok=boolean, live=integer),
-                             events=_object(ok=boolean, seq=integer, clients=integer)),
-                   "properties": {"detail": string}, "additionalProperties": True},
+        "Health": _object(status={"enum": ["ok", "unavailable"]}, redis=check, database=check,
+                          workers=_object(ok=boolean, live=integer),
+                          events=_object(ok=boolean, seq=integer, clients=integer),
+                          detail=string) | {"required": ["status", "redis", "database", "workers", "events"]},
         "Upload": _object(id=HEX_ID, filename=string, content_type=string, kind={"enum": ["csv", "image"]},
                           size={"type": "integer", "minimum": 1},
                           sha256={"type": "string", "pattern": "^[0-9a-f]{64}$"}),
@@ -153,3 +156,159 @@ def components(types: Mapping[str, TaskType]) -> Schema:
 def _object(**properties: Schema) -> Schema:
     """A closed object whose every property is present."""
     return {"type": "object", "properties": properties, "required": list(properties), "additionalProperties": False}
+
+
+def _json(schema: Schema, description: str, **extra: Any) -> Schema:
+    return {"description": description, "content": {"application/json": {"schema": schema}}, **extra}
+
+
+def _responses(ok: Schema, *errors: int, code: int = 200) -> Schema:
+    return {str(code): ok, **{str(e): _json(ref("Error"), REASONS[e]) for e in errors}}
+
+
+def _param(name: str, where: str, schema: Schema, description: str) -> Schema:
+    return {"name": name, "in": where, "required": where == "path", "schema": schema, "description": description}
+
+
+def _caseless(word: str) -> str:
+    return "".join(f"[{c}{c.lower()}]" for c in word)
+
+
+TASK_ID = _param("task_id", "path", {"type": "string", "minLength": 1}, "The task's id.")
+# Follow-ups the stateful fuzzer chains after any answer that carries a task.
+TASK_LINKS = {"links": {
+    name: {"operationId": name, "parameters": {"task_id": "$response.body#/id"}}
+    for name in ("getTask", "cancelTask", "retryTask", "taskLogs")
+}}
+TASK = _json(ref("Task"), "The task", **TASK_LINKS)
+LIST_QUERY = [
+    _param("status", "query", {"type": "string", "pattern": f"^(|{'|'.join(_caseless(s) for s in Status)})$"},
+           "Only tasks in this status (any letter case); empty: all."),
+    _param("task_type", "query", {"type": "string"}, "Only tasks of this type; empty: all."),  # enum set per app
+    _param("q", "query", {"type": "string", "pattern": f"^{SPACE}-*(?:[0-9A-Fa-f]-*){{0,32}}{SPACE}$"},
+           "Task id prefix: up to 32 hex digits, dashes and surrounding blanks ignored."),
+    _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 50}, "Page size."),
+    _param("offset", "query", {"type": "integer", "minimum": 0, "maximum": 10**9, "default": 0}, "Tasks skipped."),
+]
+UPLOAD_TYPES = ("text/csv", "application/csv", "text/plain", "application/vnd.ms-excel",
+                "image/png", "image/jpeg", "image/gif", "image/webp", "image/bmp")
+FILE = {"type": "string", "format": "binary"}
+UPLOADED = {**FILE, "minLength": 1}  # an empty file is refused (422)
+
+OPERATIONS: dict[tuple[str, str], Schema] = {
+    ("POST", "/api/tasks/submit"): {
+        "operationId": "submitTask", "summary": "Submit a task (status PENDING, defaults filled in)",
+        "parameters": [_param("Idempotency-Key", "header", {"type": "string", "minLength": 1, "maxLength": 200},
+                              "A repeat with the same key returns the first task (200); 422 if the body differs.")],
+        "requestBody": {"required": True, "description": f"At most {MAX_BODY_BYTES} bytes.",
+                        "content": {"application/json": {"schema": ref("Submit")}}},  # + examples, per app
+        "responses": {"201": _json(ref("Task"), "Created", **TASK_LINKS),
+                      **_responses(_json(ref("Task"), "The first task of this Idempotency-Key", **TASK_LINKS),
+                                   400, 413, 415, 422),
+                      "429": _json(ref("Error"), REASONS[429], headers=RETRY_AFTER),
+                      "503": _json(ref("Error"), "Redis is down, or the queue is full: nothing was stored",
+                                   headers=RETRY_AFTER)},
+    },
+    ("GET", "/api/tasks/"): {"operationId": "listTasks", "summary": "Tasks, newest first, with counts per status",
+                             "parameters": LIST_QUERY, "responses": _responses(_json(ref("TaskList"), "A page"), 422)},
+    ("GET", "/api/tasks/{task_id}"): {"operationId": "getTask", "summary": "One task",
+                                      "parameters": [TASK_ID], "responses": _responses(TASK, 404)},
+    ("DELETE", "/api/tasks/{task_id}"): {
+        "operationId": "cancelTask", "parameters": [TASK_ID], "responses": _responses(TASK, 404, 409),
+        "summary": "Cancel: CANCELLED at once if queued; a running task is stopped by its worker (the answer "
+                   "may still be RUNNING with cancel_requested)"},
+    ("POST", "/api/tasks/{task_id}/retry"): {"operationId": "retryTask", "summary": "FAILED or CANCELLED → PENDING",
+                                             "parameters": [TASK_ID], "responses": _responses(TASK, 404, 409)},
+    ("GET", "/api/tasks/{task_id}/logs"): {
+        "operationId": "taskLogs", "summary": "The task's log lines numbered after `after`, oldest first",
+        "parameters": [TASK_ID,
+                       _param("after", "query", {"type": "integer", "minimum": 0, "maximum": 2**62}, "Last n seen."),
+                       _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 5000}, "Most lines.")],
+        "responses": _responses(_json(ref("Logs"), "Log lines"), 404, 422)},
+    ("GET", "/api/tasks/{task_id}/artifacts/{name}"): {
+        "operationId": "taskArtifact", "summary": "A file the task produced (listed in result_data.artifacts)",
+        "parameters": [TASK_ID, _param("name", "path", {"type": "string", "minLength": 1}, "The file's name.")],
+        "responses": _responses({"description": "The file", "content": {
+            "image/*": {"schema": FILE}, "application/octet-stream": {"schema": FILE}}}, 404)},
+    ("POST", "/api/uploads"): {
+        "operationId": "upload", "summary": "Upload an input file: the body is the file, typed by Content-Type",
+        "parameters": [_param("filename", "query", {"type": "string"}, "The file's name (sanitised).")],
+        "requestBody": {"required": True, "content": {kind: {"schema": UPLOADED} for kind in UPLOAD_TYPES}},
+        "responses": _responses(_json(ref("Upload"), "Stored", links={"getUpload": {
+            "operationId": "getUpload", "parameters": {"upload_id": "$response.body#/id"}}}),
+            413, 415, 422, code=201)},
+    ("GET", "/api/uploads/{upload_id}"): {
+        "operationId": "getUpload", "summary": "An upload's description",
+        "parameters": [_param("upload_id", "path", {"type": "string", "minLength": 1}, "The upload's id.")],
+        "responses": _responses(_json(ref("Upload"), "The upload"), 404)},
+    ("GET", "/api/stats"): {"operationId": "stats", "summary": "Counts per status and the latest seq",
+                            "responses": _responses(_json(ref("Stats"), "Counts"))},
+    ("GET", "/api/task-types"): {"operationId": "taskTypes", "summary": "Task types and their parameter schemas",
+                                 "responses": _responses(_json(ref("TaskTypes"), "The task types"))},
+    ("GET", "/api/health"): {"operationId": "health", "summary": "Redis, database, workers and the event stream",
+                             "responses": {"200": _json(ref("Health"), "All up"),
+                                           "503": _json(ref("Health"), "`detail` names what is down")}},
+    ("GET", "/openapi.json"): {"operationId": "openapi", "summary": "This document",
+                               "responses": _responses(_json({"type": "object"}, "OpenAPI 3.1"))},
+}
+
+
+def api_routes(routes: Iterable[BaseRoute]) -> Iterator[tuple[str, str]]:
+    """(method, path) of every HTTP route; the WebSocket and the static mount are not REST routes."""
+    for route in routes:
+        if isinstance(route, Route):
+            for method in sorted((route.methods or set()) - {"HEAD"}):  # Starlette adds HEAD to every GET
+                yield method, route.path_format
+
+
+def with_types(path: str, operation: Schema, types: Mapping[str, TaskType]) -> Schema:
+    """The parts that name the task types: a registry per app, not module constants."""
+    if path == "/api/tasks/":
+        query = [{**p, "schema": {"enum": ["", *types]}} if p["name"] == "task_type" else p
+                 for p in operation["parameters"]]
+        return {**operation, "parameters": query}
+    if path == "/api/tasks/submit":
+        examples = {name: {"summary": f"{name} with its defaults", "value": {"task_type": name, "parameters": {}}}
+                    for name in types}
+        return {**operation, "requestBody": {**operation["requestBody"], "content": {
+            "application/json": {"schema": ref("Submit"), "examples": examples}}}}
+    return operation
+
+
+def guarded(method: str, path: str, operation: Schema) -> Schema:
+    """What the security middleware adds in front of every handler (app/security.py)."""
+    responses = dict(operation["responses"])
+    extra = []
+    if path.startswith("/api/") and path not in PUBLIC:
+        operation = {**operation, "security": [{}, {"bearer": []}]}  # a token only when API_TOKEN is set
+        extra.append(401)
+    if method not in SAFE_METHODS:  # a foreign Origin or a read-only token; a body too big or not JSON
+        extra += [403, 413, 415]  # (an upload's body is the file: its handler answers its own 415)
+    for code in extra:
+        responses.setdefault(str(code), _json(ref("Error"), REASONS[code]))
+    return {**operation, "responses": responses}
+
+
+def document(routes: Iterable[BaseRoute], types: Mapping[str, TaskType]) -> Schema:
+    found = list(api_routes(routes))
+    if missing := [f"{m} {p}" for m, p in found if (m, p) not in OPERATIONS]:
+        raise LookupError(f"routes without an OpenAPI description in app/openapi.py: {', '.join(missing)}")
+    if stale := [f"{m} {p}" for m, p in OPERATIONS if (m, p) not in found]:
+        raise LookupError(f"OpenAPI descriptions of routes that do not exist: {', '.join(stale)}")
+    paths: Schema = {}
+    for method, path in found:
+        operation = OPERATIONS[(method, path)]
+        operation = with_types(path, operation, types)
+        paths.setdefault(path, {})[method.lower()] = guarded(method, path, operation)
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Task queue", "version": "1", "description": (
+            "Submit background tasks and follow them. Errors are `{\"detail\"}` (422s add `field`). Live "
+            "changes arrive over the WebSocket `/ws?since=S`, described in the README, not here.")},
+        "paths": paths,
+        "components": {**components(types), "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+    }
+
+
+async def openapi_json(request: Request) -> JSONResponse:
+    return JSONResponse(request.state.openapi)

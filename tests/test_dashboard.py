@@ -17,7 +17,6 @@ from app.redisserver import free_port
 from app.settings import Settings
 from app.store import TaskStore
 from app.worker import ResilientWorker
-from tests.conftest import make_settings, serve
 from tests.browser import (
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -28,6 +27,7 @@ from tests.browser import (
     serve_at,
     stop,
 )
+from tests.conftest import make_settings, serve
 from tests.helpers import submit, wait_for_status
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason=SKIP_REASON)

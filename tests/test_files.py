@@ -1,6 +1,5 @@
 """Uploads in, artifacts and logs out, queue positions: through the real API, worker and storage."""
 
-import asyncio
 import io
 import json
 from pathlib import Path

@@ -18,10 +18,10 @@ import pytest
 import redis.asyncio as aioredis
 
 from app import keys
+from app.main import create_app
 from app.redisserver import free_port
 from app.settings import Settings
 from app.status import FINAL
-from app.main import create_app
 from app.worker import create_worker
 from tests.conftest import make_settings, serve
 from tests.helpers import submit, wait_for_status
