@@ -1,14 +1,18 @@
-# `make run` starts everything (web, worker, embedded Redis); `make test` runs the tests.
+# `make run` starts everything (web, worker, embedded Redis); `make test` runs the tests; `make bench` measures.
 PYTHON ?= python3
 VENV := .venv
 
-.PHONY: run test clean
+.PHONY: run test bench clean
 
 run: $(VENV)/.installed
 	$(VENV)/bin/python -m app.launcher
 
 test: $(VENV)/.installed
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+# Benchmarks against the bare engine in the same run (bench/README.md); BENCH_SCALE=0.1 for a quick look.
+bench: $(VENV)/.installed
+	$(VENV)/bin/python -m bench.run $(BENCH_ARGS)
 
 # The stamp is newer than requirements.txt once the venv holds exactly what it pins.
 $(VENV)/.installed: requirements.txt

@@ -2,7 +2,9 @@
 
 import asyncio
 import json
+import re
 from contextlib import suppress
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from starlette.requests import Request
@@ -10,6 +12,7 @@ from starlette.responses import JSONResponse
 
 from app import health, keys
 from app.errors import OUTAGES, BadRequest, InvalidParameters, PayloadTooLarge, TooManyRequests, UnsupportedMediaType
+from app.intake import MAX_GROUP
 from app.lifecycle import TaskLifecycle
 from app.status import WAITING, Status
 from app.tasks import TASK_TYPES, get_task_type
@@ -17,7 +20,12 @@ from app.wire import TaskDict
 
 MAX_BODY_BYTES = 2 * 1024 * 1024
 MAX_PAGE = 500
+MAX_BATCH = MAX_GROUP  # tasks per batch submit
+BATCH_ITEM_FIELDS = frozenset({"task_type", "parameters", "max_attempts", "timeout"})
 ID_CHARS = frozenset("0123456789abcdef")
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MICROSECOND = timedelta(microseconds=1)
+CURSOR = re.compile(r"([0-9]{1,17})\.([0-9A-Za-z_-]{1,36})")  # mirrored by the `after` pattern in app/openapi.py
 
 
 async def json_body(request: Request, fields: set[str]) -> dict[str, Any]:
@@ -75,6 +83,28 @@ async def submit(request: Request) -> JSONResponse:
     return JSONResponse(task, status_code=201 if created else 200)
 
 
+async def submit_batch(request: Request) -> JSONResponse:
+    """Many tasks in one request, all or none, answered in request order. Each counts against the
+    client's submit rate. No Idempotency-Key: a batch is not replayed (422)."""
+    if request.headers.get("idempotency-key") is not None:
+        raise InvalidParameters("Idempotency-Key", "is not supported for batches; submit one by one to use it")
+    items = (await json_body(request, {"tasks"})).get("tasks")
+    if not isinstance(items, list) or not 1 <= len(items) <= MAX_BATCH:
+        raise InvalidParameters("tasks", f"must be a list of 1 to {MAX_BATCH} tasks")
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise InvalidParameters(f"tasks[{index}]", "must be a JSON object")
+        if unknown := sorted(set(item) - BATCH_ITEM_FIELDS):
+            raise InvalidParameters(f"tasks[{index}].{unknown[0]}",
+                                    f"unknown field; known: {', '.join(sorted(BATCH_ITEM_FIELDS))}")
+        if "task_type" not in item:
+            raise InvalidParameters(f"tasks[{index}].task_type", f"required; known: {', '.join(TASK_TYPES)}")
+    client = request.client.host if request.client else "?"
+    if wait := request.state.limiter.take(client, len(items)):
+        raise TooManyRequests(f"too many submits from {client}; slow down", wait)
+    return JSONResponse({"tasks": await _lifecycle(request).submit_many(items)}, status_code=201)
+
+
 async def list_tasks(request: Request) -> JSONResponse:
     status = request.query_params.get("status") or None
     if status is not None and status.upper() not in Status.__members__:
@@ -88,15 +118,31 @@ async def list_tasks(request: Request) -> JSONResponse:
         raise InvalidParameters("q", f"searches task ids by prefix: up to 32 hex digits, got {raw_q[:40]!r}")
     limit = _int_query(request, "limit", 50, 1, MAX_PAGE)
     offset = _int_query(request, "offset", 0, 0, 10**9)
+    after = _parse_cursor(request.query_params.get("after") or None)
     store = request.state.store
     tasks, total = await store.page(
         status=status.upper() if status else None, task_type=task_type, id_prefix=id_prefix,
-        limit=limit, offset=offset,
+        limit=limit, offset=offset, after=after,
     )
     counts = await store.counts()
     await _add_queue_positions(request, tasks)
     return JSONResponse({"tasks": tasks, "total": total, "limit": limit, "offset": offset,
-                         "counts": counts, "seq": request.state.hub.head})
+                         "counts": counts, "seq": request.state.hub.head,
+                         "next": _cursor(tasks[-1]) if len(tasks) == limit else None})
+
+
+def _cursor(task: TaskDict) -> str:
+    """Where the next page starts: the task's creation time in microseconds since 1970, and its id."""
+    micros = (datetime.fromisoformat(task["created_at"]) - EPOCH) // MICROSECOND
+    return f"{micros}.{task['id']}"
+
+
+def _parse_cursor(raw: str | None) -> tuple[datetime, str] | None:
+    if raw is None:
+        return None
+    if not (match := CURSOR.fullmatch(raw)):
+        raise InvalidParameters("after", f"must be a `next` cursor from a previous page, got {raw[:60]!r}")
+    return EPOCH + int(match[1]) * MICROSECOND, match[2]
 
 
 async def stats(request: Request) -> JSONResponse:
@@ -117,12 +163,12 @@ async def _add_queue_positions(request: Request, tasks: list[TaskDict]) -> None:
     waiting = [task for task in tasks if task["status"] in WAITING]
     if not waiting:
         return
-    running = await request.state.store.running()
+    running = await request.state.store.running_jobs()
     redis, queue = request.state.redis, request.state.settings.queue_name
     try:
         async with redis.pipeline(transaction=False) as pipe:
-            for task in waiting + running:
-                pipe.zrank(queue, keys.job_id(task["id"], task["dispatch"]))
+            for task_id, dispatch in [(task["id"], task["dispatch"]) for task in waiting] + running:
+                pipe.zrank(queue, keys.job_id(task_id, dispatch))
             ranks = await pipe.execute()
     except OUTAGES:
         return

@@ -1,7 +1,6 @@
 """One WebSocket client's outbox: bounded, progress coalesced per task, status changes kept."""
 
 import asyncio
-from collections import OrderedDict
 
 from app.wire import Event
 
@@ -24,7 +23,9 @@ class ClientQueue:
 
     def __init__(self, maxsize: int) -> None:
         self.maxsize = maxsize
-        self._items: OrderedDict[tuple[str, object], Item] = OrderedDict()
+        # Keys: a task id (str) for its pending progress, a seq (int > 0) for a change kept as it is,
+        # -n for our own n-th frame: plain values, no tuple to build and hash per client per event.
+        self._items: dict[str | int, Item] = {}
         self._ready = asyncio.Event()
         self._closed: Closed | None = None
         self._frames = 0
@@ -33,10 +34,11 @@ class ClientQueue:
     def put(self, event: Event) -> None:
         if self._closed:
             return
-        self._items.pop(("progress", event.task_id), None)
-        key = ("progress", event.task_id) if event.coalescable else ("change", event.seq)
-        self._items[key] = event
-        if len(self._items) > self.maxsize:
+        items = self._items
+        if items:
+            items.pop(event.task_id, None)
+        items[event.task_id if event.coalescable else event.seq] = event
+        if len(items) > self.maxsize:
             self.close(1013, "client too slow; resume with ?since=<last seq>")
         self._ready.set()
 
@@ -44,7 +46,7 @@ class ClientQueue:
         if self._closed:
             return
         self._frames += 1
-        self._items[("frame", self._frames)] = frame
+        self._items[-self._frames] = frame
         if len(self._items) > self.maxsize:
             self.close(1013, "client too slow; resume with ?since=<last seq>")
         self._ready.set()
@@ -57,8 +59,9 @@ class ClientQueue:
     def __len__(self) -> int:
         return len(self._items)
 
-    async def get(self) -> Item:
-        """The next item; raises Closed once the queue was closed."""
+    async def take(self) -> list[Item]:
+        """Everything waiting, oldest first (at least one item): a sender that fell behind catches
+        up in one write; raises Closed once the queue was closed."""
         while not self._items:
             if self._closed:
                 raise self._closed
@@ -66,4 +69,6 @@ class ClientQueue:
             await self._ready.wait()
         if self._closed:
             raise self._closed
-        return self._items.popitem(last=False)[1]
+        items = list(self._items.values())
+        self._items.clear()
+        return items

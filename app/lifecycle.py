@@ -11,6 +11,7 @@ from redis.exceptions import RedisError
 from app import keys
 from app.changes import Changes, entry
 from app.errors import Conflict, InvalidParameters, NotFound, Unavailable
+from app.intake import Intake
 from app.params import Float, Int, validate_parameters
 from app.status import CANCELLABLE, FINAL, RETRYABLE, WAITING, Status
 from app.store import TaskStore, utcnow
@@ -34,39 +35,65 @@ class TaskLifecycle:
         self.uploads = uploads
         self.max_queued = max_queued
         self.changes = Changes(store, redis)
+        self.intake = Intake(store, redis, max_queued)
 
     async def submit(
         self, task_type: object, parameters: object, *, max_attempts: object = None, timeout: object = None,
         idempotency_key: str | None = None,
     ) -> tuple[TaskDict, bool]:
         """The new task and True; or, for an Idempotency-Key seen before, the first task and False."""
-        kind = get_task_type(task_type)
-        params = validate_parameters(kind.params, parameters)
-        self.uploads.check_references(kind.params, params)
-        limits = {
-            "max_attempts": None if max_attempts is None else MAX_ATTEMPTS.validate("max_attempts", max_attempts),
-            "timeout": None if timeout is None else TIMEOUT.validate("timeout", timeout),
-        }
-        request_hash = _fingerprint(kind.name, params, limits) if idempotency_key else None
-        if idempotency_key and (earlier := await self._replayed(idempotency_key, request_hash)):
+        values = self._new(task_type, parameters, max_attempts, timeout)
+        if not idempotency_key:
+            return await self.intake.one(values), True
+        request_hash = _fingerprint(values["task_type"], values["parameters"],
+                                    {"max_attempts": values["max_attempts"], "timeout": values["timeout"]})
+        if earlier := await self._replayed(idempotency_key, request_hash):
             return earlier, False
         await self._check_room()
-        now = utcnow()
-        values = {
-            "id": uuid.uuid4().hex, "task_type": kind.name, "status": Status.PENDING.value, "parameters": params,
-            "progress": 0.0, "created_at": now, "updated_at": now, "attempts": 0, "dispatch": 1,
-            "cancel_requested": False, "timeline": [entry(Status.PENDING)], **limits,
-            "idempotency_key": idempotency_key, "request_hash": request_hash,
-        }
+        values.update(idempotency_key=idempotency_key, request_hash=request_hash)
         try:
             return await self.changes.insert(values), True
         except RedisError as exc:
             raise Unavailable(f"queue unavailable (Redis: {exc.__class__.__name__}); retry later") from exc
         except Exception:
             # Two submits with one Idempotency-Key raced: the unique index let one through.
-            if idempotency_key and (earlier := await self._replayed(idempotency_key, request_hash)):
+            if earlier := await self._replayed(idempotency_key, request_hash):
                 return earlier, False
             raise
+
+    async def submit_many(self, items: list[dict[str, Any]]) -> list[TaskDict]:
+        """New tasks, all or none: every item is checked first (422 naming `tasks[i].<field>`), then
+        they are stored in one transaction and queued in one Redis transaction (503 if they do not
+        all fit under the queue cap, or Redis fails)."""
+        rows = []
+        for index, item in enumerate(items):
+            try:
+                rows.append(self._new(item.get("task_type"), item.get("parameters", {}), item.get("max_attempts"),
+                                      item.get("timeout"), nested=True))
+            except InvalidParameters as exc:
+                raise InvalidParameters(f"tasks[{index}].{exc.field}", exc.message) from None
+        return await self.intake.many(rows, whole=True)
+
+    def _new(self, task_type: object, parameters: object, max_attempts: object, timeout: object, *,
+             nested: bool = False) -> dict[str, Any]:
+        """A new task's row, checked; `nested` names parameters as `parameters.<name>` in a 422."""
+        kind = get_task_type(task_type)
+        try:
+            params = validate_parameters(kind.params, parameters)
+            self.uploads.check_references(kind.params, params)
+        except InvalidParameters as exc:
+            if not nested or exc.field == "parameters":
+                raise
+            raise InvalidParameters(f"parameters.{exc.field}", exc.message) from None
+        now = utcnow()
+        return {
+            "id": uuid.uuid4().hex, "task_type": kind.name, "status": Status.PENDING.value, "parameters": params,
+            "progress": 0.0, "created_at": now, "updated_at": now, "attempts": 0, "dispatch": 1,
+            "cancel_requested": False, "timeline": [entry(Status.PENDING)],
+            "max_attempts": None if max_attempts is None else MAX_ATTEMPTS.validate("max_attempts", max_attempts),
+            "timeout": None if timeout is None else TIMEOUT.validate("timeout", timeout),
+            "idempotency_key": None, "request_hash": None,
+        }
 
     async def _check_room(self) -> None:
         """A flood must not fill memory or disk: past `max_queued` waiting jobs, submits wait."""

@@ -71,6 +71,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     routes = [
         Route("/api/tasks/submit", api.submit, methods=["POST"]),
+        Route("/api/tasks/batch", api.submit_batch, methods=["POST"]),
         Route("/api/tasks/", api.list_tasks, methods=["GET"]),
         Route("/api/tasks/{task_id}", api.get_task, methods=["GET"]),
         Route("/api/tasks/{task_id}", api.cancel_task, methods=["DELETE"]),

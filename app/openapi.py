@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
-from app.api import MAX_BODY_BYTES, MAX_PAGE
+from app.api import MAX_BATCH, MAX_BODY_BYTES, MAX_PAGE
 from app.lifecycle import MAX_ATTEMPTS, TIMEOUT
 from app.params import Param
 from app.security import PUBLIC, SAFE_METHODS
@@ -136,12 +136,16 @@ def components(types: Mapping[str, TaskType]) -> Schema:
                   "additionalProperties": False},
         "Counts": counts,
         "TaskList": _object(tasks={"type": "array", "items": ref("Task")}, total=integer, limit=integer,
-                            offset=integer, counts=ref("Counts"), seq=integer),
+                            offset=integer, counts=ref("Counts"), seq=integer,
+                            next={"type": ["string", "null"], "description": "`after` for the next page; null: none"}),
         "Stats": _object(counts=ref("Counts"), seq=integer),
         "TaskTypes": _object(task_types={"type": "array", "items": _object(
             name={"enum": list(types)}, description=string, timeout={"type": "number"}, max_attempts=integer,
             parameters={"type": "object", "additionalProperties": described})}),
         "Submit": submit_schema(types),
+        "Batch": {"type": "object", "required": ["tasks"], "additionalProperties": False, "properties": {
+            "tasks": {"type": "array", "items": ref("Submit"), "minItems": 1, "maxItems": MAX_BATCH}}},
+        "TaskBatch": _object(tasks={"type": "array", "items": ref("Task")}),
         "Health": _object(status={"enum": ["ok", "unavailable"]}, redis=check, database=check,
                           workers=_object(ok=boolean, live=integer),
                           events=_object(ok=boolean, seq=integer, clients=integer),
@@ -189,6 +193,8 @@ LIST_QUERY = [
            "Task id prefix: up to 32 hex digits, dashes and surrounding blanks ignored."),
     _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 50}, "Page size."),
     _param("offset", "query", {"type": "integer", "minimum": 0, "maximum": 10**9, "default": 0}, "Tasks skipped."),
+    _param("after", "query", {"type": "string", "pattern": r"^(|[0-9]{1,17}\.[0-9A-Za-z_-]{1,36})$"},
+           "Keyset cursor: the `next` of the previous page; the page starts after that task (empty: first page)."),
 ]
 UPLOAD_TYPES = ("text/csv", "application/csv", "text/plain", "application/vnd.ms-excel",
                 "image/png", "image/jpeg", "image/gif", "image/webp", "image/bmp")
@@ -208,6 +214,19 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
                       "429": _json(ref("Error"), REASONS[429], headers=RETRY_AFTER),
                       "503": _json(ref("Error"), "Redis is down, or the queue is full: nothing was stored",
                                    headers=RETRY_AFTER)},
+    },
+    ("POST", "/api/tasks/batch"): {
+        "operationId": "submitBatch",
+        "summary": "Submit many tasks: all stored (one transaction) and queued, or none; each counts against "
+                   "the submit rate. An Idempotency-Key header is refused (422).",
+        "requestBody": {"required": True, "description": f"At most {MAX_BATCH} tasks and {MAX_BODY_BYTES} bytes; "
+                        "a 422 names the first invalid one as `tasks[i].<field>`, and nothing is stored.",
+                        "content": {"application/json": {"schema": ref("Batch")}}},
+        "responses": {"201": _json(ref("TaskBatch"), "Created, in request order"),
+                      **{str(code): _json(ref("Error"), REASONS[code]) for code in (400, 413, 415, 422)},
+                      "429": _json(ref("Error"), REASONS[429], headers=RETRY_AFTER),
+                      "503": _json(ref("Error"), "Redis is down, or the batch does not fit in the queue: nothing "
+                                   "was stored", headers=RETRY_AFTER)},
     },
     ("GET", "/api/tasks/"): {"operationId": "listTasks", "summary": "Tasks, newest first, with counts per status",
                              "parameters": LIST_QUERY, "responses": _responses(_json(ref("TaskList"), "A page"), 422)},

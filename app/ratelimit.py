@@ -16,13 +16,15 @@ class RateLimiter:
         self.clock = clock
         self._buckets: dict[str, tuple[float, float]] = {}  # client → (tokens, last refill)
 
-    def take(self, client: str) -> float:
-        """0 when the submit may go ahead, else the seconds until it would."""
+    def take(self, client: str, cost: int = 1) -> float:
+        """0 when `cost` submits may go ahead, else the seconds until they would. A cost above the
+        burst goes ahead from a full bucket and leaves it in debt, paid back at `rate`."""
         now = self.clock()
         tokens, last = self._buckets.pop(client, (float(self.burst), now))
         tokens = min(float(self.burst), tokens + (now - last) * self.rate)
-        wait = 0.0 if tokens >= 1 else (1 - tokens) / self.rate
-        self._buckets[client] = (tokens - 1 if wait == 0 else tokens, now)  # re-inserted: most recent last
+        need = min(cost, self.burst)
+        wait = 0.0 if tokens >= need else (need - tokens) / self.rate
+        self._buckets[client] = (tokens - cost if wait == 0 else tokens, now)  # re-inserted: most recent last
         if len(self._buckets) > self.MAX_CLIENTS:
             del self._buckets[next(iter(self._buckets))]
         return wait

@@ -44,12 +44,12 @@ class ProgressReporter:
         self._moves = moves
         self._uploads = uploads
         self._interval = interval
-        self._last_flush = 0.0
-        self._last_flag_check = time.monotonic()
+        # The first progress and log lines wait one interval too: a short task shows RUNNING and then
+        # its outcome, with its log written once, instead of writing and publishing 0 % on the way.
+        self._last_flush = self._last_flag_check = self._last_log_flush = time.monotonic()
         self._log_room = max(0, log_cap - logged_before)
         self._log_cap = log_cap
         self._pending: list[tuple[datetime, str]] = []
-        self._last_log_flush = 0.0
 
     async def __call__(self, progress: float, stage: str = "") -> None:
         now = time.monotonic()

@@ -72,7 +72,8 @@ class Runner:
             artifacts=artifacts.reset(artifacts.directory(settings.data_dir, attempt.task_id)),
             smtp_url=str(settings.smtp_url) if settings.smtp_url else None,
             interval=settings.progress_interval, log_cap=settings.log_lines_max,
-            logged_before=await self.moves.store.count_logs(attempt.task_id),
+            # a first attempt has no lines yet (a manual retry keeps counting attempts: see attempts_base)
+            logged_before=await self.moves.store.count_logs(attempt.task_id) if attempt.number > 1 else 0,
         )
 
     async def _execute(self, task: TaskDict, attempt: Attempt) -> TaskDict | None:

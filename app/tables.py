@@ -1,4 +1,4 @@
-"""The database schema (SQLAlchemy Core): one `tasks` table and its indexes."""
+"""The database schema (SQLAlchemy Core): the `tasks` table and its indexes, task logs, and counts."""
 
 from datetime import UTC, datetime
 from typing import Any
@@ -65,6 +65,7 @@ tasks = sa.Table(
     sa.Index("ux_tasks_idempotency_key", "idempotency_key", unique=True),
     sa.Index("ix_tasks_status_created", "status", "created_at", "id"),
     sa.Index("ix_tasks_type_created", "task_type", "created_at", "id"),
+    sa.Index("ix_tasks_type_status_created", "task_type", "status", "created_at", "id"),
     sa.Index("ix_tasks_seq", "seq"),
 )
 
@@ -79,3 +80,66 @@ task_logs = sa.Table(
     sa.Column("line", sa.Text, nullable=False),
     sa.Index("ix_task_logs_task", "task_id", "id"),
 )
+
+# Tasks per (type, status), kept exact by database triggers on `tasks` (see `TaskStore.create_schema`),
+# whichever process writes: the counters and the list's totals read a few dozen rows, never the tasks.
+task_counts = sa.Table(
+    "task_counts",
+    metadata,
+    sa.Column("task_type", sa.String(64), primary_key=True),
+    sa.Column("status", sa.String(16), primary_key=True),
+    sa.Column("n", sa.BigInteger, nullable=False),
+)
+
+# The triggers that keep `task_counts` exact. PostgreSQL counts inserts and deletes per statement
+# (a batch insert takes each counter row once, in key order) and status moves per row, taking the
+# two counter rows in key order too: concurrent writers never wait on each other in a cycle.
+COUNT_TRIGGER_NAMES = ("task_counts_insert", "task_counts_move", "task_counts_delete")
+COUNT_TRIGGERS = {
+    "sqlite": [
+        """CREATE TRIGGER task_counts_insert AFTER INSERT ON tasks BEGIN
+             INSERT INTO task_counts (task_type, status, n) VALUES (NEW.task_type, NEW.status, 1)
+               ON CONFLICT (task_type, status) DO UPDATE SET n = n + 1;
+           END""",
+        """CREATE TRIGGER task_counts_move AFTER UPDATE OF status, task_type ON tasks
+           WHEN OLD.status IS NOT NEW.status OR OLD.task_type IS NOT NEW.task_type BEGIN
+             UPDATE task_counts SET n = n - 1 WHERE task_type = OLD.task_type AND status = OLD.status;
+             INSERT INTO task_counts (task_type, status, n) VALUES (NEW.task_type, NEW.status, 1)
+               ON CONFLICT (task_type, status) DO UPDATE SET n = n + 1;
+           END""",
+        """CREATE TRIGGER task_counts_delete AFTER DELETE ON tasks BEGIN
+             UPDATE task_counts SET n = n - 1 WHERE task_type = OLD.task_type AND status = OLD.status;
+           END""",
+    ],
+    "postgresql": [
+        """CREATE OR REPLACE FUNCTION task_counts_add() RETURNS trigger LANGUAGE plpgsql AS $$
+           BEGIN
+             INSERT INTO task_counts (task_type, status, n)
+               SELECT task_type, status, count(*) FROM changed_rows GROUP BY 1, 2 ORDER BY 1, 2
+               ON CONFLICT (task_type, status) DO UPDATE SET n = task_counts.n + EXCLUDED.n;
+             RETURN NULL;
+           END $$""",
+        """CREATE OR REPLACE FUNCTION task_counts_remove() RETURNS trigger LANGUAGE plpgsql AS $$
+           BEGIN
+             INSERT INTO task_counts (task_type, status, n)
+               SELECT task_type, status, -count(*) FROM changed_rows GROUP BY 1, 2 ORDER BY 1, 2
+               ON CONFLICT (task_type, status) DO UPDATE SET n = task_counts.n + EXCLUDED.n;
+             RETURN NULL;
+           END $$""",
+        """CREATE OR REPLACE FUNCTION task_counts_move() RETURNS trigger LANGUAGE plpgsql AS $$
+           BEGIN
+             INSERT INTO task_counts (task_type, status, n)
+               SELECT t, s, d FROM (VALUES (OLD.task_type, OLD.status, -1), (NEW.task_type, NEW.status, 1))
+                 AS moved (t, s, d) ORDER BY t, s
+               ON CONFLICT (task_type, status) DO UPDATE SET n = task_counts.n + EXCLUDED.n;
+             RETURN NULL;
+           END $$""",
+        """CREATE TRIGGER task_counts_insert AFTER INSERT ON tasks REFERENCING NEW TABLE AS changed_rows
+           FOR EACH STATEMENT EXECUTE FUNCTION task_counts_add()""",
+        """CREATE TRIGGER task_counts_move AFTER UPDATE OF status, task_type ON tasks FOR EACH ROW
+           WHEN (OLD.status IS DISTINCT FROM NEW.status OR OLD.task_type IS DISTINCT FROM NEW.task_type)
+           EXECUTE FUNCTION task_counts_move()""",
+        """CREATE TRIGGER task_counts_delete AFTER DELETE ON tasks REFERENCING OLD TABLE AS changed_rows
+           FOR EACH STATEMENT EXECUTE FUNCTION task_counts_remove()""",
+    ],
+}

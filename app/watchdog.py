@@ -103,21 +103,21 @@ class Watchdog:
         if not waiting:
             return []
         async with self.attempts.redis.pipeline(transaction=False) as pipe:
-            for task in waiting:
-                job = keys.job_id(task["id"], task["dispatch"])
+            for task_id, dispatch, _ in waiting:
+                job = keys.job_id(task_id, dispatch)
                 pipe.exists(keys.ARQ_JOB_PREFIX + job)
                 pipe.pttl(keys.ARQ_IN_PROGRESS_PREFIX + job)
             found = await pipe.execute()
         requeued = []
-        for task, queued, lock_left in zip(waiting, found[0::2], found[1::2], strict=True):
+        for (task_id, dispatch, status), queued, lock_left in zip(waiting, found[0::2], found[1::2], strict=True):
             # A busy worker may take a while from taking a job to claiming its task: only a lock
             # older than the grace period means the taker died in between.
             taken_for = self.lock_ttl - lock_left / 1000 if lock_left >= 0 else 0.0
             if queued and taken_for <= self.grace:
                 continue
-            moved = await self.attempts.requeue(task["id"], task["dispatch"], "its queued job was lost; queued again",
-                                                status=Status(task["status"]))
+            moved = await self.attempts.requeue(task_id, dispatch, "its queued job was lost; queued again",
+                                                status=Status(status))
             if moved is not None:
-                log.warning("task %s: arq job %s was lost; queued again", task["id"], task["dispatch"])
+                log.warning("task %s: arq job %s was lost; queued again", task_id, dispatch)
                 requeued.append(moved)
         return requeued

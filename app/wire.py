@@ -77,6 +77,7 @@ class Event(NamedTuple):
     task_id: str
     status: str
     frame: str
+    wire: bytes = b""  # the frame as a complete WebSocket frame, built once for every client
 
     @property
     def is_final(self) -> bool:
@@ -97,4 +98,15 @@ def encode_skip(seq: int) -> str:
 
 def decode_event(payload: str) -> Event:
     seq, change, task_id, status, frame = payload.split("|", 4)
-    return Event(int(seq), change, task_id, status, frame)
+    return Event(int(seq), change, task_id, status, frame, websocket_frame(frame))
+
+
+def websocket_frame(text: str) -> bytes:
+    """`text` as one unmasked, uncompressed WebSocket text frame, as a server writes it."""
+    payload = text.encode()
+    size = len(payload)
+    if size < 126:
+        return bytes((0x81, size)) + payload
+    if size < 1 << 16:
+        return b"\x81\x7e" + size.to_bytes(2, "big") + payload
+    return b"\x81\x7f" + size.to_bytes(8, "big") + payload

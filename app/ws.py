@@ -10,12 +10,13 @@ import json
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from app import wsprotocol
 from app.clientqueue import ClientQueue, Closed
 from app.hub import EventHub
 from app.security import token_access
 from app.settings import Settings
 from app.store import TaskStore
-from app.wire import Event, dumps, hello_frame, logs_frame, task_frame
+from app.wire import Event, dumps, hello_frame, logs_frame, task_frame, websocket_frame
 
 MAX_CLIENT_MESSAGE = 1024  # bytes; clients only ever send small control messages
 AUTH_WAIT = 5.0  # seconds a client has to authenticate
@@ -44,13 +45,18 @@ async def _replay(websocket: WebSocket, store: TaskStore, after: int, upto: int,
 
 
 async def _send_live(websocket: WebSocket, queue: ClientQueue, covered: dict[str, int]) -> None:
+    """Whatever queued up since the last write goes out together: through the frames extension of
+    `app.wsprotocol` as one write of ready-made frames, else one ASGI message each."""
+    send_frames = websocket.scope["extensions"].get(wsprotocol.EXTENSION, {}).get("send")
     while True:
-        item = await queue.get()
-        if isinstance(item, Event):
-            if item.seq <= covered.get(item.task_id, -1):
-                continue
-            item = item.frame
-        await websocket.send_text(item)
+        items = [item for item in await queue.take()
+                 if not isinstance(item, Event) or item.seq > covered.get(item.task_id, -1)]
+        if send_frames is not None:
+            await send_frames(b"".join(item.wire if isinstance(item, Event) else websocket_frame(item)
+                                       for item in items))
+            continue
+        for item in items:
+            await websocket.send_text(item.frame if isinstance(item, Event) else item)
 
 
 async def _receive(websocket: WebSocket, queue: ClientQueue, hub: EventHub, store: TaskStore) -> None:

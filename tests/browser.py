@@ -9,9 +9,6 @@ from pathlib import Path
 import uvicorn
 from playwright.async_api import ConsoleMessage, Error, Page
 
-from app.main import create_app
-from app.settings import Settings
-
 CHROMIUM = shutil.which("chromium") or next((p for p in ("/usr/bin/chromium",) if Path(p).exists()), None)
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 SKIP_REASON = "chromium is not installed (Debian: apt-get install chromium); the browser tests drive it"
@@ -51,19 +48,6 @@ class Console:
 
     def unexpected(self) -> list[str]:
         return [e for e in self.errors if not any(p.search(e) for p in self.expected)]
-
-
-async def serve_at(settings: Settings, port: int) -> tuple[uvicorn.Server, "asyncio.Task[None]"]:
-    """Like conftest's `serve`, on a given port: a restarted server comes back where the page looks."""
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning",
-                            lifespan="on", ws="websockets-sansio", timeout_graceful_shutdown=2)
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
-    return server, task
 
 
 async def stop(server: uvicorn.Server, task: "asyncio.Task[None]") -> None:

@@ -69,16 +69,21 @@ def make_settings(redis_url: str, db_url: str, data_dir: Path, **extra: str) -> 
     })
 
 
+WS_PROTOCOL = "app.wsprotocol:FramesProtocol"  # the Procfile's `--ws`
+
+
 @pytest.fixture
 def settings(redis_url: str, db_url: str, tmp_path: Path) -> Settings:
     return make_settings(redis_url, db_url, tmp_path / "data")
 
 
-async def serve(settings: Settings) -> tuple[uvicorn.Server, "asyncio.Task[None]", str]:
-    port = free_port()
+async def serve(settings: Settings, ws: str = WS_PROTOCOL,
+                port: int | None = None) -> tuple[uvicorn.Server, "asyncio.Task[None]", str]:
+    """The app under uvicorn as the Procfile runs it (`ws`: another WebSocket protocol to test), on a
+    free port or on `port` (a restarted server comes back where a page looks for it)."""
+    port = port or free_port()
     config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning",
-                            lifespan="on", ws="websockets-sansio", timeout_graceful_shutdown=2,
-                            ws_max_size=65536)
+                            lifespan="on", ws=ws, timeout_graceful_shutdown=2, ws_max_size=65536)
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:

@@ -11,11 +11,7 @@ def ev(seq: int, task: str, change: str) -> Event:
 
 
 async def drain(queue: ClientQueue) -> list[str]:
-    out = []
-    while len(queue):
-        item = await queue.get()
-        out.append(item.frame if isinstance(item, Event) else item)
-    return out
+    return [item.frame if isinstance(item, Event) else item for item in await queue.take()]
 
 
 async def test_progress_coalesces_and_order_of_release_is_kept() -> None:
@@ -40,7 +36,7 @@ async def test_overflow_closes_with_1013_and_drops_nothing_silently() -> None:
     for seq in range(1, 5):
         queue.put(ev(seq, f"t{seq}", "status"))
     with pytest.raises(Closed) as closed:
-        await queue.get()
+        await queue.take()
     assert closed.value.code == 1013
 
 
@@ -49,3 +45,25 @@ async def test_many_progress_updates_of_one_task_never_overflow() -> None:
     for seq in range(1, 1000):
         queue.put(ev(seq, "a", "progress"))
     assert await drain(queue) == ["a@999"]
+
+
+async def test_take_hands_over_everything_waiting_in_release_order_with_own_frames() -> None:
+    queue = ClientQueue(100)
+    queue.put_frame("pong")
+    queue.put(ev(1, "a", "status"))
+    queue.put(ev(2, "b", "progress"))
+    queue.put_frame("logs")
+    queue.put(ev(3, "b", "progress"))
+    assert await drain(queue) == ["pong", "a@1", "logs", "b@3"]
+    assert len(queue) == 0
+
+
+async def test_a_closed_queue_takes_nothing_more() -> None:
+    queue = ClientQueue(3)
+    queue.close(1012, "server restarting")
+    queue.put(ev(1, "a", "status"))
+    queue.put_frame("pong")
+    assert len(queue) == 0
+    with pytest.raises(Closed) as closed:
+        await queue.take()
+    assert closed.value.code == 1012

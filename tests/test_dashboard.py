@@ -24,7 +24,6 @@ from tests.browser import (
     SKIP_REASON,
     Console,
     http_status,
-    serve_at,
     stop,
 )
 from tests.conftest import make_settings, serve
@@ -262,7 +261,7 @@ async def test_resume_after_the_web_process_restarts(
     (polling), and the final state once the server is back."""
     console.expect(*SERVER_DOWN)
     port = free_port()
-    server, serving = await serve_at(settings, port)
+    server, serving, _ = await serve(settings, port=port)
     await start_worker()
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
         await open_dashboard(page, f"127.0.0.1:{port}")
@@ -275,7 +274,7 @@ async def test_resume_after_the_web_process_restarts(
         await page.wait_for_selector('#connection[data-connection="offline"]')
         assert await page.get_attribute(row(task["id"]), "data-status") == "RUNNING"
 
-        server, serving = await serve_at(settings, port)
+        server, serving, _ = await serve(settings, port=port)
         try:
             await page.wait_for_selector(LIVE)
             await page.wait_for_selector(row(task["id"], "SUCCESS"))

@@ -143,7 +143,7 @@ def run_schemathesis(base: str) -> Outcome:
     return outcome
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)  # a hang guard: ~80 s on a quiet machine, over 300 s on a loaded one
 @pytest.mark.usefixtures("worker")
 # Raised inside schemathesis' own strategies (turned into errors by `filterwarnings = error`), not ours.
 @pytest.mark.filterwarnings("ignore:Generating overly large repr", "ignore:Do not use the `random` module")

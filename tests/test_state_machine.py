@@ -20,6 +20,7 @@ from app.main import create_app
 from app.redisserver import free_port
 from app.settings import Settings
 from app.status import FINAL, MOVES, RETRYABLE, Status
+from tests.conftest import WS_PROTOCOL
 from tests.processes import process_env, workers
 
 STATUSES = {status.value for status in Status}
@@ -47,7 +48,7 @@ class ServerThread:
     def __init__(self, settings: Settings) -> None:
         self.port = free_port()
         config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=self.port, log_level="warning",
-                                lifespan="on", ws="websockets-sansio", timeout_graceful_shutdown=2)
+                                lifespan="on", ws=WS_PROTOCOL, timeout_graceful_shutdown=2)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="uvicorn", daemon=True)
 

@@ -1,20 +1,29 @@
 """TaskStore on SQLite and (with TEST_DATABASE_URL) PostgreSQL: guarded moves, seq, listing, replay."""
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
+import httpx
 import pytest
 
 from app.status import FINAL, MOVES, Status
 from app.store import TaskStore, utcnow
+from app.worker import ResilientWorker
+from tests.helpers import submit, wait_for_status
 
 
 @pytest.fixture
 async def store(any_db_url: str) -> AsyncIterator[TaskStore]:
     async with TaskStore.open(any_db_url) as opened:
         yield opened
+
+
+@pytest.fixture
+def db_url(any_db_url: str) -> str:
+    """The web process and workers of the tests that start them use the store's database too."""
+    return any_db_url
 
 
 def row(task_id: str, seq: int, status: Status = Status.PENDING, task_type: str = "text_processing",
@@ -124,3 +133,157 @@ async def test_id_prefix_search_is_a_key_range(store: TaskStore) -> None:
     assert sorted(t["id"] for t in found) == ["ab12", "ab34", "abf0"] and total == 3
     found, total = await store.page(status=None, task_type=None, id_prefix="abf", limit=10, offset=0)
     assert [t["id"] for t in found] == ["abf0"] and total == 1
+
+
+async def test_counts_follow_inserts_moves_and_deletes_without_scanning(store: TaskStore) -> None:
+    for i in range(4):
+        await store.insert(row(f"c{i}", i + 1, task_type="text_processing" if i < 3 else "batch_processing"))
+    await store.update("c0", 10, statuses={Status.PENDING}, values={"status": "RUNNING"})
+    await store.update("c0", 11, statuses={Status.RUNNING}, values={"progress": 50.0})  # no status move
+    await store.update("c1", 12, statuses={Status.PENDING}, values={"status": "CANCELLED"})
+    assert await store.update("c1", 13, statuses={Status.PENDING}, values={"status": "RUNNING"}) is None
+    await store.delete("c2")
+    counts = await store.counts()
+    assert (counts["PENDING"], counts["RUNNING"], counts["CANCELLED"], sum(counts.values())) == (1, 1, 1, 3)
+    _, total = await store.page(status="PENDING", task_type="batch_processing", id_prefix=None, limit=1, offset=0)
+    assert total == 1
+    _, total = await store.page(status=None, task_type="text_processing", id_prefix=None, limit=1, offset=0)
+    assert total == 2
+
+
+async def _execute(url: str, *statements: str) -> None:
+    """Plain SQL outside the app, as an operator (or an older version of the app) would run it."""
+    if url.startswith("sqlite"):
+        import sqlite3
+
+        conn = sqlite3.connect(url.split("///", 1)[1])
+        with conn:
+            for statement in statements:
+                conn.execute(statement)
+        conn.close()
+        return
+    import asyncpg
+
+    pg = await asyncpg.connect(url)
+    try:
+        for statement in statements:
+            await pg.execute(statement)
+    finally:
+        await pg.close()
+
+
+async def test_a_database_from_before_the_counts_is_counted_on_open(any_db_url: str) -> None:
+    async with TaskStore.open(any_db_url) as store:
+        for i in range(3):
+            await store.insert(row(f"o{i}", i + 1, Status.SUCCESS if i else Status.FAILED))
+    await _execute(any_db_url, "DROP TRIGGER task_counts_insert ON tasks" if "postgres" in any_db_url
+                   else "DROP TRIGGER task_counts_insert", "DELETE FROM task_counts")
+    async with TaskStore.open(any_db_url) as store:
+        counts = await store.counts()
+        assert (counts["SUCCESS"], counts["FAILED"]) == (2, 1)
+        await store.insert(row("o3", 4))
+        assert (await store.counts())["PENDING"] == 1
+
+
+async def test_tasks_dropped_and_made_again_do_not_keep_stale_counts(any_db_url: str) -> None:
+    async with TaskStore.open(any_db_url) as store:
+        await store.insert(row("d0", 1))
+    await _execute(any_db_url, "DROP TABLE tasks")  # as the test and bench resets do: the counts stay
+    async with TaskStore.open(any_db_url) as store:
+        assert sum((await store.counts()).values()) == 0
+        await store.insert(row("d1", 1))
+        assert (await store.counts())["PENDING"] == 1
+
+
+async def test_keyset_pages_match_offset_pages_even_when_created_at_ties(store: TaskStore) -> None:
+    from datetime import timedelta
+
+    base = utcnow()
+    for i in range(7):
+        # pairs share a creation time: the id breaks the tie, in the same order for both ways of paging
+        await store.insert(row(f"k{i}", i + 1, created_at=base + timedelta(seconds=i // 2)))
+    by_offset = []
+    for offset in range(0, 7, 3):
+        found, _ = await store.page(status=None, task_type=None, id_prefix=None, limit=3, offset=offset)
+        by_offset += [t["id"] for t in found]
+    by_cursor: list[str] = []
+    after = None
+    while True:
+        found, total = await store.page(status=None, task_type=None, id_prefix=None, limit=3, offset=0, after=after)
+        by_cursor += [t["id"] for t in found]
+        if len(found) < 3:
+            break
+        after = (datetime.fromisoformat(found[-1]["created_at"]), found[-1]["id"])
+    assert by_cursor == by_offset == ["k6", "k5", "k4", "k3", "k2", "k1", "k0"] and total == 7
+
+
+async def test_an_id_prefix_search_counts_up_to_a_cap(store: TaskStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("app.store.PREFIX_COUNT_CAP", 3)
+    for i in range(5):
+        await store.insert(row(f"a{i}", i + 1))
+    found, total = await store.page(status=None, task_type=None, id_prefix="a", limit=10, offset=0)
+    assert len(found) == 5 and total == 3
+
+
+async def _count_by_type_and_status(url: str) -> dict[tuple[str, str], int]:
+    query = "SELECT task_type, status, count(*) FROM tasks GROUP BY task_type, status"
+    if url.startswith("sqlite"):
+        import sqlite3
+
+        conn = sqlite3.connect(url.split("///", 1)[1])
+        found = conn.execute(query).fetchall()
+        conn.close()
+    else:
+        import asyncpg
+
+        pg = await asyncpg.connect(url)
+        found = await pg.fetch(query)
+        await pg.close()
+    return {(kind, status): int(n) for kind, status, n in found}
+
+
+async def test_counts_equal_a_real_count_after_a_burst_through_two_workers(
+    any_db_url: str, client: httpx.AsyncClient, start_worker: Callable[..., Awaitable[ResilientWorker]],
+) -> None:
+    await start_worker()
+    await start_worker()
+    slow = {"data": list(range(20)), "delay_per_item": 0.02}
+    tasks = []
+    for i in range(48):
+        match i % 4:
+            case 0:
+                tasks.append(await submit(client, "text_processing"))
+            case 1:
+                tasks.append(await submit(client, "batch_processing", data=[1, 2], delay_per_item=0))
+            case 2:
+                tasks.append(await submit(client, "batch_processing", data=["ok", True], fail_fast=True,
+                                          delay_per_item=0))
+            case 3:
+                tasks.append(await submit(client, "batch_processing", **slow))
+                if i % 8 == 3:  # cancel some while queued or running, racing the workers
+                    assert (await client.delete(f"/api/tasks/{tasks[-1]['id']}")).status_code == 200
+    for task in tasks:
+        done = await wait_for_status(client, task["id"], set(FINAL), timeout=60)
+        if done["status"] in ("FAILED", "CANCELLED") and task["id"][-1] in "01234567":
+            assert (await client.post(f"/api/tasks/{task['id']}/retry")).status_code == 200
+    for task in tasks:
+        await wait_for_status(client, task["id"], set(FINAL), timeout=60)
+    real = await _count_by_type_and_status(any_db_url)
+    stats = (await client.get("/api/stats")).json()["counts"]
+    assert stats == {s.value: sum(n for (_, status), n in real.items() if status == s) for s in Status}
+    assert sum(stats.values()) == len(tasks)
+    for (kind, status), n in real.items():
+        listing = (await client.get("/api/tasks/", params={"task_type": kind, "status": status, "limit": 1})).json()
+        assert listing["total"] == n and listing["counts"] == stats
+
+
+async def test_a_short_id_prefix_finds_the_same_tasks_whichever_plan_serves_it(store: TaskStore) -> None:
+    from datetime import timedelta
+
+    base = utcnow()
+    for i in range(300):  # beyond limit × 16² tasks a one-digit prefix walks the list in order instead
+        await store.insert(row(f"{(i * 2654435761) % 16**8:08x}", i + 1, created_at=base + timedelta(seconds=i)))
+    walked, total = await store.page(status=None, task_type=None, id_prefix="a", limit=1, offset=0)
+    ranged, _ = await store.page(status=None, task_type=None, id_prefix="a", limit=50, offset=0)
+    assert [t["id"] for t in walked] == [t["id"] for t in ranged[:1]] and walked[0]["id"].startswith("a")
+    assert total == len(ranged) == sum(t["id"].startswith("a") for t in ranged) > 3

@@ -4,6 +4,7 @@ import asyncio
 import base64
 import os
 import socket
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -13,7 +14,7 @@ from websockets.exceptions import ConnectionClosed
 
 from app.settings import Settings
 from app.worker import ResilientWorker
-from tests.conftest import make_settings, serve
+from tests.conftest import WS_PROTOCOL, make_settings, serve
 from tests.helpers import receive, receive_until, submit, wait_for_status
 
 
@@ -156,3 +157,49 @@ async def test_a_client_that_does_not_read_is_bounded_and_closed_1013_then_resum
     finally:
         server.should_exit = True
         await serving
+
+
+@pytest.fixture(params=[WS_PROTOCOL, "websockets-sansio"])
+async def frames_web(settings: Settings, request: pytest.FixtureRequest) -> AsyncIterator[str]:
+    """The app behind `app.wsprotocol.FramesProtocol` (live events written as ready-made frames), and
+    behind uvicorn's own protocol, where /ws falls back to one ASGI send per message."""
+    server, serving, address = await serve(settings, ws=request.param)
+    yield address
+    server.should_exit = True
+    await serving
+
+
+@pytest.mark.parametrize("compression", ["deflate", None])
+async def test_ready_made_frames_reach_clients_with_and_without_permessage_deflate(
+    frames_web: str, worker: ResilientWorker, compression: str | None
+) -> None:
+    """Live frames go out uncompressed and pre-built; control answers (pong) still go through the
+    protocol, compressed when negotiated: a client sees both, valid and in order."""
+    async with httpx.AsyncClient(base_url=f"http://{frames_web}", timeout=10) as http, \
+            connect(f"ws://{frames_web}/ws", compression=compression) as ws:
+        assert (ws.response.headers.get("Sec-WebSocket-Extensions") is not None) == (compression is not None)
+        hello = await receive(ws)
+        task = await submit(http, "batch_processing", data=list(range(10)), delay_per_item=0.05)
+        await ws.send('{"type": "ping"}')
+        frames = await receive_until(ws, final(task["id"]))
+    assert any(f["type"] == "pong" for f in frames)
+    tasks = [f for f in frames if f["type"] == "task"]
+    seqs = [f["seq"] for f in tasks]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs) and seqs[0] > hello["seq"]
+    assert tasks[0]["change"] == "created" and tasks[-1]["task"]["status"] == "SUCCESS"
+
+
+async def test_resume_through_ready_made_frames_has_no_gap(frames_web: str, worker: ResilientWorker) -> None:
+    async with httpx.AsyncClient(base_url=f"http://{frames_web}", timeout=10) as http:
+        async with connect(f"ws://{frames_web}/ws") as ws:
+            await receive(ws)
+            first = await submit(http, "text_processing")
+            last_seq = (await receive_until(ws, final(first["id"])))[-1]["seq"]
+        missed = await submit(http, "text_processing")
+        await wait_for_status(http, missed["id"], {"SUCCESS"})
+        async with connect(f"ws://{frames_web}/ws?since={last_seq}") as ws:
+            await receive(ws)
+            live = await submit(http, "text_processing")
+            frames = await receive_until(ws, final(live["id"]))
+    assert [f["task"]["id"] for f in frames if f["change"] == "replay"] == [missed["id"]]
+    assert frames[-1]["task"]["id"] == live["id"] and all(f["seq"] > last_seq for f in frames)

@@ -5,12 +5,16 @@ import { h } from './dom.js';
 import { listQuery, readFilters, writeFilters } from './url.js';
 
 const STATS_EVERY = 2000; // ms: counters are resynced from /api/stats at most this often after status changes
+const PAINT_EVERY = 100; // ms: live changes are drawn at most this often
 
 export class Dashboard {
   constructor({ api, store, list, counters, detail, logs, filterBar, indicator, renderConnection }) {
     Object.assign(this, { api, store, list, counters, detail, logs, filterBar, indicator, renderConnection });
     this.loadToken = 0;
     this.loaded = false;
+    this.pending = { ids: new Set(), list: false, counters: false }; // socket changes not drawn yet
+    this.painting = false;
+    this.paintedAt = -Infinity;
   }
 
   // --- the live connection -----------------------------------------------------------
@@ -34,14 +38,37 @@ export class Dashboard {
     if (message.type !== 'task') return;
     const outcome = this.store.applyEvent(message.change, message.task);
     if (!outcome.applied) return;
-    const task = this.store.tasks.get(message.task.id); // with what the store keeps, such as the queue position
-    if (outcome.listChanged) this.renderList();
-    else this.list.update(task);
-    this.detail.update(task);
-    if (outcome.statusChanged) {
-      this.counters.render(this.store.counts, this.store.filters.status);
-      this.scheduleStats();
-    }
+    const { pending } = this;
+    pending.ids.add(message.task.id);
+    pending.list ||= outcome.listChanged;
+    pending.counters ||= outcome.statusChanged;
+    if (outcome.statusChanged) this.scheduleStats();
+    this.schedulePaint();
+  }
+
+  /**
+   * Changes are drawn in the next frame, but no sooner than PAINT_EVERY after the last drawing: a
+   * lone change shows at once, a stream of them (100/s) costs ten redraws a second, not sixty.
+   */
+  schedulePaint() {
+    if (this.painting) return;
+    this.painting = true;
+    const wait = Math.max(0, this.paintedAt + PAINT_EVERY - performance.now());
+    setTimeout(() => requestAnimationFrame(() => this.paint()), wait);
+  }
+
+  /** The changes since the last drawing, drawn once: the latest state of each row, the list and counters once. */
+  paint() {
+    const { ids, list, counters } = this.pending;
+    this.painting = false;
+    this.paintedAt = performance.now();
+    this.pending = { ids: new Set(), list: false, counters: false };
+    const { store } = this;
+    if (list) this.renderList();
+    else for (const id of ids) if (store.tasks.has(id)) this.list.update(store.tasks.get(id));
+    // With what the store keeps, such as the queue position.
+    if (ids.has(this.detail.id) && store.tasks.has(this.detail.id)) this.detail.update(store.tasks.get(this.detail.id));
+    if (counters) this.counters.render(store.counts, store.filters.status);
   }
 
   /** Only while the socket is down: the current page, the counters and the open task with its log, over REST. */

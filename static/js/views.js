@@ -23,16 +23,16 @@ export function setBadge(el, status) {
 
 const track = () => h('span', { class: 'track' }, h('span', { class: 'fill' }));
 
-/** A progress bar with its percentage; the fill's width is set through CSSOM, which a CSP allows. */
+/** A progress bar with its percentage; the fill's position is set through CSSOM, which a CSP allows. */
 export function progressBar() {
   return h('span', { class: 'progress' }, track(), h('span', { class: 'pct' }));
 }
 
 /** Sets the bar and percentage inside `el` (a progressBar(), or a row's progress cell). */
 export function setProgress(el, progress) {
-  const width = `${Math.min(100, Math.max(0, progress ?? 0))}%`;
+  const transform = `translateX(${Math.min(100, Math.max(0, progress ?? 0)) - 100}%)`;
   const fill = el.querySelector('.fill');
-  if (fill.style.width !== width) fill.style.width = width;
+  if (fill.style.transform !== transform) fill.style.transform = transform;
   setText(el.querySelector('.pct'), formatProgress(progress));
 }
 
@@ -52,7 +52,12 @@ function buildRow(task) {
   return refs;
 }
 
+/** Fills a row from `task`; nothing to do for the very version it shows (on the same day). */
 function fillRow(refs, task, now) {
+  const day = now.toDateString(); // a time of day shown turns into a date once the day is over
+  if (refs.task === task && refs.day === day) return;
+  refs.task = task;
+  refs.day = day;
   setAttr(refs.row, 'data-status', task.status);
   setBadge(refs.badge, task.status);
   setText(refs.type, task.task_type);
@@ -68,6 +73,20 @@ function fillRow(refs, task, now) {
 function setTimes(refs, task, nowMs) {
   setText(refs.runtime, formatDuration(runTime(task, nowMs)));
   setText(refs.wait, waitParts(task, nowMs)[0] ?? '');
+}
+
+/**
+ * Puts `rows` in `tbody`, in order, moving only rows out of place: a task added on top inserts one
+ * row and drops the last, instead of re-inserting the page (which lays every row out anew).
+ */
+function placeRows(tbody, rows) {
+  const keep = new Set(rows);
+  for (const row of [...tbody.children]) if (!keep.has(row)) row.remove();
+  let next = tbody.firstElementChild;
+  for (const row of rows) {
+    if (row === next) next = next.nextElementSibling;
+    else tbody.insertBefore(row, next);
+  }
 }
 
 const TICKING = new Set(['RUNNING', 'RETRYING']); // run time and estimate, or the retry countdown
@@ -100,10 +119,7 @@ export class TaskList {
     });
     const ids = new Set(tasks.map((task) => task.id));
     for (const id of this.rows.keys()) if (!ids.has(id)) this.rows.delete(id);
-    const current = [...this.tbody.children];
-    if (current.length !== wanted.length || current.some((row, i) => row !== wanted[i])) {
-      this.tbody.replaceChildren(...wanted);
-    }
+    placeRows(this.tbody, wanted);
     this.empty.hidden = tasks.length > 0;
     this.renderPager(total, offset, limit);
     this.pill.hidden = unseen === 0;
