@@ -177,15 +177,24 @@ class GroupWriter:
         changes = self._changes
         last = int(await changes.redis.incrby(keys.SEQ, len(group)))
         seqs = range(last - len(group) + 1, last + 1)
+
+        async def write_each() -> list[TaskDict | None | Exception]:
+            return [await _outcome(write, seq) for (write, _, _), seq in zip(group, seqs, strict=True)]
+
         async def write_all() -> list[TaskDict | None | Exception]:
             return [await write(seq) for (write, _, _), seq in zip(group, seqs, strict=True)]
 
-        try:
-            outcomes = await changes.store.atomically(write_all)
-        except Exception as exc:
-            # one change's error must not become the others': then each is written on its own
-            outcomes = [exc] if len(group) == 1 else [
-                await _outcome(write, seq) for (write, _, _), seq in zip(group, seqs, strict=True)]
+        if not changes.store.one_writer_at_a_time:
+            # PostgreSQL: each change commits alone. A status move locks two rows of task_counts
+            # (app/tables.py); a transaction of several moves would take them out of order, and two
+            # workers' groups would deadlock.
+            outcomes = await write_each()
+        else:
+            try:
+                outcomes = await changes.store.atomically(write_all)
+            except Exception as exc:
+                # one change's error must not become the others': then each is written on its own
+                outcomes = [exc] if len(group) == 1 else await write_each()
         payloads = [encode_skip(seq) if outcome is None or isinstance(outcome, Exception) else encode_event(outcome, change)
                     for (_, change, _), seq, outcome in zip(group, seqs, outcomes, strict=True)]
         await changes.publish_all(payloads)
