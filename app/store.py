@@ -26,6 +26,7 @@ from app.wire import LogLine, TaskDict, TimelineEntry, dumps
 
 T = TypeVar("T")
 
+SCHEMA_LOCK = 7_146_871_352  # PostgreSQL advisory lock key held while the schema is created or updated
 SQLITE_BUSY_TIMEOUT = 30.0  # seconds a writer waits for the lock before "database is locked"
 PREFIX_COUNT_CAP = 10_000  # an id-prefix search counts at most this many matches (`total` stops there)
 TASK_COLUMNS = tuple(column.name for column in tasks.columns if column.name != "request_hash")
@@ -87,6 +88,18 @@ class TaskStore:
     async def create_schema(self) -> None:
         if self.dialect == "sqlite":
             await self._db.execute("PRAGMA journal_mode=WAL")  # persistent: stored in the file
+            await self._create_tables()
+            return
+        # Web and workers starting together on a new PostgreSQL database would race in CREATE …
+        # IF NOT EXISTS (a duplicate key in pg_class): one process at a time, on one connection.
+        async with self._db.connection() as connection:
+            await connection.execute(f"SELECT pg_advisory_lock({SCHEMA_LOCK})")
+            try:
+                await self._create_tables()
+            finally:
+                await connection.execute(f"SELECT pg_advisory_unlock({SCHEMA_LOCK})")
+
+    async def _create_tables(self) -> None:
         for table in metadata.sorted_tables:
             await self._db.execute(CreateTable(table, if_not_exists=True))
             await self._add_missing_columns(table)

@@ -287,3 +287,17 @@ async def test_a_short_id_prefix_finds_the_same_tasks_whichever_plan_serves_it(s
     ranged, _ = await store.page(status=None, task_type=None, id_prefix="a", limit=50, offset=0)
     assert [t["id"] for t in walked] == [t["id"] for t in ranged[:1]] and walked[0]["id"].startswith("a")
     assert total == len(ranged) == sum(t["id"].startswith("a") for t in ranged) > 3
+
+
+async def test_processes_opening_a_new_database_together_create_one_schema(any_db_url: str) -> None:
+    """Web and workers often start at the same moment against an empty database (on PostgreSQL,
+    concurrent CREATE … IF NOT EXISTS collide in its catalog unless they take turns)."""
+    async def open_and_insert(name: str) -> dict[str, Any]:
+        async with TaskStore.open(any_db_url) as opened:
+            return await opened.insert(row(name, 1))
+
+    created = await asyncio.gather(*(open_and_insert(f"t{i}") for i in range(6)))
+    async with TaskStore.open(any_db_url) as opened:
+        listed, total = await opened.page(status=None, task_type=None, id_prefix=None, limit=10, offset=0)
+        assert {task["id"] for task in created} == {task["id"] for task in listed} and total == 6
+        assert (await opened.counts())["PENDING"] == 6
