@@ -102,16 +102,6 @@ class Changes:
     async def publish_skip(self, seq: int) -> None:
         await self._publish(encode_skip(seq))
 
-    async def publish_all(self, payloads: list[str]) -> None:
-        """Publish changes already stored, in this order, in one round trip (see `_publish`)."""
-        try:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for payload in payloads:
-                    pipe.publish(keys.EVENTS, payload)
-                await pipe.execute()
-        except OUTAGES as exc:
-            log.warning("%d events not published (%s); the web will read them from the database", len(payloads), exc)
-
     async def _publish(self, payload: str) -> None:
         """Publish a change already stored. If Redis went away in between, the change stands: the
         web processes fill the gap from the database once it has waited too long."""
@@ -135,6 +125,18 @@ class Changes:
     async def sync_seq(self) -> int:
         """Bring the Redis counter up to the newest change stored; returns the counter."""
         return await self.raise_seq(await self.store.max_seq())
+
+
+async def publish_all(redis: ArqRedis, payloads: list[str]) -> None:
+    """Publish changes (or skips) already settled, in this order, in one round trip. If Redis went
+    away in between, they stand: the web processes fill the gap from the database."""
+    try:
+        async with redis.pipeline(transaction=False) as pipe:
+            for payload in payloads:
+                pipe.publish(keys.EVENTS, payload)
+            await pipe.execute()
+    except OUTAGES as exc:
+        log.warning("%d events not published (%s); the web will read them from the database", len(payloads), exc)
 
 
 Write = Callable[[int], Awaitable[TaskDict | None]]
@@ -197,7 +199,7 @@ class GroupWriter:
                 outcomes = [exc] if len(group) == 1 else await write_each()
         payloads = [encode_skip(seq) if outcome is None or isinstance(outcome, Exception) else encode_event(outcome, change)
                     for (_, change, _), seq, outcome in zip(group, seqs, outcomes, strict=True)]
-        await changes.publish_all(payloads)
+        await publish_all(changes.redis, payloads)
         for (_, _, done), seq, outcome in zip(group, seqs, outcomes, strict=True):
             if done.done():
                 continue

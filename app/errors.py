@@ -33,6 +33,15 @@ class Unavailable(ClientError):
     status_code = 503
     retry_after = 5
 
+    @classmethod
+    def redis_down(cls, exc: BaseException) -> "Unavailable":
+        return cls(f"queue unavailable (Redis: {exc.__class__.__name__}); retry later")
+
+    @classmethod
+    def queue_full(cls, queued: int | None = None) -> "Unavailable":
+        shown = f" ({queued} tasks waiting)" if queued is not None else ""
+        return cls(f"the queue is full{shown}; retry later")
+
 
 class TooManyRequests(ClientError):
     status_code = 429

@@ -8,7 +8,6 @@ submit at once. Every seq taken is published once, as the event or as a skip.
 """
 
 import asyncio
-import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,11 +16,10 @@ from arq.jobs import serialize_job
 from arq.utils import timestamp_ms
 
 from app import keys
+from app.changes import publish_all
 from app.errors import OUTAGES, Unavailable
 from app.store import TaskStore
 from app.wire import TaskDict, encode_event, encode_skip
-
-log = logging.getLogger(__name__)
 
 MAX_GROUP = 1000  # single submits written together at most (and the batch endpoint's cap)
 
@@ -48,10 +46,6 @@ end
 for i = 1, n do redis.call('PUBLISH', ARGV[3], ARGV[3 + 2 * n + i]) end
 return n
 """
-
-
-def _outage(exc: BaseException) -> Unavailable:
-    return Unavailable(f"queue unavailable (Redis: {exc.__class__.__name__}); retry later")
 
 
 class Intake:
@@ -94,11 +88,7 @@ class Intake:
                 if index < len(created):
                     done.set_result(created[index])
                 else:
-                    done.set_exception(self._full(None))
-
-    def _full(self, queued: int | None) -> Unavailable:
-        shown = f" ({queued} tasks waiting)" if queued is not None else ""
-        return Unavailable(f"the queue is full{shown}; retry later")
+                    done.set_exception(Unavailable.queue_full())
 
     async def many(self, rows: list[Mapping[str, Any]], *, whole: bool) -> list[TaskDict]:
         """Store and queue new tasks, in order. `whole`: all of them or none (503 if they do not all
@@ -108,9 +98,9 @@ class Intake:
             queued, admitted, last = await self._admit(
                 keys=[self.redis.default_queue_name, keys.SEQ], args=[self.max_queued, len(rows), int(whole)])
         except OUTAGES as exc:
-            raise _outage(exc) from exc
+            raise Unavailable.redis_down(exc) from exc
         if not admitted:
-            raise self._full(queued)
+            raise Unavailable.queue_full(queued)
         first = last - admitted + 1
         try:
             created = await self.store.insert_many([{**row, "seq": first + i} for i, row in enumerate(rows[:admitted])])
@@ -125,7 +115,7 @@ class Intake:
             await self.store.delete_many([task["id"] for task in created])
             await self._skip(range(first, last + 1))
             if isinstance(exc, OUTAGES):
-                raise _outage(exc) from exc
+                raise Unavailable.redis_down(exc) from exc
             raise
         return created
 
@@ -143,10 +133,4 @@ class Intake:
                                args=[self.redis.expires_extra_ms, now, keys.EVENTS, *job_ids, *jobs, *events])
 
     async def _skip(self, seqs: range) -> None:
-        try:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for seq in seqs:
-                    pipe.publish(keys.EVENTS, encode_skip(seq))
-                await pipe.execute()
-        except OUTAGES as exc:
-            log.warning("%d skip(s) not published (%s); the web fills the gap from the database", len(seqs), exc)
+        await publish_all(self.redis, [encode_skip(seq) for seq in seqs])

@@ -54,7 +54,7 @@ class TaskLifecycle:
         try:
             return await self.changes.insert(values), True
         except RedisError as exc:
-            raise Unavailable(f"queue unavailable (Redis: {exc.__class__.__name__}); retry later") from exc
+            raise Unavailable.redis_down(exc) from exc
         except Exception:
             # Two submits with one Idempotency-Key raced: the unique index let one through.
             if earlier := await self._replayed(idempotency_key, request_hash):
@@ -100,9 +100,9 @@ class TaskLifecycle:
         try:
             queued = await self.redis.zcard(self.redis.default_queue_name)
         except RedisError as exc:
-            raise Unavailable(f"queue unavailable (Redis: {exc.__class__.__name__}); retry later") from exc
+            raise Unavailable.redis_down(exc) from exc
         if queued >= self.max_queued:
-            raise Unavailable(f"the queue is full ({queued} tasks waiting); retry later")
+            raise Unavailable.queue_full(queued)
 
     async def _replayed(self, key: str, request_hash: str | None) -> TaskDict | None:
         found = await self.store.by_idempotency_key(key)
