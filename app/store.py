@@ -7,6 +7,7 @@ touches no row. SQLite runs in WAL mode with a busy timeout on every connection.
 
 import asyncio
 import functools
+import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -87,7 +88,7 @@ class TaskStore:
 
     async def create_schema(self) -> None:
         if self.dialect == "sqlite":
-            await self._db.execute("PRAGMA journal_mode=WAL")  # persistent: stored in the file
+            await self._use_wal()
             await self._create_tables()
             return
         # Web and workers starting together on a new PostgreSQL database would race in CREATE …
@@ -98,6 +99,20 @@ class TaskStore:
                 await self._create_tables()
             finally:
                 await connection.execute(f"SELECT pg_advisory_unlock({SCHEMA_LOCK})")
+
+    async def _use_wal(self) -> None:
+        """Switch the file to WAL (persistent: stored in the file). Switching takes an exclusive lock
+        and SQLite answers "database is locked" at once instead of calling the busy handler when
+        another process holds the file, as web and workers opening a new database together do."""
+        deadline = asyncio.get_running_loop().time() + SQLITE_BUSY_TIMEOUT
+        while True:
+            try:
+                await self._db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or asyncio.get_running_loop().time() > deadline:
+                    raise
+                await asyncio.sleep(0.01)
 
     async def _create_tables(self) -> None:
         for table in metadata.sorted_tables:
