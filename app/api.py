@@ -3,6 +3,7 @@
 import asyncio
 import json
 import re
+from collections.abc import Collection
 from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -10,25 +11,28 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from app import health, keys
+from app import bulk, health, keys
 from app.errors import OUTAGES, BadRequest, InvalidParameters, PayloadTooLarge, TooManyRequests, UnsupportedMediaType
+from app.filters import TaskFilter
 from app.intake import MAX_GROUP
 from app.lifecycle import TaskLifecycle
+from app.newtask import OPTION_FIELDS
 from app.status import WAITING, Status
-from app.tasks import TASK_TYPES, get_task_type
+from app.tasks import TASK_TYPES
 from app.wire import TaskDict
 
 MAX_BODY_BYTES = 2 * 1024 * 1024
 MAX_PAGE = 500
 MAX_BATCH = MAX_GROUP  # tasks per batch submit
-BATCH_ITEM_FIELDS = frozenset({"task_type", "parameters", "max_attempts", "timeout"})
-ID_CHARS = frozenset("0123456789abcdef")
+SUBMIT_FIELDS = frozenset({"task_type", "parameters"}) | OPTION_FIELDS
+RERUN_FIELDS = frozenset({"parameters"}) | OPTION_FIELDS
+BULK_FIELDS = frozenset({"action", "ids", "filter", "dry_run"})
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MICROSECOND = timedelta(microseconds=1)
 CURSOR = re.compile(r"([0-9]{1,17})\.([0-9A-Za-z_-]{1,36})")  # mirrored by the `after` pattern in app/openapi.py
 
 
-async def json_body(request: Request, fields: set[str]) -> dict[str, Any]:
+async def json_body(request: Request, fields: Collection[str]) -> dict[str, Any]:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/json":
         raise UnsupportedMediaType(f"content type must be application/json, got {content_type or 'none'!r}")
@@ -66,21 +70,32 @@ def _lifecycle(request: Request) -> TaskLifecycle:
     return request.state.lifecycle  # type: ignore[no-any-return]
 
 
-async def submit(request: Request) -> JSONResponse:
+def _limit_submits(request: Request, count: int = 1) -> None:
+    """The client's submit rate (per web process): 429 with Retry-After beyond it."""
     client = request.client.host if request.client else "?"
-    if wait := request.state.limiter.take(client):
+    if wait := request.state.limiter.take(client, count):
         raise TooManyRequests(f"too many submits from {client}; slow down", wait)
-    data = await json_body(request, {"task_type", "parameters", "max_attempts", "timeout"})
+
+
+async def submit(request: Request) -> JSONResponse:
+    _limit_submits(request)
+    data = await json_body(request, SUBMIT_FIELDS)
     if "task_type" not in data:
         raise InvalidParameters("task_type", f"required; known: {', '.join(TASK_TYPES)}")
     key = request.headers.get("idempotency-key")
     if key is not None and not 0 < len(key) <= 200:
         raise InvalidParameters("Idempotency-Key", "must be 1 to 200 characters")
     task, created = await _lifecycle(request).submit(
-        data["task_type"], data.get("parameters", {}), max_attempts=data.get("max_attempts"),
-        timeout=data.get("timeout"), idempotency_key=key,
-    )
+        data["task_type"], data.get("parameters", {}), data, idempotency_key=key)
     return JSONResponse(task, status_code=201 if created else 200)
+
+
+async def rerun_task(request: Request) -> JSONResponse:
+    """A new task from this one (linked by `source_task_id`), with the body's changes: an empty body
+    duplicates it; `parameters` replaces them whole."""
+    changes = await json_body(request, RERUN_FIELDS)
+    _limit_submits(request)
+    return JSONResponse(await _lifecycle(request).rerun(request.path_params["task_id"], changes), status_code=201)
 
 
 async def submit_batch(request: Request) -> JSONResponse:
@@ -94,36 +109,29 @@ async def submit_batch(request: Request) -> JSONResponse:
     for index, item in enumerate(items):
         if not isinstance(item, dict):
             raise InvalidParameters(f"tasks[{index}]", "must be a JSON object")
-        if unknown := sorted(set(item) - BATCH_ITEM_FIELDS):
+        if unknown := sorted(set(item) - SUBMIT_FIELDS):
             raise InvalidParameters(f"tasks[{index}].{unknown[0]}",
-                                    f"unknown field; known: {', '.join(sorted(BATCH_ITEM_FIELDS))}")
+                                    f"unknown field; known: {', '.join(sorted(SUBMIT_FIELDS))}")
         if "task_type" not in item:
             raise InvalidParameters(f"tasks[{index}].task_type", f"required; known: {', '.join(TASK_TYPES)}")
-    client = request.client.host if request.client else "?"
-    if wait := request.state.limiter.take(client, len(items)):
-        raise TooManyRequests(f"too many submits from {client}; slow down", wait)
+    _limit_submits(request, len(items))
     return JSONResponse({"tasks": await _lifecycle(request).submit_many(items)}, status_code=201)
 
 
+async def bulk_action(request: Request) -> JSONResponse:
+    """Cancel, retry or delete a selection or every task of a filter; `dry_run` only counts."""
+    action, selection, dry_run = bulk.parse(await json_body(request, BULK_FIELDS), request.state.types)
+    runner = bulk.BulkAction(_lifecycle(request), request.state.settings.data_dir)
+    return JSONResponse(await runner.run(action, selection, dry_run))
+
+
 async def list_tasks(request: Request) -> JSONResponse:
-    status = request.query_params.get("status") or None
-    if status is not None and status.upper() not in Status.__members__:
-        raise InvalidParameters("status", f"unknown status {status!r}; known: {', '.join(Status)}")
-    task_type = request.query_params.get("task_type") or None
-    if task_type is not None:
-        get_task_type(task_type)
-    raw_q = request.query_params.get("q", "").strip()
-    id_prefix = raw_q.lower().replace("-", "") or None
-    if id_prefix is not None and not (len(id_prefix) <= 32 and set(id_prefix) <= ID_CHARS):
-        raise InvalidParameters("q", f"searches task ids by prefix: up to 32 hex digits, got {raw_q[:40]!r}")
+    where = TaskFilter.parse(request.query_params, request.state.types)
     limit = _int_query(request, "limit", 50, 1, MAX_PAGE)
     offset = _int_query(request, "offset", 0, 0, 10**9)
     after = _parse_cursor(request.query_params.get("after") or None)
     store = request.state.store
-    tasks, total = await store.page(
-        status=status.upper() if status else None, task_type=task_type, id_prefix=id_prefix,
-        limit=limit, offset=offset, after=after,
-    )
+    tasks, total = await store.page(where, limit=limit, offset=offset, after=after)
     counts = await store.counts()
     await _add_queue_positions(request, tasks)
     return JSONResponse({"tasks": tasks, "total": total, "limit": limit, "offset": offset,

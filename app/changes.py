@@ -15,6 +15,7 @@ from arq.connections import ArqRedis
 
 from app import keys
 from app.errors import OUTAGES
+from app.jobs import Jobs
 from app.status import Status
 from app.store import TaskStore, utcnow
 from app.wire import Change, TaskDict, TimelineEntry, encode_event, encode_skip
@@ -43,6 +44,7 @@ class Changes:
         self.redis = redis
         self._inflight: set[asyncio.Task[TaskDict | None]] = set()
         self._writes = GroupWriter(self)
+        self.jobs = Jobs(redis)
 
     async def update(
         self, task_id: str, change: Change, statuses: Iterable[Status], values: Mapping[str, Any],
@@ -112,12 +114,9 @@ class Changes:
                         payload.split("|", 1)[0], exc)
 
     async def enqueue(self, task: TaskDict, defer: float | None = None) -> None:
-        job = await self.redis.enqueue_job(
-            "run_task", task["id"], task["dispatch"], _job_id=keys.job_id(task["id"], task["dispatch"]),
-            _defer_by=defer,
-        )
-        if job is None:  # arq refuses an id it already holds; dispatch numbers make that a bug
-            log.error("task %s: arq already holds job %s", task["id"], keys.job_id(task["id"], task["dispatch"]))
+        """Queue the task's current dispatch (a new job id each time: app/tables.py), by its
+        priority, after `defer` seconds or at its `run_at`."""
+        await self.jobs.write([task], defer_ms=round((defer or 0) * 1000))
 
     async def raise_seq(self, floor: int) -> int:
         return int(await self.redis.eval(RAISE_SEQ, 1, keys.SEQ, floor))  # type: ignore[misc]

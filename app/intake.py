@@ -12,12 +12,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from arq.connections import ArqRedis
-from arq.jobs import serialize_job
-from arq.utils import timestamp_ms
 
 from app import keys
 from app.changes import publish_all
 from app.errors import OUTAGES, Unavailable
+from app.jobs import Jobs, delayed_keys
 from app.store import TaskStore
 from app.wire import TaskDict, encode_event, encode_skip
 
@@ -25,36 +24,25 @@ MAX_GROUP = 1000  # single submits written together at most (and the batch endpo
 
 # Room for ARGV[2] more jobs below ARGV[1] waiting ones (all of them, or as many as fit when ARGV[3]
 # is "0"), and that many seqs: returns {jobs waiting, admitted, last seq taken}. One round trip, and
-# no seq is taken for a submit refused for room.
+# no seq is taken for a submit refused for room. KEYS: the seq counter, then the queue and the
+# delayed sets (app/jobs.py).
 ADMIT = """
-local queued = redis.call('ZCARD', KEYS[1])
+local queued = 0
+for i = 2, #KEYS do queued = queued + redis.call('ZCARD', KEYS[i]) end
 local wanted = tonumber(ARGV[2])
 local admitted = math.max(0, math.min(wanted, tonumber(ARGV[1]) - queued))
 if ARGV[3] == '1' and admitted < wanted then admitted = 0 end
 if admitted == 0 then return {queued, 0, 0} end
-return {queued, admitted, redis.call('INCRBY', KEYS[2], admitted)}
+return {queued, admitted, redis.call('INCRBY', KEYS[1], admitted)}
 """
-
-# KEYS: arq's queue, then the N job keys; ARGV: expiry (ms), score, events channel, then the N job
-# ids, the N serialised jobs and the N events.
-WRITE_JOBS = """
-local n = #KEYS - 1
-for i = 1, n do
-  redis.call('PSETEX', KEYS[i + 1], ARGV[1], ARGV[3 + n + i])
-  redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3 + i])
-end
-for i = 1, n do redis.call('PUBLISH', ARGV[3], ARGV[3 + 2 * n + i]) end
-return n
-"""
-
 
 class Intake:
     def __init__(self, store: TaskStore, redis: ArqRedis, max_queued: int) -> None:
         self.store = store
         self.redis = redis
         self.max_queued = max_queued
+        self.jobs = Jobs(redis)
         self._admit = redis.register_script(ADMIT)
-        self._write_jobs = redis.register_script(WRITE_JOBS)
         self._waiting: list[tuple[dict[str, Any], asyncio.Future[TaskDict]]] = []
         self._writer: asyncio.Task[None] | None = None
 
@@ -96,7 +84,7 @@ class Intake:
         fails (503); a database failure raises as it is."""
         try:
             queued, admitted, last = await self._admit(
-                keys=[self.redis.default_queue_name, keys.SEQ], args=[self.max_queued, len(rows), int(whole)])
+                keys=[keys.SEQ, self.jobs.queue, *delayed_keys(self.jobs.queue)], args=[self.max_queued, len(rows), int(whole)])
         except OUTAGES as exc:
             raise Unavailable.redis_down(exc) from exc
         if not admitted:
@@ -120,17 +108,9 @@ class Intake:
         return created
 
     async def _enqueue(self, created: list[TaskDict]) -> None:
-        """The jobs exactly as arq's `enqueue_job` writes them (its serializer, key, expiry and
-        score), then the events, in one script: atomic like arq's MULTI, and one command and one
-        reply however many tasks. arq's WATCH/EXISTS guard against a job id already in use is left
-        out: these ids are new (a fresh uuid4 task id, dispatch 1)."""
-        now = timestamp_ms()
-        job_ids = [keys.job_id(task["id"], task["dispatch"]) for task in created]
-        jobs = [serialize_job("run_task", (task["id"], task["dispatch"]), {}, None, now,
-                              serializer=self.redis.job_serializer) for task in created]
-        events = [encode_event(task, "created") for task in created]
-        await self._write_jobs(keys=[self.redis.default_queue_name, *(keys.ARQ_JOB_PREFIX + j for j in job_ids)],
-                               args=[self.redis.expires_extra_ms, now, keys.EVENTS, *job_ids, *jobs, *events])
+        """The jobs, then the events, in one script. arq's WATCH/EXISTS guard against a job id
+        already in use is left out: these ids are new (a fresh uuid4 task id, dispatch 1)."""
+        await self.jobs.write(created, events=[encode_event(task, "created") for task in created])
 
     async def _skip(self, seqs: range) -> None:
         await publish_all(self.redis, [encode_skip(seq) for seq in seqs])

@@ -2,7 +2,7 @@
 
 import hashlib
 import json
-import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from arq.connections import ArqRedis
@@ -12,7 +12,8 @@ from app import keys
 from app.changes import Changes, entry
 from app.errors import Conflict, InvalidParameters, NotFound, Unavailable
 from app.intake import Intake
-from app.params import Float, Int, validate_parameters
+from app.newtask import OPTION_FIELDS, task_row
+from app.params import validate_parameters
 from app.status import CANCELLABLE, FINAL, RETRYABLE, WAITING, Status
 from app.store import TaskStore, utcnow
 from app.tasks import get_task_type
@@ -20,8 +21,6 @@ from app.uploads import UploadStore
 from app.wire import TaskDict
 
 CANCEL_FLAG_TTL = 86_400  # seconds; the flag outlives any attempt that could still be running
-MAX_ATTEMPTS = Int(3, minimum=1, maximum=20, description="Attempts before the task ends FAILED.")
-TIMEOUT = Float(600.0, minimum=0.1, maximum=86_400.0, description="Seconds one attempt may run.")
 
 
 def _fingerprint(*parts: object) -> str:
@@ -38,15 +37,15 @@ class TaskLifecycle:
         self.intake = Intake(store, redis, max_queued)
 
     async def submit(
-        self, task_type: object, parameters: object, *, max_attempts: object = None, timeout: object = None,
-        idempotency_key: str | None = None,
+        self, task_type: object, parameters: object, options: Mapping[str, Any] | None = None, *,
+        idempotency_key: str | None = None, source_task_id: str | None = None,
     ) -> tuple[TaskDict, bool]:
-        """The new task and True; or, for an Idempotency-Key seen before, the first task and False."""
-        values = self._new(task_type, parameters, max_attempts, timeout)
+        """The new task and True; or, for an Idempotency-Key seen before, the first task and False.
+        `options`: max_attempts, timeout, priority, run_at or delay (app/newtask.py)."""
+        values = self._new(task_type, parameters, options or {}, source_task_id=source_task_id)
         if not idempotency_key:
             return await self.intake.one(values), True
-        request_hash = _fingerprint(values["task_type"], values["parameters"],
-                                    {"max_attempts": values["max_attempts"], "timeout": values["timeout"]})
+        request_hash = _fingerprint(values["task_type"], values["parameters"], dict(options or {}))
         if earlier := await self._replayed(idempotency_key, request_hash):
             return earlier, False
         await self._check_room()
@@ -68,14 +67,25 @@ class TaskLifecycle:
         rows = []
         for index, item in enumerate(items):
             try:
-                rows.append(self._new(item.get("task_type"), item.get("parameters", {}), item.get("max_attempts"),
-                                      item.get("timeout"), nested=True))
+                rows.append(self._new(item.get("task_type"), item.get("parameters", {}), item, nested=True))
             except InvalidParameters as exc:
                 raise InvalidParameters(f"tasks[{index}].{exc.field}", exc.message) from None
         return await self.intake.many(rows, whole=True)
 
-    def _new(self, task_type: object, parameters: object, max_attempts: object, timeout: object, *,
-             nested: bool = False) -> dict[str, Any]:
+    async def rerun(self, task_id: str, changes: Mapping[str, Any]) -> TaskDict:
+        """A new task from an earlier one, linked to it: its parameters and options, with `changes`
+        (any of parameters, priority, max_attempts, timeout, run_at, delay) applied; the earlier
+        task is left as it is."""
+        source = await self.get(task_id)
+        options = {"priority": source["priority"], "max_attempts": source["max_attempts"],
+                   "timeout": source["timeout"]}
+        options.update({name: value for name, value in changes.items() if name != "parameters"})
+        parameters = changes.get("parameters", source["parameters"])
+        task, _ = await self.submit(source["task_type"], parameters, options, source_task_id=source["id"])
+        return task
+
+    def _new(self, task_type: object, parameters: object, options: Mapping[str, Any], *, nested: bool = False,
+             source_task_id: str | None = None) -> dict[str, Any]:
         """A new task's row, checked; `nested` names parameters as `parameters.<name>` in a 422."""
         kind = get_task_type(task_type)
         try:
@@ -85,20 +95,13 @@ class TaskLifecycle:
             if not nested or exc.field == "parameters":
                 raise
             raise InvalidParameters(f"parameters.{exc.field}", exc.message) from None
-        now = utcnow()
-        return {
-            "id": uuid.uuid4().hex, "task_type": kind.name, "status": Status.PENDING.value, "parameters": params,
-            "progress": 0.0, "created_at": now, "updated_at": now, "attempts": 0, "dispatch": 1,
-            "cancel_requested": False, "timeline": [entry(Status.PENDING)],
-            "max_attempts": None if max_attempts is None else MAX_ATTEMPTS.validate("max_attempts", max_attempts),
-            "timeout": None if timeout is None else TIMEOUT.validate("timeout", timeout),
-            "idempotency_key": None, "request_hash": None,
-        }
+        return task_row(kind.name, params, {k: v for k, v in options.items() if k in OPTION_FIELDS},
+                        source_task_id=source_task_id)
 
     async def _check_room(self) -> None:
         """A flood must not fill memory or disk: past `max_queued` waiting jobs, submits wait."""
         try:
-            queued = await self.redis.zcard(self.redis.default_queue_name)
+            queued = await self.changes.jobs.waiting()
         except RedisError as exc:
             raise Unavailable.redis_down(exc) from exc
         if queued >= self.max_queued:
@@ -136,10 +139,8 @@ class TaskLifecycle:
     async def _dequeue(self, task: TaskDict) -> None:
         """Drop a cancelled task's job from arq's queue, so queue depth and positions stay honest.
         A worker that took it meanwhile finds the task CANCELLED and does nothing."""
-        job = keys.job_id(task["id"], task["dispatch"])
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.zrem(self.redis.default_queue_name, job)
-            pipe.delete(keys.ARQ_JOB_PREFIX + job)
+            self.changes.jobs.remove(pipe, keys.job_id(task["id"], task["dispatch"]))
             await pipe.execute()
 
     async def request_stop(self, task_id: str) -> TaskDict:

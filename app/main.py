@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
-from app import api, api_files, openapi, ws
+from app import api, api_files, api_schedules, openapi, ws
 from app.connections import open_redis
 from app.errors import ClientError, InvalidParameters
 from app.hub import EventHub
@@ -72,14 +72,22 @@ def create_app(settings: Settings | None = None) -> Starlette:
     routes = [
         Route("/api/tasks/submit", api.submit, methods=["POST"]),
         Route("/api/tasks/batch", api.submit_batch, methods=["POST"]),
+        Route("/api/tasks/bulk", api.bulk_action, methods=["POST"]),
         Route("/api/tasks/", api.list_tasks, methods=["GET"]),
         Route("/api/tasks/{task_id}", api.get_task, methods=["GET"]),
         Route("/api/tasks/{task_id}", api.cancel_task, methods=["DELETE"]),
         Route("/api/tasks/{task_id}/retry", api.retry_task, methods=["POST"]),
+        Route("/api/tasks/{task_id}/rerun", api.rerun_task, methods=["POST"]),
         Route("/api/tasks/{task_id}/logs", api_files.task_logs, methods=["GET"]),
         Route("/api/tasks/{task_id}/artifacts/{name}", api_files.artifact, methods=["GET"]),
         Route("/api/uploads", api_files.upload, methods=["POST"]),
         Route("/api/uploads/{upload_id}", api_files.get_upload, methods=["GET"]),
+        Route("/api/schedules", api_schedules.list_schedules, methods=["GET"]),
+        Route("/api/schedules", api_schedules.create_schedule, methods=["POST"]),
+        Route("/api/schedules/{schedule_id}", api_schedules.get_schedule, methods=["GET"]),
+        Route("/api/schedules/{schedule_id}", api_schedules.edit_schedule, methods=["PATCH"]),
+        Route("/api/schedules/{schedule_id}", api_schedules.delete_schedule, methods=["DELETE"]),
+        Route("/api/schedules/{schedule_id}/run", api_schedules.run_schedule, methods=["POST"]),
         Route("/api/stats", api.stats, methods=["GET"]),
         Route("/api/task-types", api.task_types, methods=["GET"]),
         Route("/api/health", api.health_check, methods=["GET"]),

@@ -10,8 +10,12 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
 from app.api import MAX_BATCH, MAX_BODY_BYTES, MAX_PAGE
-from app.lifecycle import MAX_ATTEMPTS, TIMEOUT
+from app.bulk import MAX_IDS
+from app.filters import MAX_TEXT
+from app.jobs import Priority
+from app.newtask import DELAY, MAX_ATTEMPTS, TIMEOUT
 from app.params import Param
+from app.schedules import CRON_MAX, INTERVAL, NAME, PAUSED, ScheduleDict
 from app.security import PUBLIC, SAFE_METHODS
 from app.status import Status
 from app.tasks.base import TaskType
@@ -67,6 +71,7 @@ def task_schema() -> Schema:
     props["id"] = HEX_ID
     props["status"] = {"enum": list(Status)}
     props["progress"].update(minimum=0, maximum=100)
+    props["priority"] = {"enum": list(Priority)}
     # Added by GET (one task, or the list) for tasks still waiting in the queue; 1 = next.
     props["queue_position"] = {"type": ["integer", "null"], "minimum": 1}
     return schema
@@ -101,20 +106,33 @@ def parameter_schema(param: Param) -> Schema:
     return {**schema, "default": d["default"], "description": d["description"]}
 
 
+OPTIONS: Schema = {
+    "priority": {"enum": list(Priority), "default": Priority.DEFAULT.value,
+                 "description": "Queued higher-priority tasks start before lower ones."},
+    "run_at": {"type": ["string", "null"],
+               "description": "Start no earlier than this (ISO 8601 with an offset, at most 366 days ahead); "
+                              "not with `delay`; null: at once."},
+    "delay": {"type": ["number", "null"], "minimum": DELAY.minimum, "maximum": DELAY.maximum,
+              "description": DELAY.description},
+}
+
+
+LIMITS: Schema = {
+    "max_attempts": {"type": ["integer", "null"], "minimum": MAX_ATTEMPTS.minimum,
+                     "maximum": MAX_ATTEMPTS.maximum, "description": MAX_ATTEMPTS.description},
+    "timeout": {"type": ["number", "null"], "minimum": TIMEOUT.minimum, "maximum": TIMEOUT.maximum,
+                "description": TIMEOUT.description},
+}
+
+
 def submit_schema(types: Mapping[str, TaskType]) -> Schema:
-    limits = {
-        "max_attempts": {"type": ["integer", "null"], "minimum": MAX_ATTEMPTS.minimum,
-                         "maximum": MAX_ATTEMPTS.maximum, "description": MAX_ATTEMPTS.description},
-        "timeout": {"type": ["number", "null"], "minimum": TIMEOUT.minimum, "maximum": TIMEOUT.maximum,
-                    "description": TIMEOUT.description},
-    }
     return {"oneOf": [
         {"title": kind.name, "type": "object", "required": ["task_type"], "additionalProperties": False,
          "properties": {
              "task_type": {"const": kind.name},
              "parameters": {"type": "object", "additionalProperties": False, "description": kind.description,
                             "properties": {name: parameter_schema(p) for name, p in kind.params.items()}},
-             **limits}}
+             **LIMITS, **OPTIONS}}
         for kind in types.values()
     ]}
 
@@ -146,6 +164,9 @@ def components(types: Mapping[str, TaskType]) -> Schema:
         "Batch": {"type": "object", "required": ["tasks"], "additionalProperties": False, "properties": {
             "tasks": {"type": "array", "items": ref("Submit"), "minItems": 1, "maxItems": MAX_BATCH}}},
         "TaskBatch": _object(tasks={"type": "array", "items": ref("Task")}),
+        "BulkOutcome": _object(action={"enum": ["cancel", "retry", "delete"]}, dry_run=boolean,
+                               matched=integer, eligible=integer, applied={"type": ["integer", "null"]},
+                               skipped={"type": ["integer", "null"]}),
         "Health": _object(status={"enum": ["ok", "unavailable"]}, redis=check, database=check,
                           workers=_object(ok=boolean, live=integer),
                           events=_object(ok=boolean, seq=integer, clients=integer),
@@ -154,7 +175,33 @@ def components(types: Mapping[str, TaskType]) -> Schema:
                           size={"type": "integer", "minimum": 1},
                           sha256={"type": "string", "pattern": "^[0-9a-f]{64}$"}),
         "Logs": _object(task_id=string, lines={"type": "array", "items": typed_dict_schema(LogLine)}),
+        **schedule_schemas(types),
     }}
+
+
+def schedule_schemas(types: Mapping[str, TaskType]) -> Schema:
+    """A schedule, and the body that creates (task_type required) or edits one (app/schedules.py)."""
+    schedule = typed_dict_schema(ScheduleDict)
+    schedule["properties"].update(id=HEX_ID, priority={"enum": list(Priority)},
+                                  runs={"type": "integer", "minimum": 0}, last_task_id=HEX_ID | {"type": ["string", "null"]})
+    fields = {
+        "name": {"type": ["string", "null"], "maxLength": NAME.max_length, "pattern": "^[^\\r\\n]*$",
+                 "description": NAME.description},
+        "task_type": {"enum": list(types)},
+        "parameters": {"type": "object", "description": "The task type's parameters, checked as on submit."},
+        "priority": {"enum": list(Priority), "default": Priority.DEFAULT.value},
+        "cron": {"type": ["string", "null"], "maxLength": CRON_MAX,
+                 "description": "Five fields (minute hour day-of-month month day-of-week), in `timezone`; "
+                                "or `interval`, not both."},
+        "interval": {"type": ["number", "null"], "minimum": INTERVAL.minimum, "maximum": INTERVAL.maximum,
+                     "description": INTERVAL.description},
+        "timezone": {"type": "string", "minLength": 1, "maxLength": 64, "default": "UTC",
+                     "description": "IANA time zone the cron expression is read in."},
+        "paused": {"type": "boolean", "description": PAUSED.description},
+    }
+    body = {"type": "object", "additionalProperties": False, "properties": fields}
+    return {"Schedule": schedule, "ScheduleList": _object(schedules={"type": "array", "items": ref("Schedule")}),
+            "ScheduleCreate": {**body, "required": ["task_type"]}, "ScheduleEdit": body}
 
 
 def _object(**properties: Schema) -> Schema:
@@ -182,15 +229,38 @@ TASK_ID = _param("task_id", "path", {"type": "string", "minLength": 1}, "The tas
 # Follow-ups the stateful fuzzer chains after any answer that carries a task.
 TASK_LINKS = {"links": {
     name: {"operationId": name, "parameters": {"task_id": "$response.body#/id"}}
-    for name in ("getTask", "cancelTask", "retryTask", "taskLogs")
+    for name in ("getTask", "cancelTask", "retryTask", "rerunTask", "taskLogs")
 }}
 TASK = _json(ref("Task"), "The task", **TASK_LINKS)
-LIST_QUERY = [
+SCHEDULE_ID = _param("schedule_id", "path", {"type": "string", "minLength": 1}, "The schedule's id.")
+SCHEDULE = _json(ref("Schedule"), "The schedule", links={
+    name: {"operationId": name, "parameters": {"schedule_id": "$response.body#/id"}}
+    for name in ("getSchedule", "editSchedule", "deleteSchedule", "runSchedule")})
+FILTER_QUERY = [
     _param("status", "query", {"type": "string", "pattern": f"^(|{'|'.join(_caseless(s) for s in Status)})$"},
            "Only tasks in this status (any letter case); empty: all."),
     _param("task_type", "query", {"type": "string"}, "Only tasks of this type; empty: all."),  # enum set per app
     _param("q", "query", {"type": "string", "pattern": f"^{SPACE}-*(?:[0-9A-Fa-f]-*){{0,32}}{SPACE}$"},
            "Task id prefix: up to 32 hex digits, dashes and surrounding blanks ignored."),
+]
+WHEN = r"[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?(Z|[+-][0-9]{2}:[0-9]{2})?)?"
+SEARCH_QUERY = [
+    _param("text", "query", {"type": "string", "maxLength": MAX_TEXT},
+           "Words in the parameters, result or error: every word must begin a word of the task's text "
+           "(letters and digits; any letter case). Empty: all."),
+    _param("from", "query", {"type": "string", "pattern": f"^{SPACE}(|{WHEN}){SPACE}$"},
+           "Created at or after (ISO 8601 date or date and time; UTC without an offset)."),
+    _param("to", "query", {"type": "string", "pattern": f"^{SPACE}(|{WHEN}){SPACE}$"},
+           "Created before (ISO 8601 date or date and time; UTC without an offset)."),
+    _param("priority", "query", {"type": "string", "enum": ["", *Priority]}, "Only tasks of this priority."),
+    _param("schedule_id", "query", {"type": "string", "pattern": f"^{SPACE}[0-9a-f-]{{0,36}}{SPACE}$"},
+           "Only the runs of this schedule."),
+    _param("source_task_id", "query", {"type": "string", "pattern": f"^{SPACE}[0-9a-f-]{{0,36}}{SPACE}$"},
+           "Only re-runs of this task."),
+]
+LIST_QUERY = [
+    *FILTER_QUERY,
+    *SEARCH_QUERY,
     _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 50}, "Page size."),
     _param("offset", "query", {"type": "integer", "minimum": 0, "maximum": 10**9, "default": 0}, "Tasks skipped."),
     _param("after", "query", {"type": "string", "pattern": r"^(|[0-9]{1,17}\.[0-9A-Za-z_-]{1,36})$"},
@@ -228,6 +298,22 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
                       "503": _json(ref("Error"), "Redis is down, or the batch does not fit in the queue: nothing "
                                    "was stored", headers=RETRY_AFTER)},
     },
+    ("POST", "/api/tasks/bulk"): {
+        "operationId": "bulkAction",
+        "summary": "Cancel, retry or delete a selection (`ids`) or every task matching `filter` (the list's filter "
+                   "fields); `dry_run` only counts. Eligible: cancel PENDING/RETRYING/RUNNING, retry FAILED/"
+                   "CANCELLED, delete SUCCESS/FAILED/CANCELLED (with logs and artifacts).",
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["action"], "additionalProperties": False, "properties": {
+                "action": {"enum": ["cancel", "retry", "delete"]},
+                "ids": {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 36},
+                        "minItems": 1, "maxItems": MAX_IDS},
+                "filter": {"type": "object", "additionalProperties": False,  # null or "": any
+                           "properties": {p["name"]: {"anyOf": [p["schema"], {"type": "null"}]}
+                                          for p in FILTER_QUERY}},
+                "dry_run": {"type": "boolean", "default": False}},
+            "oneOf": [{"required": ["ids"]}, {"required": ["filter"]}]}}}},
+        "responses": _responses(_json(ref("BulkOutcome"), "Counted (dry run) or applied"), 400, 422)},
     ("GET", "/api/tasks/"): {"operationId": "listTasks", "summary": "Tasks, newest first, with counts per status",
                              "parameters": LIST_QUERY, "responses": _responses(_json(ref("TaskList"), "A page"), 422)},
     ("GET", "/api/tasks/{task_id}"): {"operationId": "getTask", "summary": "One task",
@@ -238,6 +324,19 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
                    "may still be RUNNING with cancel_requested)"},
     ("POST", "/api/tasks/{task_id}/retry"): {"operationId": "retryTask", "summary": "FAILED or CANCELLED → PENDING",
                                              "parameters": [TASK_ID], "responses": _responses(TASK, 404, 409)},
+    ("POST", "/api/tasks/{task_id}/rerun"): {
+        "operationId": "rerunTask",
+        "summary": "A new task from this one, linked by source_task_id: its parameters and options with the "
+                   "body's changes (`parameters` replaces them whole; `{}` duplicates it)",
+        "parameters": [TASK_ID],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "additionalProperties": False,
+            "properties": {"parameters": {"type": "object"}, **LIMITS, **OPTIONS}}}}},
+        "responses": {"201": _json(ref("Task"), "The new task", **TASK_LINKS),
+                      **_responses(TASK, 400, 404, 422),
+                      "429": _json(ref("Error"), REASONS[429], headers=RETRY_AFTER),
+                      "503": _json(ref("Error"), "Redis is down, or the queue is full: nothing was stored",
+                                   headers=RETRY_AFTER)}},
     ("GET", "/api/tasks/{task_id}/logs"): {
         "operationId": "taskLogs", "summary": "The task's log lines numbered after `after`, oldest first",
         "parameters": [TASK_ID,
@@ -260,6 +359,28 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
         "operationId": "getUpload", "summary": "An upload's description",
         "parameters": [_param("upload_id", "path", {"type": "string", "minLength": 1}, "The upload's id.")],
         "responses": _responses(_json(ref("Upload"), "The upload"), 404)},
+    ("GET", "/api/schedules"): {"operationId": "listSchedules", "summary": "Every schedule, oldest first",
+                                "responses": _responses(_json(ref("ScheduleList"), "The schedules"))},
+    ("POST", "/api/schedules"): {
+        "operationId": "createSchedule", "summary": "A recurring task: every tick (cron or interval) runs the task",
+        "requestBody": {"required": True, "content": {"application/json": {"schema": ref("ScheduleCreate")}}},
+        "responses": _responses(SCHEDULE, 400, 422, code=201)},
+    ("GET", "/api/schedules/{schedule_id}"): {"operationId": "getSchedule", "summary": "One schedule",
+                                             "parameters": [SCHEDULE_ID], "responses": _responses(SCHEDULE, 404)},
+    ("PATCH", "/api/schedules/{schedule_id}"): {
+        "operationId": "editSchedule", "parameters": [SCHEDULE_ID],
+        "summary": "Change any field (`paused` pauses and resumes); a new timing or a resume moves the next run "
+                   "to the first tick ahead",
+        "requestBody": {"required": True, "content": {"application/json": {"schema": ref("ScheduleEdit")}}},
+        "responses": _responses(SCHEDULE, 400, 404, 422)},
+    ("DELETE", "/api/schedules/{schedule_id}"): {
+        "operationId": "deleteSchedule", "summary": "Delete a schedule; the tasks it made stay, with its id",
+        "parameters": [SCHEDULE_ID], "responses": _responses({"description": "Deleted"}, 404, code=204)},
+    ("POST", "/api/schedules/{schedule_id}/run"): {
+        "operationId": "runSchedule", "summary": "Run the schedule's task now (the next tick stays where it is)",
+        "parameters": [SCHEDULE_ID],
+        "responses": {**_responses(_json(ref("Task"), "The new task", **TASK_LINKS), 404, code=201),
+                      "503": _json(ref("Error"), "Redis is down: nothing was stored", headers=RETRY_AFTER)}},
     ("GET", "/api/stats"): {"operationId": "stats", "summary": "Counts per status and the latest seq",
                             "responses": _responses(_json(ref("Stats"), "Counts"))},
     ("GET", "/api/task-types"): {"operationId": "taskTypes", "summary": "Task types and their parameter schemas",

@@ -44,6 +44,8 @@ class Settings:
     smtp_url: Secret | None
     upload_max_bytes: int
     log_lines_max: int
+    retention_days: float
+    retention_interval: float
 
 
 def _secret(value: str) -> Secret | None:
@@ -98,4 +100,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         smtp_url=config("SMTP_URL", cast=Secret, default=None),
         upload_max_bytes=config("UPLOAD_MAX_BYTES", cast=int, default=50 * 1024 * 1024),
         log_lines_max=config("LOG_LINES_MAX", cast=int, default=1000),
+        retention_days=config("RETENTION_DAYS", cast=float, default=30.0),
+        retention_interval=config("RETENTION_INTERVAL", cast=float, default=600.0),
     )

@@ -6,6 +6,7 @@ touches no row. SQLite runs in WAL mode with a busy timeout on every connection.
 """
 
 import asyncio
+import dataclasses
 import functools
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
@@ -18,10 +19,12 @@ import sqlalchemy as sa
 from databases import Database
 from databases.interfaces import Record
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.schema import CreateIndex, CreateTable
+from sqlalchemy.schema import CreateColumn, CreateIndex, CreateTable
 
+from app import search
 from app.database import TaskDatabase
-from app.status import Status
+from app.filters import TaskFilter
+from app.status import FINAL, Status
 from app.tables import COUNT_TRIGGER_NAMES, COUNT_TRIGGERS, UTCDateTime, metadata, task_counts, task_logs, tasks
 from app.wire import LogLine, TaskDict, TimelineEntry, dumps
 
@@ -29,9 +32,9 @@ T = TypeVar("T")
 
 SCHEMA_LOCK = 7_146_871_352  # PostgreSQL advisory lock key held while the schema is created or updated
 SQLITE_BUSY_TIMEOUT = 30.0  # seconds a writer waits for the lock before "database is locked"
-PREFIX_COUNT_CAP = 10_000  # an id-prefix search counts at most this many matches (`total` stops there)
+COUNT_CAP = 10_000  # a search counts at most this many matches (`total` stops there)
 TASK_COLUMNS = tuple(column.name for column in tasks.columns if column.name != "request_hash")
-DATETIME_FIELDS = ("created_at", "started_at", "completed_at", "updated_at", "next_run_at")
+DATETIME_FIELDS = ("created_at", "started_at", "completed_at", "updated_at", "next_run_at", "run_at")
 
 
 def utcnow() -> datetime:
@@ -122,6 +125,8 @@ class TaskStore:
                 await self._db.execute(CreateIndex(index, if_not_exists=True))
         if not await self._has_count_triggers():
             await self._start_counting()
+        if not await search.has_index(self._db, self.dialect):
+            await self._start_searching()
 
     async def _has_count_triggers(self) -> bool:
         if self.dialect == "sqlite":
@@ -136,6 +141,28 @@ class TaskStore:
         """Count the tasks into `task_counts` and create the triggers that keep it exact, with writers held
         off in between. Runs for a new database, one from before the counts, and after `tasks` was dropped
         and made again (its triggers went with it; the stale counters did not)."""
+        async with self._writers_held_off() as connection:
+            if not await self._has_count_triggers():  # another process may have just done it
+                await connection.execute(task_counts.delete())
+                counted = sa.select(tasks.c.task_type, tasks.c.status, sa.func.count()).group_by(
+                    tasks.c.task_type, tasks.c.status)
+                await connection.execute(task_counts.insert().from_select(["task_type", "status", "n"], counted))
+                for name in COUNT_TRIGGER_NAMES:  # a partial set, if someone dropped one
+                    on = " ON tasks" if self.dialect == "postgresql" else ""
+                    await connection.execute(f"DROP TRIGGER IF EXISTS {name}{on}")
+                for statement in COUNT_TRIGGERS[self.dialect]:
+                    await connection.execute(statement)
+
+    async def _start_searching(self) -> None:
+        """Build the text search index (app/search.py) from the tasks stored and create the triggers that
+        keep it, with writers held off in between: for a new database and one from before the index."""
+        async with self._writers_held_off() as connection:
+            if not await search.has_index(connection, self.dialect):  # another process may have just done it
+                await search.build_index(connection, self.dialect)
+
+    @asynccontextmanager
+    async def _writers_held_off(self) -> AsyncIterator[Any]:
+        """A transaction that holds the write lock (SQLite) or keeps writers of `tasks` out (PostgreSQL)."""
         async with self._db.connection() as connection:
             if self.dialect == "sqlite":
                 await connection.raw_connection.execute("BEGIN IMMEDIATE")  # the write lock, before reading
@@ -143,23 +170,14 @@ class TaskStore:
                 await connection.execute("BEGIN")
                 await connection.execute("LOCK TABLE tasks IN SHARE ROW EXCLUSIVE MODE")
             try:
-                if not await self._has_count_triggers():  # another process may have just done it
-                    await connection.execute(task_counts.delete())
-                    counted = sa.select(tasks.c.task_type, tasks.c.status, sa.func.count()).group_by(
-                        tasks.c.task_type, tasks.c.status)
-                    await connection.execute(task_counts.insert().from_select(["task_type", "status", "n"], counted))
-                    for name in COUNT_TRIGGER_NAMES:  # a partial set, if someone dropped one
-                        on = " ON tasks" if self.dialect == "postgresql" else ""
-                        await connection.execute(f"DROP TRIGGER IF EXISTS {name}{on}")
-                    for statement in COUNT_TRIGGERS[self.dialect]:
-                        await connection.execute(statement)
+                yield connection
             except BaseException:
                 await connection.execute("ROLLBACK")
                 raise
             await connection.execute("COMMIT")
 
     async def _add_missing_columns(self, table: sa.Table) -> None:
-        """Columns added by a later version are added to an older database (all are nullable)."""
+        """Columns added by a later version are added to an older database (nullable, or with a default)."""
         if self.dialect == "sqlite":
             rows = await self._db.fetch_all(f"PRAGMA table_info({table.name})")
             present = {row["name"] for row in rows}
@@ -169,8 +187,8 @@ class TaskStore:
         dialect = self._db._backend._dialect  # the dialect `databases` compiles with
         for column in table.columns:
             if column.name not in present:
-                kind = column.type.compile(dialect=dialect)
-                await self._db.execute(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}")
+                definition = CreateColumn(column).compile(dialect=dialect)
+                await self._db.execute(f"ALTER TABLE {table.name} ADD COLUMN {definition}")
 
     async def ping(self) -> None:
         await self._db.fetch_val("SELECT 1")
@@ -272,41 +290,178 @@ class TaskStore:
         return sa.func.json_insert(tasks.c.timeline, "$[#]", sa.func.json(dumps(entry)))
 
     async def page(
-        self, *, status: str | None, task_type: str | None, id_prefix: str | None, limit: int, offset: int,
-        after: tuple[datetime, str] | None = None,
+        self, where: TaskFilter, *, limit: int, offset: int, after: tuple[datetime, str] | None = None,
     ) -> tuple[list[TaskDict], int]:
         """Newest first; `after` (a task's created_at and id) starts the page past that task (keyset
-        paging: no rows skipped one by one). `total` does not scan: read from `task_counts`, or for an
-        id-prefix search counted up to PREFIX_COUNT_CAP matches."""
-        conditions = []
-        if status is not None:
-            conditions.append(tasks.c.status == status)
-        if task_type is not None:
-            conditions.append(tasks.c.task_type == task_type)
+        paging: no rows skipped one by one). `total` does not scan: read from `task_counts` for a
+        status/type filter, else counted up to COUNT_CAP matches."""
         tally = await self._tally()
-        total = sum(n for kind, state, n in tally if status in (None, state) and task_type in (None, kind))
-        if id_prefix:
-            # ids are lower-case hex (the caller checks the prefix is too): a key range on the index
-            in_range = [tasks.c.id >= id_prefix, tasks.c.id < id_prefix + "g"]
-            total = await self._count_up_to(conditions + in_range, PREFIX_COUNT_CAP)
+        if where.text and (found := search.words(where.text)):
+            searching = self._search_page if self.dialect == "sqlite" else self._search_page_postgres
+            return await searching(where, found, tally, limit=limit, offset=offset, after=after)
+        conditions = self._conditions(where, tally, limit + offset)
+        if where.counted:
+            total = sum(n for kind, state, n in tally
+                        if where.status in (None, state) and where.task_type in (None, kind))
+        else:
+            total = await self._count_up_to(conditions, COUNT_CAP)
+        if after is not None:
+            conditions.append(self._before(after))
+        return [_task(r) for r in await self._db.fetch_all(self._newest(conditions, limit, offset))], total
+
+    @staticmethod
+    def _before(after: tuple[datetime, str]) -> sa.ColumnElement[bool]:
+        cursor = sa.tuple_(sa.literal(after[0], UTCDateTime()), sa.literal(after[1], tasks.c.id.type))
+        return sa.tuple_(tasks.c.created_at, tasks.c.id) < cursor
+
+    @staticmethod
+    def _newest(conditions: list[sa.ColumnElement[bool]], limit: int, offset: int, *,
+                by_index: bool = True) -> sa.Select[Any]:
+        # not the column: the list's index cannot give the order, so the few matches are read and sorted
+        created = tasks.c.created_at if by_index else sa.func.coalesce(tasks.c.created_at, tasks.c.created_at)
+        return tasks.select().where(*conditions).order_by(created.desc(), tasks.c.id.desc()).limit(limit).offset(offset)
+
+    async def _search_page(self, where: TaskFilter, found: list[str], tally: list[tuple[str, str, int]], *,
+                           limit: int, offset: int, after: tuple[datetime, str] | None) -> tuple[list[TaskDict], int]:
+        """SQLite, a text search (app/search.py): the index read for whole terms, from the newest tasks on
+        for a common word, never every match of it."""
+        if (expression := await search.expanded(self._db, found)) is None:
+            return [], 0  # a word that begins no word of any task
+        others = self._conditions(dataclasses.replace(where, text=None), tally, limit + offset)
+        span: tuple[int | None, int | None] = (None, None)
+        if where.created_from or where.created_to:  # the index read over that time's rowids only
+            during = TaskFilter(created_from=where.created_from, created_to=where.created_to)
+            bounds = await self._db.fetch_one(search.rowids(self._conditions(during, tally, 0)))
+            span = (bounds[0], bounds[1]) if bounds is not None else span
+        total = int(await self._db.fetch_val(search.count_up_to(others, expression, COUNT_CAP, span)))
+        if after is not None:
+            others.append(self._before(after))
+        few = await self._db.fetch_val(search.count_up_to([], expression, search.FEW)) < search.FEW
+        if few or (records := await self._newest_matches(others, expression, limit, offset)) is None:
+            query = self._newest([*others, search.matches_from(expression)], limit, offset, by_index=False)
+            records = await self._db.fetch_all(query)
+        return [_task(r) for r in records], total
+
+    async def _search_page_postgres(
+        self, where: TaskFilter, found: list[str], tally: list[tuple[str, str, int]], *,
+        limit: int, offset: int, after: tuple[datetime, str] | None,
+    ) -> tuple[list[TaskDict], int]:
+        """PostgreSQL, a text search. Its planner cannot tell a rare prefix from a common one (it walks
+        the whole list for a rare one), and reading the GIN index for a common one takes every match:
+        the page is looked for among the newest tasks first (the text tested row by row), the index
+        read only when they do not hold it (then the matches are few: read and sorted)."""
+        others = self._conditions(dataclasses.replace(where, text=None), tally, limit + offset)
+        listed = [*others, self._before(after)] if after is not None else others
+        scanned = search.matches(self.dialect, found, indexed=False)
+        bound = await self._created_bound(listed, search.WINDOWS[0])
+        records = await self._db.fetch_all(self._newest([*listed, scanned, *bound], limit, offset))
+        common = bool(bound) and len(records) == limit
+        if bound and not common:  # a rarer word: its few matches from the index, sorted
+            query = self._newest([*listed, search.matches(self.dialect, found)], limit, offset, by_index=False)
+            records = await self._db.fetch_all(query)
+        total = 0
+        if common and (bound := await self._created_bound(others, 4 * COUNT_CAP)):  # counted among the newest
+            total = await self._count_up_to([*others, scanned, *bound], COUNT_CAP)
+        if total < COUNT_CAP:
+            total = await self._count_up_to([*others, search.matches(self.dialect, found)], COUNT_CAP)
+        return [_task(r) for r in records], total
+
+    async def _created_bound(self, conditions: list[sa.ColumnElement[bool]], size: int) -> list[sa.ColumnElement[bool]]:
+        """`created_at >=` the creation time of the `size`-th newest task meeting `conditions` (none if fewer)."""
+        oldest = await self._db.fetch_val(sa.select(tasks.c.created_at).where(*conditions).order_by(
+            tasks.c.created_at.desc(), tasks.c.id.desc()).limit(1).offset(size - 1))
+        return [] if oldest is None else [tasks.c.created_at >= oldest]
+
+    async def _newest_matches(self, others: list[sa.ColumnElement[bool]], expression: str,
+                              limit: int, offset: int) -> list[Record] | None:
+        """SQLite: a page of a text search looked for among the newest tasks meeting the other conditions
+        (`search.window`), a few thousand then ten times more; None when neither window holds the whole
+        page (a rare word: collecting every match is cheap then)."""
+        for size in search.WINDOWS:
+            bounds = await self._db.fetch_one(search.window(others, size))
+            assert bounds is not None
+            floor, found, oldest = bounds[0], bounds[1], bounds[2]
+            if found == 0:
+                return []
+            records = await self._db.fetch_all(
+                self._newest([*others, search.matches_from(expression, floor)], limit, offset))
+            if found < size or (len(records) == limit and records[-1]["created_at"] > oldest):
+                return records
+        return None
+
+    def _conditions(self, where: TaskFilter, tally: list[tuple[str, str, int]],
+                    wanted: int) -> list[sa.ColumnElement[bool]]:
+        conditions: list[sa.ColumnElement[bool]] = []
+        for name in ("status", "task_type", "priority", "schedule_id", "source_task_id"):
+            if (value := getattr(where, name)) is not None:
+                conditions.append(tasks.c[name] == value)
+        if where.created_from is not None:
+            conditions.append(tasks.c.created_at >= where.created_from)
+        if where.created_to is not None:
+            conditions.append(tasks.c.created_at < where.created_to)
+        if where.id_prefix:
+            # ids are lower-case hex (the filter checks the prefix is too): a key range on the index
+            key: sa.ColumnElement[Any] = tasks.c.id
             # Random ids: the range holds about 1/16^k of all tasks, while walking the list in order
             # meets a match every 16^k tasks. For a short prefix the walk is the cheaper plan, which
             # the planners (SQLite's even with statistics) miss: hide the range from them then.
-            if sum(n for _, _, n in tally) > (limit + offset) * 16 ** (2 * len(id_prefix)):
+            if sum(n for _, _, n in tally) > wanted * 16 ** (2 * len(where.id_prefix)):
                 key = tasks.c.id.concat("")
-                in_range = [key >= id_prefix, key < id_prefix + "g"]
-            conditions += in_range
+            conditions += [key >= where.id_prefix, key < where.id_prefix + "g"]
+        if where.text and (found := search.words(where.text)):
+            conditions.append(search.matches(self.dialect, found))
+        return conditions
+
+    async def count(self, where: TaskFilter, statuses: Iterable[str] | None = None) -> int:
+        """Exactly how many tasks match (and are in one of `statuses`): for a bulk action's count."""
+        tally = await self._tally()
+        allowed = None if statuses is None else set(statuses)
+        if where.counted:
+            return sum(n for kind, state, n in tally if where.status in (None, state)
+                       and where.task_type in (None, kind) and (allowed is None or state in allowed))
+        conditions = self._conditions(where, tally, COUNT_CAP)
+        if allowed is not None:
+            conditions.append(tasks.c.status.in_(sorted(allowed)))
+        return int(await self._db.fetch_val(sa.select(sa.func.count()).select_from(tasks).where(*conditions)))
+
+    async def select_batch(
+        self, where: TaskFilter, statuses: Iterable[str], *, created_by: datetime,
+        after: tuple[datetime, str] | None, limit: int,
+    ) -> list[tuple[str, datetime]]:
+        """(id, created_at) of up to `limit` matching tasks in `statuses` created by `created_by`,
+        newest first after the keyset `after`: a bulk action walks its tasks with it."""
+        conditions = self._conditions(where, await self._tally(), limit)
+        conditions += [tasks.c.status.in_(sorted(statuses)), tasks.c.created_at <= created_by]
         if after is not None:
             cursor = sa.tuple_(sa.literal(after[0], UTCDateTime()), sa.literal(after[1], tasks.c.id.type))
             conditions.append(sa.tuple_(tasks.c.created_at, tasks.c.id) < cursor)
-        query = (
-            tasks.select()
-            .where(*conditions)
-            .order_by(tasks.c.created_at.desc(), tasks.c.id.desc())
-            .limit(limit)
-            .offset(offset)
-        )
-        return [_task(r) for r in await self._db.fetch_all(query)], total
+        query = (sa.select(tasks.c.id, tasks.c.created_at).where(*conditions)
+                 .order_by(tasks.c.created_at.desc(), tasks.c.id.desc()).limit(limit))
+        return [(r["id"], r["created_at"]) for r in await self._db.fetch_all(query)]
+
+    async def statuses(self, task_ids: list[str]) -> dict[str, str]:
+        query = sa.select(tasks.c.id, tasks.c.status).where(tasks.c.id.in_(task_ids))
+        return {r["id"]: r["status"] for r in await self._db.fetch_all(query)}
+
+    async def delete_finished(self, task_ids: list[str]) -> list[str]:
+        """Remove these tasks (and their log lines) if they are final; returns those removed."""
+        async def work() -> list[str]:
+            records = await self._db.fetch_all(
+                tasks.delete().where(tasks.c.id.in_(task_ids), tasks.c.status.in_(sorted(FINAL)))
+                .returning(tasks.c.id))
+            removed = [r["id"] for r in records]
+            if removed:
+                await self._db.execute(task_logs.delete().where(task_logs.c.task_id.in_(removed)))
+            return removed
+
+        return await self.atomically(work)
+
+    async def finished_before(self, before: datetime, limit: int) -> list[str]:
+        """Ids of final tasks that ended before `before`, oldest first (retention)."""
+        query = (sa.select(tasks.c.id)
+                 .where(tasks.c.completed_at < before, tasks.c.status.in_(sorted(FINAL)))
+                 .order_by(tasks.c.completed_at).limit(limit))
+        return [r["id"] for r in await self._db.fetch_all(query)]
 
     async def _count_up_to(self, conditions: list[sa.ColumnElement[bool]], cap: int) -> int:
         matching = sa.select(tasks.c.id).where(*conditions).limit(cap).subquery()

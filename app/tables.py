@@ -61,12 +61,43 @@ tasks = sa.Table(
     sa.Column("next_run_at", UTCDateTime),  # when a RETRYING task's next attempt is due
     sa.Column("idempotency_key", sa.String(200)),
     sa.Column("request_hash", sa.String(64)),  # of the submit that first used the key
+    sa.Column("priority", sa.String(8), nullable=False, server_default="default"),  # high | default | low
+    sa.Column("run_at", UTCDateTime),  # a delayed or scheduled task's requested start; never earlier
+    sa.Column("schedule_id", sa.String(36)),  # the recurring schedule that made this run
+    sa.Column("source_task_id", sa.String(36)),  # the task this one re-runs (edited or duplicated)
     sa.Index("ix_tasks_created", "created_at", "id"),
     sa.Index("ux_tasks_idempotency_key", "idempotency_key", unique=True),
     sa.Index("ix_tasks_status_created", "status", "created_at", "id"),
     sa.Index("ix_tasks_type_created", "task_type", "created_at", "id"),
     sa.Index("ix_tasks_type_status_created", "task_type", "status", "created_at", "id"),
     sa.Index("ix_tasks_seq", "seq"),
+    sa.Index("ix_tasks_schedule_created", "schedule_id", "created_at", "id"),
+    sa.Index("ix_tasks_source", "source_task_id"),
+    sa.Index("ix_tasks_completed", "completed_at"),  # retention finds old finished tasks without a scan
+)
+
+# Recurring tasks: every tick (a cron expression's or an interval's) becomes one ordinary task.
+# `next_run_at` is the tick due next; the worker that moves it on (a guarded UPDATE) creates that
+# tick's task in the same transaction, so a tick runs once however many workers watch it.
+schedules = sa.Table(
+    "schedules",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("task_type", sa.String(64), nullable=False),
+    sa.Column("parameters", JSONColumn, nullable=False),
+    sa.Column("priority", sa.String(8), nullable=False, server_default="default"),
+    sa.Column("cron", sa.String(200)),  # five fields, in `timezone`
+    sa.Column("interval", sa.Float),  # seconds; either this or `cron`
+    sa.Column("timezone", sa.String(64), nullable=False, server_default="UTC"),
+    sa.Column("paused", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("next_run_at", UTCDateTime),
+    sa.Column("last_run_at", UTCDateTime),
+    sa.Column("last_task_id", sa.String(36)),
+    sa.Column("runs", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Index("ix_schedules_due", "paused", "next_run_at"),
 )
 
 # Lines a task logs while it runs (capped per task by the worker); `id` orders them.

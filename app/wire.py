@@ -37,6 +37,10 @@ class TaskDict(TypedDict):
     timeout: float | None
     next_run_at: str | None
     idempotency_key: str | None
+    priority: str
+    run_at: str | None
+    schedule_id: str | None
+    source_task_id: str | None
 
 
 class LogLine(TypedDict):
@@ -73,7 +77,7 @@ class Event(NamedTuple):
     """
 
     seq: int
-    change: str  # a Change, or "skip" for a sequence number whose write did not happen
+    change: str  # a Change, "deleted", or "skip" for a sequence number whose write did not happen
     task_id: str
     status: str
     frame: str
@@ -90,6 +94,11 @@ class Event(NamedTuple):
 
 def encode_event(task: TaskDict, change: Change) -> str:
     return f"{task['seq']}|{change}|{task['id']}|{task['status']}|{task_frame(task, change)}"
+
+
+def encode_deleted(seq: int, task_ids: list[str]) -> str:
+    """Tasks removed (bulk delete, retention): one event for many, so a big removal is one frame."""
+    return f"{seq}|deleted||DELETED|{dumps({'type': 'deleted', 'seq': seq, 'task_ids': task_ids})}"
 
 
 def encode_skip(seq: int) -> str:

@@ -20,9 +20,12 @@ from app.changes import Changes
 from app.connections import deserialize_job, serialize_job
 from app.errors import OUTAGES
 from app.heartbeat import Heartbeat
-from app.lifecycle import TIMEOUT
+from app.jobs import promote_forever
+from app.newtask import TIMEOUT
 from app.pubsub import BACKOFF_MAX, BACKOFF_MIN, follow
+from app.retention import retain_forever
 from app.runner import Runner
+from app.scheduler import Scheduler
 from app.settings import Settings, load_settings
 from app.store import TaskStore
 from app.tasks import configure
@@ -88,12 +91,18 @@ async def startup(ctx: dict[str, Any]) -> None:
     ctx["background"] = [
         asyncio.create_task(heartbeat.run(), name="heartbeat"),
         asyncio.create_task(watchdog.run(), name="watchdog"),
+        asyncio.create_task(promote_forever(changes.jobs), name="promote-due"),
+        asyncio.create_task(Scheduler(store, redis).run(), name="schedules"),
         asyncio.create_task(
             follow(redis, [keys.CONTROL], lambda channel, m: _on_control(runner, channel, m),
                    on_subscribed=on_subscribed),
             name="control-listener",
         ),
     ]
+    if settings.retention_days > 0:
+        ctx["background"].append(asyncio.create_task(
+            retain_forever(changes, settings.data_dir, settings.retention_days, settings.retention_interval),
+            name="retention"))
     await asyncio.wait_for(subscribed.wait(), 10)
     log.info("worker %s ready", worker_id)
 

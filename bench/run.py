@@ -12,7 +12,7 @@ import traceback
 
 from bench.report import Options, Row, table
 
-SCENARIOS = ("drain", "submit", "latency", "fanout", "ws_memory", "listing", "dashboard")
+SCENARIOS = ("drain", "submit", "latency", "scheduling", "fanout", "ws_memory", "listing", "search", "dashboard")
 
 
 def main(names: list[str]) -> int:

@@ -20,6 +20,11 @@ SERVER_DOWN = (
 )
 
 
+def row(task_id: str, status: str | None = None) -> str:
+    """The list's row of a task (in that status)."""
+    return f'tr[data-task-id="{task_id}"]' + (f'[data-status="{status}"]' if status else "")
+
+
 def http_status(status: int, path: str) -> re.Pattern[str]:
     """Chromium's console line for a fetch answered with `status` (match on the text and the url)."""
     return re.compile(rf"Failed to load resource: the server responded with a status of {status} .*@ .*{re.escape(path)}")

@@ -1,5 +1,5 @@
 """Fixtures: a real Redis server, real SQLite files (and PostgreSQL when TEST_DATABASE_URL is set),
-the real app served by uvicorn on a free port, and real arq workers."""
+the real app served by uvicorn on a free port, real arq workers, and Debian's chromium."""
 
 import asyncio
 import os
@@ -10,11 +10,13 @@ import httpx
 import pytest
 import redis
 import uvicorn
+from playwright.async_api import Browser, async_playwright
 
 from app.main import create_app
 from app.redisserver import RedisServer, free_port
 from app.settings import Settings, load_settings
 from app.worker import ResilientWorker, create_worker
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, Console
 
 PG_URL = os.environ.get("TEST_DATABASE_URL")
 
@@ -40,7 +42,7 @@ async def _reset_postgres(url: str) -> None:
 
     conn = await asyncpg.connect(url)
     try:
-        await conn.execute("DROP TABLE IF EXISTS tasks, task_logs")
+        await conn.execute("DROP TABLE IF EXISTS tasks, task_logs, schedules")
     finally:
         await conn.close()
 
@@ -54,6 +56,20 @@ async def any_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         pytest.skip("PostgreSQL tests need TEST_DATABASE_URL (e.g. postgresql://postgres@127.0.0.1:5432/test)")
     await _reset_postgres(PG_URL)
     return PG_URL
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    """Debian's chromium, headless, for the browser tests (each module skips without it)."""
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        await launched.close()
+
+
+@pytest.fixture
+def console() -> Console:
+    return Console()
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from PIL import Image
-from playwright.async_api import Browser, Page, Route, WebSocketRoute, async_playwright
+from playwright.async_api import Browser, Page, Route, WebSocketRoute
 
 from app.redisserver import free_port
 from app.settings import Settings
@@ -19,11 +19,11 @@ from app.store import TaskStore
 from app.worker import ResilientWorker
 from tests.browser import (
     CHROMIUM,
-    CHROMIUM_ARGS,
     SERVER_DOWN,
     SKIP_REASON,
     Console,
     http_status,
+    row,
     stop,
 )
 from tests.conftest import make_settings, serve
@@ -37,23 +37,6 @@ LIVE = '#connection[data-connection="live"]'
 # Predicates are functions, never expression strings: playwright evaluates those with eval(), which
 # the page's CSP (script-src 'self') refuses.
 ROWS_SHOWN = "n => document.querySelectorAll('tr[data-task-id]').length === n"
-
-
-def row(task_id: str, status: str | None = None) -> str:
-    return f'tr[data-task-id="{task_id}"]' + (f'[data-status="{status}"]' if status else "")
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        await browser.close()
-
-
-@pytest.fixture
-def console() -> Console:
-    return Console()
 
 
 @pytest.fixture

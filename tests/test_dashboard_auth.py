@@ -9,10 +9,10 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.async_api import Browser, Page, Request, Response, WebSocket, async_playwright
+from playwright.async_api import Browser, Page, Request, Response, WebSocket
 
 from app.worker import ResilientWorker
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, SKIP_REASON, Console, http_status, stop
+from tests.browser import CHROMIUM, SKIP_REASON, Console, http_status, row, stop
 from tests.conftest import make_settings, serve
 from tests.helpers import submit, wait_for_status
 
@@ -28,18 +28,6 @@ REFUSED = (http_status(401, "/api/"), http_status(403, "/api/"))
 # A socket still connecting without a token is dropped for one with it as soon as the token is given.
 ABANDONED = re.compile(r"WebSocket connection to 'ws://127\.0\.0\.1:\d+/ws.*' failed: "
                        r"WebSocket is closed before the connection is established")
-
-
-def row(task_id: str, status: str | None = None) -> str:
-    return f'tr[data-task-id="{task_id}"]' + (f'[data-status="{status}"]' if status else "")
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        await browser.close()
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
+from app.filters import TaskFilter
 from app.status import FINAL, MOVES, Status
 from app.store import TaskStore, utcnow
 from app.worker import ResilientWorker
@@ -103,14 +104,14 @@ async def test_list_is_newest_first_filtered_and_counted(store: TaskStore) -> No
         status = Status.SUCCESS if i % 2 else Status.PENDING
         kind = "text_processing" if i < 3 else "batch_processing"
         await store.insert(row(f"t{i}", i + 1, status, kind, created_at=base + timedelta(seconds=i)))
-    tasks, total = await store.page(status=None, task_type=None, id_prefix=None, limit=4, offset=0)
+    tasks, total = await store.page(TaskFilter(status=None, task_type=None, id_prefix=None), limit=4, offset=0)
     assert [t["id"] for t in tasks] == ["t5", "t4", "t3", "t2"] and total == 6
-    tasks, total = await store.page(status=None, task_type=None, id_prefix=None, limit=4, offset=4)
+    tasks, total = await store.page(TaskFilter(status=None, task_type=None, id_prefix=None), limit=4, offset=4)
     assert [t["id"] for t in tasks] == ["t1", "t0"]
-    tasks, total = await store.page(status="SUCCESS", task_type="batch_processing", id_prefix=None,
+    tasks, total = await store.page(TaskFilter(status="SUCCESS", task_type="batch_processing", id_prefix=None),
                                     limit=10, offset=0)
     assert [t["id"] for t in tasks] == ["t5", "t3"] and total == 2
-    tasks, total = await store.page(status=None, task_type=None, id_prefix="d4", limit=10, offset=0)
+    tasks, total = await store.page(TaskFilter(status=None, task_type=None, id_prefix="d4"), limit=10, offset=0)
     assert tasks == [] and total == 0
     counts = await store.counts()
     assert counts["SUCCESS"] == 3 and counts["PENDING"] == 3 and counts["FAILED"] == 0
@@ -130,9 +131,9 @@ async def test_changed_between_answers_what_changed_after_a_seq(store: TaskStore
 async def test_id_prefix_search_is_a_key_range(store: TaskStore) -> None:
     for i, task_id in enumerate(["ab12", "ab34", "abf0", "ac00", "cd56"]):
         await store.insert(row(task_id, i + 1))
-    found, total = await store.page(status=None, task_type=None, id_prefix="ab", limit=10, offset=0)
+    found, total = await store.page(TaskFilter(status=None, task_type=None, id_prefix="ab"), limit=10, offset=0)
     assert sorted(t["id"] for t in found) == ["ab12", "ab34", "abf0"] and total == 3
-    found, total = await store.page(status=None, task_type=None, id_prefix="abf", limit=10, offset=0)
+    found, total = await store.page(TaskFilter(status=None, task_type=None, id_prefix="abf"), limit=10, offset=0)
     assert [t["id"] for t in found] == ["abf0"] and total == 1
 
 
@@ -146,9 +147,9 @@ async def test_counts_follow_inserts_moves_and_deletes_without_scanning(store: T
     await store.delete("c2")
     counts = await store.counts()
     assert (counts["PENDING"], counts["RUNNING"], counts["CANCELLED"], sum(counts.values())) == (1, 1, 1, 3)
-    _, total = await store.page(status="PENDING", task_type="batch_processing", id_prefix=None, limit=1, offset=0)
+    _, total = await store.page(TaskFilter(status="PENDING", task_type="batch_processing", id_prefix=None), limit=1, offset=0)
     assert total == 1
-    _, total = await store.page(status=None, task_type="text_processing", id_prefix=None, limit=1, offset=0)
+    _, total = await store.page(TaskFilter(status=None, task_type="text_processing", id_prefix=None), limit=1, offset=0)
     assert total == 2
 
 
@@ -205,12 +206,12 @@ async def test_keyset_pages_match_offset_pages_even_when_created_at_ties(store: 
         await store.insert(row(f"k{i}", i + 1, created_at=base + timedelta(seconds=i // 2)))
     by_offset = []
     for offset in range(0, 7, 3):
-        found, _ = await store.page(status=None, task_type=None, id_prefix=None, limit=3, offset=offset)
+        found, _ = await store.page(TaskFilter(status=None, task_type=None, id_prefix=None), limit=3, offset=offset)
         by_offset += [t["id"] for t in found]
     by_cursor: list[str] = []
     after = None
     while True:
-        found, total = await store.page(status=None, task_type=None, id_prefix=None, limit=3, offset=0, after=after)
+        found, total = await store.page(TaskFilter(status=None, task_type=None, id_prefix=None), limit=3, offset=0, after=after)
         by_cursor += [t["id"] for t in found]
         if len(found) < 3:
             break
@@ -219,10 +220,10 @@ async def test_keyset_pages_match_offset_pages_even_when_created_at_ties(store: 
 
 
 async def test_an_id_prefix_search_counts_up_to_a_cap(store: TaskStore, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("app.store.PREFIX_COUNT_CAP", 3)
+    monkeypatch.setattr("app.store.COUNT_CAP", 3)
     for i in range(5):
         await store.insert(row(f"a{i}", i + 1))
-    found, total = await store.page(status=None, task_type=None, id_prefix="a", limit=10, offset=0)
+    found, total = await store.page(TaskFilter(status=None, task_type=None, id_prefix="a"), limit=10, offset=0)
     assert len(found) == 5 and total == 3
 
 
@@ -284,8 +285,8 @@ async def test_a_short_id_prefix_finds_the_same_tasks_whichever_plan_serves_it(s
     base = utcnow()
     for i in range(300):  # beyond limit × 16² tasks a one-digit prefix walks the list in order instead
         await store.insert(row(f"{(i * 2654435761) % 16**8:08x}", i + 1, created_at=base + timedelta(seconds=i)))
-    walked, total = await store.page(status=None, task_type=None, id_prefix="a", limit=1, offset=0)
-    ranged, _ = await store.page(status=None, task_type=None, id_prefix="a", limit=50, offset=0)
+    walked, total = await store.page(TaskFilter(status=None, task_type=None, id_prefix="a"), limit=1, offset=0)
+    ranged, _ = await store.page(TaskFilter(status=None, task_type=None, id_prefix="a"), limit=50, offset=0)
     assert [t["id"] for t in walked] == [t["id"] for t in ranged[:1]] and walked[0]["id"].startswith("a")
     assert total == len(ranged) == sum(t["id"].startswith("a") for t in ranged) > 3
 
@@ -299,7 +300,7 @@ async def test_processes_opening_a_new_database_together_create_one_schema(any_d
 
     created = await asyncio.gather(*(open_and_insert(f"t{i}") for i in range(6)))
     async with TaskStore.open(any_db_url) as opened:
-        listed, total = await opened.page(status=None, task_type=None, id_prefix=None, limit=10, offset=0)
+        listed, total = await opened.page(TaskFilter(status=None, task_type=None, id_prefix=None), limit=10, offset=0)
         assert {task["id"] for task in created} == {task["id"] for task in listed} and total == 6
         assert (await opened.counts())["PENDING"] == 6
 

@@ -13,16 +13,15 @@ import asyncio
 import csv
 import io
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 from PIL import Image
-from playwright.async_api import Browser, Dialog, Page, WebSocket, async_playwright
+from playwright.async_api import Browser, Dialog, Page, WebSocket
 
 from app.worker import ResilientWorker
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, SKIP_REASON, Console, http_status
+from tests.browser import CHROMIUM, SKIP_REASON, Console, http_status
 from tests.helpers import submit, wait_for_status
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason=SKIP_REASON)
@@ -173,14 +172,6 @@ class Watch:
 
     def _socket(self, ws: WebSocket) -> None:
         ws.on("framereceived", lambda payload: self.frames.append(payload if isinstance(payload, str) else ""))
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        await browser.close()
 
 
 async def upload(client: httpx.AsyncClient, name: str, body: bytes, content_type: str = "text/csv") -> dict[str, Any]:

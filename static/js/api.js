@@ -58,6 +58,7 @@ async function send(method, path, content, token) {
 }
 
 const task = (id) => `/api/tasks/${encodeURIComponent(id)}`;
+const schedule = (id) => `/api/schedules/${encodeURIComponent(id)}`;
 const LOG_PAGE = 5000; // lines per log request: the server's most, so one answer holds a whole capped log
 
 /** The REST API; with `auth`, every call carries the token and waits out a 401 for a new one. */
@@ -69,9 +70,20 @@ export function createApi(auth = NO_AUTH) {
     listTasks: (query) => call('GET', `/api/tasks/${query}`),
     stats: () => call('GET', '/api/stats'),
     getTask: (id) => call('GET', task(id)),
-    submit: (taskType, parameters) => call('POST', '/api/tasks/submit', json({ task_type: taskType, parameters })),
+    /** @param {Record<string, unknown>} [options] priority, run_at or delay, beside the parameters */
+    submit: (taskType, parameters, options = {}) =>
+      call('POST', '/api/tasks/submit', json({ task_type: taskType, parameters, ...options })),
     cancel: (id) => call('DELETE', task(id)),
     retry: (id) => call('POST', `${task(id)}/retry`),
+    /** A new task from this one: `{}` duplicates it; `parameters` (replacing them whole) and options change it. */
+    rerun: (id, changes = {}) => call('POST', `${task(id)}/rerun`, json(changes)),
+    /** `{action, ids | filter, dry_run}` → `{matched, eligible, applied, skipped}` */
+    bulk: (body) => call('POST', '/api/tasks/bulk', json(body)),
+    schedules: () => call('GET', '/api/schedules'),
+    createSchedule: (body) => call('POST', '/api/schedules', json(body)),
+    editSchedule: (id, changes) => call('PATCH', schedule(id), json(changes)),
+    deleteSchedule: (id) => call('DELETE', schedule(id)),
+    runSchedule: (id) => call('POST', `${schedule(id)}/run`),
     logs: (id, after) => call('GET', `${task(id)}/logs?after=${after}&limit=${LOG_PAGE}`),
     /** The file itself is the body, sent as `type`; the server checks its bytes against that type. */
     upload: (file, type) => call('POST', `/api/uploads?filename=${encodeURIComponent(file.name)}`, { body: file, type }),

@@ -2,6 +2,7 @@
 
 import { createApi } from './api.js';
 import { TokenGate, TokenKeeper, sessionStore } from './auth.js';
+import { BulkBar } from './bulk.js';
 import { Dashboard } from './dashboard.js';
 import { DetailPanel } from './detail.js';
 import { FilterBar } from './filterbar.js';
@@ -29,9 +30,12 @@ tokenDialog.showStored(Boolean(keeper.token));
 const detail = new DetailPanel($('detail'), { withToken: () => Boolean(keeper.token), fetch: api.artifact });
 // `connection` is declared below, before anything (dashboard.fromUrl first) can send.
 const logs = new LogFollower({ api, send: (message) => connection.send(message), view: detail.log });
+const list = new TaskList(document);
+// Its `onApplied` reloads the list through `dashboard`, declared next (nothing applies before then).
+const bulk = new BulkBar($('bulk-bar'), $('bulk-dialog'), { api, list, onApplied: () => dashboard.load().catch(() => {}) });
 const dashboard = new Dashboard({
-  api, store: new Store(50), list: new TaskList(document), counters: new Counters($('counters')),
-  detail, logs, filterBar: new FilterBar($('filters')), indicator: $('connection'), renderConnection,
+  api, store: new Store(50), list, counters: new Counters($('counters')),
+  detail, logs, filterBar: new FilterBar($('filters')), indicator: $('connection'), renderConnection, bulk,
 });
 dashboard.list.bindOpen((id) => dashboard.openTask(id));
 dashboard.list.bindPaging((step) => dashboard.page(step));
@@ -39,6 +43,7 @@ dashboard.counters.bindPick((status) => dashboard.setFilters({ status: status ==
 dashboard.filterBar.bindChange((changes, typing) => dashboard.setFilters(changes, { replace: typing }));
 dashboard.detail.bindClose(() => dashboard.closeTask());
 dashboard.detail.bindActions((action, id) => dashboard.act(action, id));
+dashboard.detail.bindOpen((id) => dashboard.openTask(id));
 window.addEventListener('popstate', () => dashboard.fromUrl());
 
 const socketUrl = (since) => `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws${since === null ? '' : `?since=${since}`}`;
@@ -58,7 +63,8 @@ setInterval(() => dashboard.tick(), 1000); // one shared timer for every live ru
 // On a phone the list comes first: the form starts folded.
 if (matchMedia('(max-width: 720px)').matches) $('submit-form').closest('details').open = false;
 SubmitForm.load(api, $('submit-form'), (form) => {
-  form.bindSubmit((type, parameters) => dashboard.submit(form, type, parameters));
+  dashboard.form = form;
+  form.bindSubmit((type, parameters, options) => dashboard.submit(form, type, parameters, options));
   form.bindOpen((id) => dashboard.openTask(id));
   dashboard.filterBar.setTypes(form.typeNames());
 });

@@ -8,8 +8,9 @@ const STATS_EVERY = 2000; // ms: counters are resynced from /api/stats at most t
 const PAINT_EVERY = 100; // ms: live changes are drawn at most this often
 
 export class Dashboard {
-  constructor({ api, store, list, counters, detail, logs, filterBar, indicator, renderConnection }) {
-    Object.assign(this, { api, store, list, counters, detail, logs, filterBar, indicator, renderConnection });
+  constructor({ api, store, list, counters, detail, logs, filterBar, indicator, renderConnection, bulk }) {
+    Object.assign(this, { api, store, list, counters, detail, logs, filterBar, indicator, renderConnection, bulk });
+    this.form = null; // the submit form, once the task types have loaded
     this.loadToken = 0;
     this.loaded = false;
     this.pending = { ids: new Set(), list: false, counters: false }; // socket changes not drawn yet
@@ -25,25 +26,42 @@ export class Dashboard {
 
   /**
    * A fresh socket has no replay: (re)load the list, which is how it first loads (or, with no socket
-   * at all, through the first poll). A resumed one replays what changed: only resync the counters.
+   * at all, through the first poll). A resumed one replays the tasks that changed, but not the tasks
+   * removed meanwhile (bulk delete, retention): reload the page's list too.
    */
-  onHello({ resumed }) {
-    (resumed ? this.refreshStats() : this.load()).catch(() => {}); // a failure shows; the socket stays
+  onHello() {
+    this.load().catch(() => {}); // a failure shows; the socket stays
     this.logs.subscribe(); // a new socket follows no log until asked
   }
 
   onMessage(message) {
     if (message.type === 'reset') this.load().catch(() => {});
     if (message.type === 'logs') this.logs.receive(message);
+    if (message.type === 'deleted') this.onDeleted(message);
     if (message.type !== 'task') return;
     const outcome = this.store.applyEvent(message.change, message.task);
     if (!outcome.applied) return;
+    if (message.change === 'created' && message.task.source_task_id === this.detail.id) this.detail.addRerun(message.task);
     const { pending } = this;
     pending.ids.add(message.task.id);
     pending.list ||= outcome.listChanged;
     pending.counters ||= outcome.statusChanged;
     if (outcome.statusChanged) this.scheduleStats();
     this.schedulePaint();
+  }
+
+  /** Deleted tasks leave the page (refilled by a reload soon after), the selection and the panel. */
+  onDeleted({ task_ids: ids, seq }) {
+    this.bulk?.forget(ids);
+    if (ids.includes(this.detail.id)) {
+      this.hideTask();
+      this.recordTask('');
+    }
+    if (!this.store.remove(ids, seq)) return this.scheduleStats();
+    this.pending.list = true;
+    this.schedulePaint();
+    clearTimeout(this.refillTimer);
+    this.refillTimer = setTimeout(() => this.load().catch(() => {}), STATS_EVERY); // its answer has the counts too
   }
 
   /**
@@ -113,6 +131,7 @@ export class Dashboard {
   renderList() {
     const { store } = this;
     this.list.render(store.pageTasks(), { total: store.total, offset: store.offset, limit: store.limit, unseen: store.unseen });
+    this.bulk?.pageShown(store.filters, store.total);
   }
 
   tick() {
@@ -152,10 +171,16 @@ export class Dashboard {
     if (this.logs.id !== id) this.logs.follow(id);
     if (record) this.recordTask(id);
     try {
-      await this.refreshTask();
+      await Promise.all([this.refreshTask(), this.loadReruns(id)]);
     } catch (error) {
       this.detail.showOutcome(`Could not load this task: ${error.detail}`, false);
     }
+  }
+
+  /** The tasks re-run from the open one, newest first (one page of them is plenty). */
+  async loadReruns(id) {
+    const answer = await this.api.listTasks(`?${new URLSearchParams({ source_task_id: id, limit: '20' })}`);
+    if (this.detail.id === id) this.detail.showReruns(answer.tasks, answer.total);
   }
 
   /** The open task over REST: when it opens, and (the page may not hold it) in each poll. */
@@ -186,6 +211,8 @@ export class Dashboard {
   }
 
   async act(action, id) {
+    if (action === 'edit') return this.editRerun(id);
+    if (action === 'duplicate') return this.duplicate(id);
     const verb = action === 'cancel' ? 'Cancel' : 'Retry';
     this.detail.setBusy(true);
     try {
@@ -204,12 +231,45 @@ export class Dashboard {
     this.detail.update(task);
   }
 
+  /** "Run again with changes": the submit form, filled from the task, re-runs it on submit. */
+  editRerun(id) {
+    const task = this.detail.task;
+    if (!this.form || !task || task.id !== id) {
+      this.detail.showOutcome('The form is still loading; try again in a moment.', false);
+      return;
+    }
+    this.form.editRerun(task);
+  }
+
+  /** "Duplicate": the same task again, linked to this one; the new one opens. */
+  async duplicate(id) {
+    this.detail.setBusy(true);
+    try {
+      const task = await this.api.rerun(id, {});
+      this.store.put(task);
+      await this.openTask(task.id);
+    } catch (error) {
+      this.detail.showOutcome(`Duplicate refused${error.status ? ` (${error.status})` : ''}: ${error.detail}`, false);
+    } finally {
+      this.detail.setBusy(false);
+    }
+  }
+
   // --- the submit form ---------------------------------------------------------------
 
-  async submit(form, taskType, parameters) {
+  /** A new task; or, while the form is filled from a task, a re-run of it (which then opens). */
+  async submit(form, taskType, parameters, options) {
+    const source = form.rerunOf;
     try {
-      const task = await this.api.submit(taskType, parameters);
-      form.showResult(['Submitted ', h('button', { type: 'button', class: 'task-link', 'data-open': task.id }, task.id)]);
+      const task = source
+        ? await this.api.rerun(source, { parameters, ...options })
+        : await this.api.submit(taskType, parameters, options);
+      const link = h('button', { type: 'button', class: 'task-link', 'data-open': task.id }, task.id);
+      if (!source) return form.showResult(['Submitted ', link]);
+      form.newTask();
+      form.showResult(['Re-ran as ', link]);
+      this.store.put(task);
+      await this.openTask(task.id);
     } catch (error) {
       form.showError(error.field || 'parameters', error.detail);
     }

@@ -1,22 +1,23 @@
 // The task detail side panel: every field, the estimate or queue position, the files it produced,
-// its log, JSON blocks, the timeline, Cancel and Retry with their outcome.
+// its log, JSON blocks, the timeline, its lineage (re-run of, re-runs), Cancel, Retry, Run again
+// with changes and Duplicate with their outcome.
 
 import { artifactItems, artifactsOf } from './artifacts.js';
 import { h, setAttr, setText } from './dom.js';
-import { waitParts } from './eta.js';
 import { formatDuration, formatJson, formatTimestamp, runTime } from './format.js';
 import { LogView } from './logview.js';
-import { badge, progressBar, setBadge, setProgress } from './views.js';
+import { badge, priorityBadge, progressBar, setBadge, setPriority, setProgress, waitLine } from './views.js';
 
 const CANCELLABLE = ['PENDING', 'RETRYING', 'RUNNING'];
 const RETRYABLE = ['FAILED', 'CANCELLED'];
 
 const FIELDS = [
-  ['task_type', 'Type'], ['attempts', 'Attempts'], ['dispatch', 'Dispatch'], ['worker', 'Worker'],
+  ['task_type', 'Type'], ['priority', 'Priority'], ['run_at', 'Start at'], ['schedule_id', 'Schedule'], ['attempts', 'Attempts'], ['dispatch', 'Dispatch'], ['worker', 'Worker'],
   ['created_at', 'Created'], ['started_at', 'Started'], ['completed_at', 'Completed'],
   ['updated_at', 'Updated'], ['runtime', 'Run time'], ['seq', 'Seq'], ['cancel_requested', 'Cancel requested'],
 ];
-const TIMES = new Set(['created_at', 'started_at', 'completed_at', 'updated_at']);
+const TIMES = new Set(['created_at', 'started_at', 'completed_at', 'updated_at', 'run_at']);
+const fieldElement = (name) => (name === 'priority' ? priorityBadge() : h(TIMES.has(name) ? 'time' : 'span'));
 
 export class DetailPanel {
   /**
@@ -40,23 +41,29 @@ export class DetailPanel {
       progress: progressBar(), wait: h('span', { class: 'wait' }), stage: h('p', { class: 'stage' }),
       cancel: h('button', { type: 'button', class: 'button danger', 'data-action': 'cancel' }, 'Cancel'),
       retry: h('button', { type: 'button', class: 'button', 'data-action': 'retry' }, 'Retry'),
+      edit: h('button', { type: 'button', class: 'button', 'data-action': 'edit' }, 'Run again with changes'),
+      duplicate: h('button', { type: 'button', class: 'button', 'data-action': 'duplicate' }, 'Duplicate'),
+      source: h('p', { class: 'lineage-source' }), reruns: h('ul', { class: 'reruns' }),
+      rerunsTitle: h('p', { class: 'lineage-title' }),
       outcome: h('p', { class: 'outcome', role: 'status', 'aria-live': 'polite' }),
-      fields: new Map(FIELDS.map(([name]) => [name, TIMES.has(name) ? h('time') : h('span')])),
+      fields: new Map(FIELDS.map(([name]) => [name, fieldElement(name)])),
       error: h('pre', { class: 'json error-text' }), result: h('pre', { class: 'json' }),
       parameters: h('pre', { class: 'json' }), timeline: h('ol', { class: 'timeline' }),
       files: h('ul', { class: 'files' }),
     });
     r.errorSection = section('Error', r.error);
     r.filesSection = section('Files', r.files);
+    r.lineage = section('Lineage', [r.source, r.rerunsTitle, r.reruns]);
     this.el.replaceChildren(
       h('header', { class: 'detail-head' }, h('div', {}, h('p', { class: 'eyebrow' }, 'Task'), r.title), r.close),
       h('div', { class: 'detail-body' },
         h('div', { class: 'detail-status' }, r.badge, r.progress, r.wait), r.stage,
-        h('div', { class: 'actions' }, r.cancel, r.retry), r.outcome,
+        h('div', { class: 'actions' }, r.cancel, r.retry, r.edit, r.duplicate), r.outcome,
         h('dl', { class: 'fields' }, FIELDS.map(([name, label]) => [h('dt', {}, label), h('dd', {}, r.fields.get(name))])),
-        r.errorSection, r.filesSection, section('Log', this.log.el),
+        r.lineage, r.errorSection, r.filesSection, section('Log', this.log.el),
         section('Result', r.result), section('Parameters', r.parameters),
         section('History', r.timeline)));
+    this.showReruns([], 0);
   }
 
   /** Opens the panel on `task` (or on just an id while the task loads). */
@@ -65,6 +72,7 @@ export class DetailPanel {
     this.task = null;
     this.shown = null;
     setText(this.refs.outcome, '');
+    this.showReruns([], 0);
     setText(this.refs.title, id);
     this.el.hidden = false;
     setAttr(this.el, 'data-task-id', id);
@@ -89,10 +97,12 @@ export class DetailPanel {
     setBadge(r.badge, task.status);
     setProgress(r.progress, task.progress);
     setText(r.stage, task.stage || '');
-    setText(r.wait, waitParts(task, Date.now()).join(' · '));
+    setText(r.wait, waitLine(task, Date.now()).join(' · '));
+    this.showSource(task.source_task_id);
     for (const [name, el] of r.fields) this.setField(name, el, task);
     r.cancel.disabled = !CANCELLABLE.includes(task.status) || this.busy;
     r.retry.disabled = !RETRYABLE.includes(task.status) || this.busy;
+    r.edit.disabled = r.duplicate.disabled = Boolean(this.busy);
     const key = `${task.status}/${task.timeline.length}`;
     if (this.shown === key) return;
     this.shown = key;
@@ -121,13 +131,49 @@ export class DetailPanel {
     for (const url of this.objectUrls.splice(0)) URL.revokeObjectURL(url);
   }
 
+  /** "Re-run of <id>": a link that opens the task this one was made from. */
+  showSource(sourceId) {
+    const { source } = this.refs;
+    if ((source.dataset.source ?? '') === (sourceId ?? '')) return;
+    source.dataset.source = sourceId ?? '';
+    source.replaceChildren(...(sourceId ? ['Re-run of ', openLink(sourceId)] : []));
+    this.showLineage();
+  }
+
+  /** The tasks made from this one (GET /api/tasks/?source_task_id=…), newest first. */
+  showReruns(tasks, total) {
+    this.rerunIds = new Set(tasks.map((task) => task.id));
+    this.rerunTotal = total;
+    this.refs.reruns.replaceChildren(...tasks.map(rerunItem));
+    this.showLineage();
+  }
+
+  /** A re-run made while the panel is open (its `created` event). */
+  addRerun(task) {
+    if (this.rerunIds.has(task.id)) return;
+    this.rerunIds.add(task.id);
+    this.rerunTotal += 1;
+    this.refs.reruns.prepend(rerunItem(task));
+    this.showLineage();
+  }
+
+  showLineage() {
+    const { source, reruns, rerunsTitle, lineage } = this.refs;
+    const total = this.rerunTotal;
+    const more = total > reruns.children.length ? ` (the latest ${reruns.children.length} below)` : '';
+    setText(rerunsTitle, total ? `Re-run ${total} time${total === 1 ? '' : 's'}${more}:` : '');
+    lineage.hidden = !source.firstChild && !this.rerunTotal;
+  }
+
   setField(name, el, task) {
+    if (name === 'priority') return setPriority(el, task.priority, { quiet: false });
     if (TIMES.has(name)) {
       setAttr(el, 'datetime', task[name] || '');
       return setText(el, formatTimestamp(task[name]));
     }
     if (name === 'runtime') return setText(el, formatDuration(runTime(task)));
     if (name === 'cancel_requested') return setText(el, task.cancel_requested ? 'yes' : 'no');
+    if (name === 'schedule_id') return setSchedule(el, task.schedule_id);
     return setText(el, task[name] ?? '—');
   }
 
@@ -135,7 +181,7 @@ export class DetailPanel {
     if (!this.task) return;
     const now = Date.now();
     if (this.task.status === 'RUNNING') setText(this.refs.fields.get('runtime'), formatDuration(runTime(this.task, now)));
-    setText(this.refs.wait, waitParts(this.task, now).join(' · '));
+    setText(this.refs.wait, waitLine(this.task, now).join(' · '));
   }
 
   /** Disables both actions while one is in flight, then shows what the server answered. */
@@ -158,10 +204,33 @@ export class DetailPanel {
   }
 
   bindActions(handler) {
-    for (const button of [this.refs.cancel, this.refs.retry]) {
+    for (const button of [this.refs.cancel, this.refs.retry, this.refs.edit, this.refs.duplicate]) {
       button.addEventListener('click', () => handler(button.dataset.action, this.id));
     }
   }
+
+  /** The links to other tasks (the one this was re-run from, its re-runs). */
+  bindOpen(handler) {
+    this.refs.lineage.addEventListener('click', (event) => {
+      const link = event.target.closest('[data-open]');
+      if (link) handler(link.dataset.open);
+    });
+  }
+}
+
+/** The schedule that made the task, linking to the schedules page; '—' for a task submitted by hand. */
+function setSchedule(el, id) {
+  if (el.dataset.schedule === (id ?? '')) return;
+  el.dataset.schedule = id ?? '';
+  const href = `/schedules.html?${new URLSearchParams({ schedule: id ?? '' })}`;
+  el.replaceChildren(id ? h('a', { class: 'mono', href, title: 'Open the schedules page' }, id) : '—');
+}
+
+const openLink = (id) => h('button', { type: 'button', class: 'task-link', 'data-open': id, title: id }, id);
+
+function rerunItem(task) {
+  return h('li', { 'data-rerun': task.id }, badge(task.status), openLink(task.id),
+    h('time', { datetime: task.created_at, title: task.created_at }, formatTimestamp(task.created_at)));
 }
 
 function section(title, body) {

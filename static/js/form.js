@@ -6,7 +6,8 @@ import { UploadField } from './uploadfield.js';
 
 /**
  * One input (or a pair, for a size) per schema type; `read` gives the JSON value, undefined for
- * "default". Upload fields also carry their `uploads`, which a submit waits for.
+ * "default"; `write` puts a task's value back (a re-run with changes starts from its parameters).
+ * Upload fields also carry their `uploads`, which a submit waits for.
  */
 const CONTROLS = {
   integer: (name, p) => numberControl(name, p, 1),
@@ -15,18 +16,15 @@ const CONTROLS = {
   choice: (name, p) => {
     const input = h('select', { id: `param-${name}`, name }, p.choices.map((c) => h('option', { value: c }, c)));
     input.value = p.default;
-    return { input, read: () => input.value };
+    return { input, read: () => input.value, write: (value) => { input.value = value; } };
   },
   boolean: (name, p) => {
     const input = h('input', { id: `param-${name}`, name, type: 'checkbox', checked: p.default });
-    return { input, read: () => input.checked };
+    return { input, read: () => input.checked, write: (value) => { input.checked = Boolean(value); } };
   },
   size: (name, p) => sizeControl(name, p),
   list: (name, p) => jsonControl(name, p, 'A JSON array, e.g. ["a", 2].'),
-  uploads: (name, p, api) => {
-    const uploads = new UploadField(name, p, api.upload);
-    return { input: uploads.el, read: () => uploads.read(), uploads, hint: p.max_items > 1 ? `Up to ${p.max_items} files.` : '' };
-  },
+  uploads: (name, p, api) => uploadsControl(name, p, api),
 };
 
 function numberControl(name, p, step) {
@@ -34,13 +32,32 @@ function numberControl(name, p, step) {
     id: `param-${name}`, name, type: 'number', inputmode: step === 1 ? 'numeric' : 'decimal',
     min: p.minimum, max: p.maximum, step, value: String(p.default),
   });
-  return { input, read: () => (input.value === '' ? undefined : Number(input.value)) };
+  return {
+    input, read: () => (input.value === '' ? undefined : Number(input.value)),
+    write: (value) => { input.value = value === null || value === undefined ? '' : String(value); },
+  };
 }
 
 function textControl(name, p) {
   const attrs = { id: `param-${name}`, name, maxlength: p.max_length, value: p.default, spellcheck: 'false' };
   const input = p.multiline ? h('textarea', { ...attrs, rows: 4 }) : h('input', { ...attrs, type: 'text' });
-  return { input, read: () => input.value };
+  return { input, read: () => input.value, write: (value) => { input.value = value ?? ''; } };
+}
+
+/** Files cannot be put back in a file input: a re-run keeps the earlier task's uploads unless others are chosen. */
+function uploadsControl(name, p, api) {
+  const uploads = new UploadField(name, p, api.upload);
+  const note = h('p', { class: 'hint' });
+  let kept;
+  const write = (ids) => {
+    kept = Array.isArray(ids) && ids.length ? ids : undefined;
+    setText(note, kept ? `Keeps the earlier task's ${kept.length} file${kept.length === 1 ? '' : 's'} unless you choose others.` : '');
+  };
+  uploads.el.append(note);
+  return {
+    input: uploads.el, read: () => uploads.read() ?? kept, write, uploads,
+    hint: p.max_items > 1 ? `Up to ${p.max_items} files.` : '',
+  };
 }
 
 function sizeControl(name, p) {
@@ -50,7 +67,10 @@ function sizeControl(name, p) {
   const [width, height] = [side('width', p.default[0]), side('height', p.default[1])];
   width.id = `param-${name}`;
   const input = h('span', { class: 'size-pair' }, width, h('span', { 'aria-hidden': 'true' }, '×'), height);
-  return { input, read: () => (width.value === '' && height.value === '' ? undefined : [Number(width.value), Number(height.value)]) };
+  return {
+    input, read: () => (width.value === '' && height.value === '' ? undefined : [Number(width.value), Number(height.value)]),
+    write: ([w, ht]) => { [width.value, height.value] = [String(w), String(ht)]; },
+  };
 }
 
 /** Types without a dedicated control (and lists) are edited as JSON; a parse error stays in the browser. */
@@ -64,10 +84,11 @@ function jsonControl(name, p, hint) {
       throw Object.assign(new Error('not valid JSON'), { field: name });
     }
   };
-  return { input, read, hint };
+  return { input, read, hint, write: (value) => { input.value = JSON.stringify(value); } };
 }
 
-function fieldRow(name, p, api) {
+/** One parameter's labelled control, hint and error line (the schedules page builds its form with it too). */
+export function fieldRow(name, p, api) {
   const control = (CONTROLS[p.type] || ((n, q) => jsonControl(n, q, 'JSON value.')))(name, p, api);
   const hint = [p.description, control.hint].filter(Boolean).join(' ');
   const label = p.type === 'boolean'
@@ -76,7 +97,40 @@ function fieldRow(name, p, api) {
   const row = h('div', { class: 'field', 'data-field': name },
     label, p.type === 'boolean' ? null : control.input,
     h('p', { class: 'hint' }, hint), h('p', { class: 'field-error', 'data-error-for': name, role: 'alert' }));
-  return { row, read: control.read, uploads: control.uploads };
+  return { row, read: control.read, write: control.write, uploads: control.uploads };
+}
+
+const pad = (n) => String(n).padStart(2, '0');
+
+/**
+ * A `datetime-local` value (wall time, no offset) as ISO 8601 with this browser's offset for that
+ * moment, e.g. `2026-12-24T18:00:00+01:00`; null when it is not a date and time.
+ */
+export function localToIso(value) {
+  const t = new Date(value); // a date-time without an offset is read as local time
+  if (!value || Number.isNaN(t.getTime())) return null;
+  const offset = -t.getTimezoneOffset();
+  const zone = `${offset < 0 ? '-' : '+'}${pad(Math.floor(Math.abs(offset) / 60))}:${pad(Math.abs(offset) % 60)}`;
+  const date = `${t.getFullYear()}-${pad(t.getMonth() + 1)}-${pad(t.getDate())}`;
+  return `${date}T${pad(t.getHours())}:${pad(t.getMinutes())}:${pad(t.getSeconds())}${zone}`;
+}
+
+const refuse = (field, message) => { throw Object.assign(new Error(message), { field }); };
+
+/**
+ * The submit options from the form's controls: the priority, and `run_at` or `delay` by the start
+ * chosen (none for "now"). Errors name the field, like the server's.
+ * @param {{priority: string, start: 'now'|'at'|'after', at: string, delay: string}} chosen
+ */
+export function readOptions({ priority, start, at, delay }) {
+  const options = { priority };
+  if (start === 'at') options.run_at = localToIso(at) ?? refuse('run_at', 'choose a date and time');
+  if (start === 'after') {
+    const seconds = delay.trim() === '' ? NaN : Number(delay);
+    if (!(seconds >= 0)) refuse('delay', 'give the seconds to wait (0 or more)');
+    options.delay = seconds;
+  }
+  return options;
 }
 
 const RETRY_TYPES = 3000; // ms between attempts to fetch the task types while the server is unreachable
@@ -103,23 +157,71 @@ export class SubmitForm {
     this.fields = form.querySelector('#param-fields');
     this.description = form.querySelector('#type-description');
     this.result = form.querySelector('#submit-result');
+    this.priority = form.querySelector('#opt-priority');
+    this.start = form.querySelector('#opt-start');
+    this.runAt = form.querySelector('#opt-run_at');
+    this.delay = form.querySelector('#opt-delay');
+    this.banner = form.querySelector('#rerun-banner');
+    this.submitButton = form.querySelector('[data-submit]');
+    this.rerunOf = null; // the task a submit re-runs, while the form is filled from it
     this.select.replaceChildren(...taskTypes.map((t) => h('option', { value: t.name }, t.name)));
     this.select.addEventListener('change', () => this.showType());
+    this.start.addEventListener('change', () => this.showStart());
+    this.banner.querySelector('[data-rerun-stop]').addEventListener('click', () => this.newTask());
     this.showType();
   }
 
-  showType() {
+  /** The fields of the selected type, filled with `values` (a task's parameters) or the defaults. */
+  showType(values = {}) {
     const type = this.types.get(this.select.value);
     setText(this.description, type.description);
     this.readers = new Map();
     this.uploads = [];
     this.fields.replaceChildren(...Object.entries(type.parameters).map(([name, p]) => {
-      const { row, read, uploads } = fieldRow(name, p, this.api);
+      const { row, read, write, uploads } = fieldRow(name, p, this.api);
       this.readers.set(name, read);
       if (uploads) this.uploads.push(uploads);
+      if (name in values) write(values[name]);
       return row;
     }));
     this.clearErrors();
+  }
+
+  showStart() {
+    this.runAt.hidden = this.start.value !== 'at';
+    this.delay.parentElement.hidden = this.start.value !== 'after';
+  }
+
+  options() {
+    return readOptions({ priority: this.priority.value, start: this.start.value, at: this.runAt.value, delay: this.delay.value });
+  }
+
+  /** "Run again with changes": the form filled from `task`; a submit then re-runs it (its type stays). */
+  editRerun(task) {
+    this.rerunOf = task.id;
+    this.select.value = task.task_type;
+    this.select.disabled = true;
+    this.showType(task.parameters);
+    this.priority.value = task.priority || 'default';
+    this.start.value = 'now';
+    this.showStart();
+    setText(this.banner.querySelector('[data-rerun-of]'), task.id);
+    this.banner.hidden = false;
+    setText(this.submitButton, 'Run again');
+    this.showResult([]);
+    const card = this.form.closest('details');
+    if (card) card.open = true;
+    this.form.scrollIntoView({ block: 'nearest' });
+    (this.fields.querySelector('input, select, textarea') || this.submitButton).focus();
+  }
+
+  /** Back to submitting a new task, with the defaults. */
+  newTask() {
+    this.rerunOf = null;
+    this.select.disabled = false;
+    this.banner.hidden = true;
+    setText(this.submitButton, 'Submit task');
+    this.showType();
   }
 
   /** The body's parameters; fields left empty are omitted so the server fills in their default. */
@@ -142,7 +244,8 @@ export class SubmitForm {
     const target = this.form.querySelector(`[data-error-for="${CSS.escape(field || '')}"]`)
       || this.form.querySelector('[data-error-for="parameters"]');
     setText(target, detail);
-    this.form.querySelector(`#param-${CSS.escape(field || '')}`)?.setAttribute('aria-invalid', 'true');
+    const id = CSS.escape(field || '');
+    this.form.querySelector(`#param-${id}, #opt-${id}`)?.setAttribute('aria-invalid', 'true');
   }
 
   showResult(content) {
@@ -178,7 +281,7 @@ export class SubmitForm {
       await this.uploadsSettled(); // never rejects: a failed upload shows on its own line
       this.waiting = false;
       try {
-        handler(this.select.value, this.values());
+        handler(this.select.value, this.values(), this.options());
       } catch (error) {
         this.showError(error.field, error.message);
       }

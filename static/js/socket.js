@@ -159,7 +159,7 @@ export class Connection {
       const resumed = this.since !== null;
       if (!resumed) this.since = message.seq; // a replay follows only a resume
       this.config.onHello({ resumed });
-    } else if (message.type === 'task') {
+    } else if (message.type === 'task' || message.type === 'deleted') {
       this.since = Math.max(this.since ?? 0, message.seq);
     } else if (message.type === 'reset') {
       this.since = message.seq;

@@ -9,12 +9,15 @@
  *   error_message: string|null, created_at: string, started_at: string|null,
  *   completed_at: string|null, updated_at: string, attempts: number, dispatch: number,
  *   seq: number, cancel_requested: boolean, worker: string|null, timeline: TimelineEntry[],
- *   next_run_at: string|null, queue_position?: number|null
+ *   next_run_at: string|null, queue_position?: number|null, priority: 'high'|'default'|'low',
+ *   run_at: string|null, schedule_id: string|null, source_task_id: string|null
  * }} Task  mirrors the server's TaskDict (app/wire.py); `queue_position` only in REST answers
- * @typedef {{status: string, task_type: string, q: string, page: number, task: string}} Filters
+ * @typedef {{status: string, task_type: string, q: string, text?: string, from?: string, to?: string,
+ *   priority?: string, page: number, task: string}} Filters  `from`/`to`: UTC days, both included
  */
 
 export const STATUSES = ['PENDING', 'RUNNING', 'RETRYING', 'SUCCESS', 'FAILED', 'CANCELLED'];
+export const PRIORITIES = ['high', 'default', 'low'];
 
 const zeroCounts = () => Object.fromEntries(STATUSES.map((s) => [s, 0]));
 
@@ -23,7 +26,29 @@ export function matches(task, filters) {
   const prefix = (filters.q || '').toLowerCase().replaceAll('-', '');
   return (!filters.status || task.status === filters.status)
     && (!filters.task_type || task.task_type === filters.task_type)
-    && task.id.startsWith(prefix);
+    && task.id.startsWith(prefix)
+    && (!filters.priority || task.priority === filters.priority)
+    && (!filters.from || task.created_at.slice(0, 10) >= filters.from)
+    && (!filters.to || task.created_at.slice(0, 10) <= filters.to)
+    && textMatches(task, filters.text || '');
+}
+
+const WORD = /[\p{L}\p{N}]+/gu;
+
+/** The server's text search (app/search.py): every word of `text` begins a word of the task's
+ * parameters, result or error (JSON keys and values), in any letter case. */
+export function textMatches(task, text) {
+  const wanted = text.toLowerCase().match(WORD) || [];
+  if (!wanted.length) return true;
+  const parts = [];
+  const walk = (value) => {
+    if (Array.isArray(value)) value.forEach(walk);
+    else if (value && typeof value === 'object') Object.entries(value).forEach(([key, item]) => { parts.push(key); walk(item); });
+    else if (value !== null && value !== undefined) parts.push(String(value));
+  };
+  walk([task.parameters, task.result_data, task.error_message]);
+  const tokens = parts.join(' ').toLowerCase().match(WORD) || [];
+  return wanted.every((word) => tokens.some((token) => token.startsWith(word)));
 }
 
 /** The status a `status` event moved the task from: the timeline's second-to-last entry. */
@@ -53,11 +78,12 @@ export class Store {
     this.countsSeq = -1; // the seq the counters are exact at; older events are already in them
     this.limit = limit;
     /** @type {Filters} */
-    this.filters = { status: '', task_type: '', q: '', page: 1, task: '' };
+    this.filters = { status: '', task_type: '', q: '', text: '', from: '', to: '', priority: '', page: 1, task: '' };
     this.ids = [];
     this.total = 0;
     this.unseen = 0; // new matching tasks not shown because this is not the first page
     this.insertedDuringLoad = null; // ids inserted live while a page load is in flight
+    this.deleted = new Set(); // a page read before a deletion must not bring its tasks back
   }
 
   /** The seq guard, for REST rows and socket events alike: only something newer replaces a task. */
@@ -85,7 +111,8 @@ export class Store {
 
   /** Applies a `GET /api/tasks/` answer: its rows through the guard, its order, total and counts. */
   setPage(answer) {
-    const ids = answer.tasks.map((task) => {
+    const rows = answer.tasks.filter((task) => !this.deleted.has(task.id));
+    const ids = rows.map((task) => {
       // A row the guard refuses shows what the store holds; if it dropped that task, the row is
       // the best left (and the next event for the task still has to be newer than the seq seen).
       if (!this.put(task) && !this.tasks.has(task.id)) this.tasks.set(task.id, task);
@@ -94,7 +121,7 @@ export class Store {
     const fresh = (this.insertedDuringLoad || []).filter((id) => !ids.includes(id));
     this.insertedDuringLoad = null;
     this.ids = [...fresh, ...ids].slice(0, this.limit);
-    this.total = answer.total + fresh.length;
+    this.total = answer.total + fresh.length - (answer.tasks.length - rows.length);
     this.unseen = 0;
     this.setCounts(answer.counts, answer.seq);
     this.forget();
@@ -115,7 +142,10 @@ export class Store {
   applyEvent(change, task) {
     const known = this.seqs.has(task.id);
     const previous = this.tasks.get(task.id)?.status;
-    if (!this.put(task)) return { applied: false, listChanged: false, statusChanged: false };
+    // A task opened as soon as it was made (a re-run) may be read over REST before its `created`
+    // event arrives: that event still counts it and puts it on the list.
+    const readFirst = change === 'created' && this.tasks.get(task.id)?.seq === task.seq;
+    if (!this.put(task) && !readFirst) return { applied: false, listChanged: false, statusChanged: false };
     if (task.seq > this.countsSeq) this.countDelta(change, task);
     const isNew = change === 'created' || (change === 'replay' && !known && this.newerThanTop(task));
     return { applied: true, listChanged: isNew && this.insert(task), statusChanged: previous !== task.status };
@@ -146,6 +176,25 @@ export class Store {
     this.ids = [task.id, ...this.ids].slice(0, this.limit);
     this.insertedDuringLoad?.push(task.id);
     return true;
+  }
+
+  /**
+   * Applies a `deleted` message: the tasks leave the store and the page (anything older about them
+   * that still arrives is refused by their seq). True when the page on screen lost a row.
+   */
+  remove(ids, seq) {
+    const gone = new Set(ids);
+    for (const id of gone) {
+      this.tasks.delete(id);
+      this.seqs.set(id, Math.max(seq, this.seqs.get(id) ?? -1));
+      this.deleted.add(id);
+    }
+    if (this.insertedDuringLoad) this.insertedDuringLoad = this.insertedDuringLoad.filter((id) => !gone.has(id));
+    const kept = this.ids.filter((id) => !gone.has(id));
+    const removed = this.ids.length - kept.length;
+    this.ids = kept;
+    this.total = Math.max(0, this.total - removed);
+    return removed > 0;
   }
 
   /** Drops the least recently changed tasks off the page, so memory stays flat over a long session. */

@@ -3,7 +3,7 @@
 
 import { h, setAttr, setText } from './dom.js';
 import { waitParts } from './eta.js';
-import { GLYPHS, formatDuration, formatProgress, formatTime, runTime, shortId } from './format.js';
+import { GLYPHS, formatClock, formatDuration, formatProgress, formatTime, runTime, shortId } from './format.js';
 import { STATUSES } from './store.js';
 
 const LABELS = Object.fromEntries(STATUSES.map((s) => [s, s[0] + s.slice(1).toLowerCase()]));
@@ -19,6 +19,37 @@ export function setBadge(el, status) {
   setAttr(el, 'class', `badge badge-${status.toLowerCase()}`);
   setText(el.firstChild, GLYPHS[status] || '?');
   setText(el.lastChild, LABELS[status] || status);
+}
+
+const PRIORITY_GLYPHS = { high: '▲', low: '▼' };
+
+/** A priority badge: high and low stand out; default stays quiet (no text at all where `quiet`). */
+export function priorityBadge() {
+  return h('span', { class: 'priority' });
+}
+
+export function setPriority(el, priority, { quiet = true } = {}) {
+  const p = priority || 'default';
+  setAttr(el, 'data-priority', p);
+  setText(el, p === 'default' ? (quiet ? '' : p) : `${PRIORITY_GLYPHS[p] ?? ''} ${p}`);
+}
+
+/**
+ * When a PENDING task whose start lies ahead may start (its `next_run_at`: the `run_at`, until a
+ * manual retry queues it at once), as local time with the date unless today; null for any other.
+ */
+export function scheduledAt(task, nowMs) {
+  const at = task.next_run_at;
+  if (task.status !== 'PENDING' || !at || Date.parse(at) <= nowMs) return null;
+  const now = new Date(nowMs);
+  const day = new Date(at).toDateString() === now.toDateString() ? '' : `${formatTime(at, now)}, `;
+  return `${day}${formatClock(at)}`;
+}
+
+/** What the task waits for: its start time (it has no queue position meanwhile), or eta.js's estimates. */
+export function waitLine(task, nowMs) {
+  const at = scheduledAt(task, nowMs);
+  return at ? [`scheduled for ${at}`] : waitParts(task, nowMs);
 }
 
 const track = () => h('span', { class: 'track' }, h('span', { class: 'fill' }));
@@ -40,13 +71,15 @@ function buildRow(task) {
   const cell = (name, ...children) => h('td', { class: `c-${name}` }, ...children);
   const refs = {
     badge: badge(task.status),
+    select: h('input', { type: 'checkbox', class: 'row-select', 'aria-label': `Select task ${shortId(task.id)}` }),
     open: h('button', { type: 'button', class: 'task-link', title: task.id }, shortId(task.id)),
-    type: h('span'), stage: h('span', { class: 'stage' }), created: h('time'), started: h('time'),
+    type: h('span', { class: 'type-name' }), priority: priorityBadge(), stage: h('span', { class: 'stage' }), created: h('time'), started: h('time'),
     runtime: h('span'), wait: h('span', { class: 'wait' }), attempts: h('span'),
   };
   refs.progress = cell('progress', track(), h('span', { class: 'progress-meta' }, refs.stage, h('span', { class: 'pct' })));
   refs.row = h('tr', { 'data-task-id': task.id },
-    cell('status', refs.badge), cell('id', refs.open), cell('type', refs.type), refs.progress,
+    cell('select', h('label', { class: 'select-hit' }, refs.select)),
+    cell('status', refs.badge), cell('id', refs.open), cell('type', refs.type, refs.priority), refs.progress,
     cell('created', refs.created), cell('started', refs.started), cell('runtime', refs.runtime, refs.wait),
     cell('attempts', refs.attempts));
   return refs;
@@ -61,6 +94,7 @@ function fillRow(refs, task, now) {
   setAttr(refs.row, 'data-status', task.status);
   setBadge(refs.badge, task.status);
   setText(refs.type, task.task_type);
+  setPriority(refs.priority, task.priority);
   setProgress(refs.progress, task.progress);
   setText(refs.stage, task.stage || '');
   setTime(refs.created, task.created_at, now);
@@ -69,10 +103,14 @@ function fillRow(refs, task, now) {
   setText(refs.attempts, task.attempts);
 }
 
-/** The run time, and under it the most telling of the estimate, retry countdown or queue position. */
+/** The run time, and under it the most telling of the estimate, retry countdown, start time or queue position. */
 function setTimes(refs, task, nowMs) {
-  setText(refs.runtime, formatDuration(runTime(task, nowMs)));
-  setText(refs.wait, waitParts(task, nowMs)[0] ?? '');
+  // A task waiting for its start says so where its run time will be: one line is too narrow for both.
+  const at = scheduledAt(task, nowMs);
+  setText(refs.runtime, at ? 'scheduled for' : formatDuration(runTime(task, nowMs)));
+  const wait = at ?? waitParts(task, nowMs)[0] ?? '';
+  setText(refs.wait, wait);
+  setAttr(refs.wait, 'title', wait); // a narrow column may cut it
 }
 
 /**
@@ -105,7 +143,9 @@ export class TaskList {
     this.prev = doc.getElementById('page-prev');
     this.next = doc.getElementById('page-next');
     this.pill = doc.getElementById('new-pill');
+    this.selectPage = doc.getElementById('select-page');
     this.rows = new Map(); // task id → refs of its row
+    this.selected = () => false; // whether a task is selected for a bulk action (see bulk.js)
   }
 
   /** Shows exactly `tasks`, in order, reusing the rows already on screen. */
@@ -120,6 +160,7 @@ export class TaskList {
     const ids = new Set(tasks.map((task) => task.id));
     for (const id of this.rows.keys()) if (!ids.has(id)) this.rows.delete(id);
     placeRows(this.tbody, wanted);
+    this.showSelected();
     this.empty.hidden = tasks.length > 0;
     this.renderPager(total, offset, limit);
     this.pill.hidden = unseen === 0;
@@ -148,8 +189,30 @@ export class TaskList {
     }
   }
 
+  /** Ticks each row's box as `this.selected` says, and the page's box: all, some (indeterminate) or none. */
+  showSelected() {
+    let count = 0;
+    for (const [id, refs] of this.rows) {
+      refs.select.checked = this.selected(id);
+      count += refs.select.checked;
+    }
+    this.selectPage.checked = count > 0 && count === this.rows.size;
+    this.selectPage.indeterminate = count > 0 && count < this.rows.size;
+    this.selectPage.disabled = this.rows.size === 0;
+  }
+
+  /** `handler(ids, selected)`: one row's box, or the page's box for every row on it. */
+  bindSelect(handler) {
+    this.tbody.addEventListener('change', (event) => {
+      const row = event.target.classList.contains('row-select') && event.target.closest('[data-task-id]');
+      if (row) handler([row.dataset.taskId], event.target.checked);
+    });
+    this.selectPage.addEventListener('change', () => handler([...this.rows.keys()], this.selectPage.checked));
+  }
+
   bindOpen(handler) {
     this.tbody.addEventListener('click', (event) => {
+      if (event.target.closest('.c-select')) return; // ticking a box is not opening the task
       const row = event.target.closest('[data-task-id]');
       if (row) handler(row.dataset.taskId);
     });

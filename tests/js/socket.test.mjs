@@ -167,6 +167,16 @@ test('connection: reconnects with growing delays and resumes with the last seq s
   assert.equal(socket().url, '/ws?since=15');
 });
 
+test('connection: a deletion counts as seen, so a resume does not start before it', async () => {
+  const { clock, socket } = setUp();
+  socket().open(3);
+  socket().receive({ type: 'task', change: 'status', seq: 4, task: {} });
+  socket().receive({ type: 'deleted', seq: 8, task_ids: ['a', 'b'] });
+  socket().drop();
+  await clock.advance(500);
+  assert.equal(socket().url, '/ws?since=8');
+});
+
 test('connection: a refused since (1008) starts over without one', async () => {
   const { clock, socket } = setUp();
   socket().open(3);

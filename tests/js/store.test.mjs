@@ -151,6 +151,20 @@ test('matches: status, type and an id prefix (dashes and case ignored)', () => {
   assert.equal(matches(t, { ...none, q: 'cd' }), false);
 });
 
+test('matches: priority, creation days (both included) and text words by prefix, as the server searches', () => {
+  const t = { id: 'ab', status: 'FAILED', task_type: 'x', priority: 'high', created_at: '2026-11-20T23:59:00+00:00',
+    parameters: { Text_Field: ['Zürich', true, 42] }, result_data: null, error_message: 'Timeout-Error' };
+  const none = { status: '', task_type: '', q: '' };
+  for (const text of ['', 'zür', 'ZURICH timeout', 'text field', 'true 4', 'error', '!!']) {
+    assert.equal(matches(t, { ...none, text: text.replace('ZURICH', 'ZÜRICH') }), true, text);
+  }
+  for (const text of ['zurich', 'rich', 'timeouterror', 'null', 'false']) assert.equal(matches(t, { ...none, text }), false, text);
+  assert.equal(matches(t, { ...none, priority: 'high', from: '2026-11-20', to: '2026-11-20' }), true);
+  assert.equal(matches(t, { ...none, priority: 'low' }), false);
+  assert.equal(matches(t, { ...none, from: '2026-11-21' }), false);
+  assert.equal(matches(t, { ...none, to: '2026-11-19' }), false);
+});
+
 test('a queue position (REST only) is kept until the status changes, and a REST read of the same version adds it', () => {
   const store = new Store();
   const created = task('q', 1, ['PENDING']);
@@ -172,4 +186,41 @@ test('keepQueuePosition only carries a known position across events of the same 
   assert.equal(keepQueuePosition(held, { status: 'PENDING', queue_position: null }).queue_position, null);
   assert.equal(keepQueuePosition(held, { status: 'RUNNING' }).queue_position, undefined);
   assert.equal(keepQueuePosition(undefined, { status: 'PENDING' }).queue_position, undefined);
+});
+
+test('a deletion drops its tasks from the page and the total, and nothing older brings them back', () => {
+  const store = new Store();
+  const [a, b, c] = [task('a', 1, ['SUCCESS']), task('b', 2, ['FAILED']), task('c', 3, ['PENDING'])];
+  store.setPage({ ...page([c, b, a]), total: 60 });
+  assert.equal(store.remove(['a', 'b', 'elsewhere'], 10), true);
+  assert.deepEqual(store.ids, ['c']);
+  assert.equal(store.total, 58);
+  assert.equal(store.tasks.has('a'), false);
+
+  assert.equal(store.applyEvent('status', task('a', 5, ['SUCCESS'])).applied, false, 'an event from before the deletion');
+  store.setPage({ ...page([c, b, a]), total: 60 }); // a page read before the deletion
+  assert.deepEqual(store.ids, ['c']);
+  assert.equal(store.total, 58);
+  assert.equal(store.remove(['zz'], 11), false, 'no row on the page changed');
+});
+
+test('a task inserted live during a load and deleted before its answer stays deleted', () => {
+  const store = new Store();
+  store.beginLoad();
+  store.applyEvent('created', task('n', 4, ['PENDING']));
+  store.remove(['n'], 5);
+  store.setPage(page([task('m', 1, ['PENDING'])]));
+  assert.deepEqual(store.ids, ['m']);
+});
+
+test('a created event for a task already read over REST still counts it and lists it', () => {
+  const store = new Store();
+  store.setPage(page([task('old', 1, ['SUCCESS'])], { SUCCESS: 1 }, 1));
+  const made = task('new', 2, ['PENDING']);
+  store.put(made); // opened at once: GET /api/tasks/new answered before the event
+  const outcome = store.applyEvent('created', made);
+  assert.equal(outcome.listChanged, true);
+  assert.deepEqual(store.ids, ['new', 'old']);
+  assert.equal(store.counts.PENDING, 1);
+  assert.equal(store.applyEvent('progress', made).applied, false, 'only the created event is let through');
 });

@@ -1,0 +1,106 @@
+"""Bulk actions: cancel, retry or delete every task of a selection (ids) or of a filter (the list's),
+counted first with `dry_run`, applied in batches, with the outcome reported.
+
+A filter's action applies to the tasks that exist when it starts (created by then), walked newest
+first by keyset, each task once: tasks it moves out of the filter (a retried FAILED task) are not met
+again, and tasks submitted meanwhile are not touched.
+"""
+
+import asyncio
+from collections.abc import AsyncIterator, Collection, Mapping
+from pathlib import Path
+from typing import Any
+
+from app.errors import Conflict, InvalidParameters, NotFound
+from app.filters import TaskFilter
+from app.lifecycle import TaskLifecycle
+from app.removal import remove_finished
+from app.status import CANCELLABLE, FINAL, RETRYABLE, Status
+from app.store import utcnow
+
+ELIGIBLE: dict[str, frozenset[Status]] = {"cancel": CANCELLABLE, "retry": RETRYABLE, "delete": FINAL}
+MAX_IDS = 1000
+BATCH = 200  # tasks read and acted on at a time
+CONCURRENCY = 50  # cancels or retries in flight at once: they share commits (app/changes.py)
+
+
+def parse(body: Mapping[str, Any], task_types: Collection[str]) -> tuple[str, TaskFilter | list[str], bool]:
+    """(action, a filter or a list of ids, dry_run) from a request body; 422 naming the field."""
+    action = body.get("action")
+    if not isinstance(action, str) or action not in ELIGIBLE:
+        raise InvalidParameters("action", f"must be one of {', '.join(ELIGIBLE)}, got {str(action)[:40]!r}")
+    dry_run = body.get("dry_run", False)
+    if not isinstance(dry_run, bool):
+        raise InvalidParameters("dry_run", "must be true or false")
+    if ("ids" in body) == ("filter" in body):
+        raise InvalidParameters("ids", "give either ids (a selection) or filter (the list's filter), not both")
+    if "ids" in body:
+        ids = body["ids"]
+        if not isinstance(ids, list) or not 1 <= len(ids) <= MAX_IDS:
+            raise InvalidParameters("ids", f"must be a list of 1 to {MAX_IDS} task ids")
+        for index, task_id in enumerate(ids):
+            if not isinstance(task_id, str) or not 0 < len(task_id) <= 36:
+                raise InvalidParameters(f"ids[{index}]", "must be a task id")
+        return action, list(dict.fromkeys(ids)), dry_run
+    where = body["filter"]
+    if not isinstance(where, dict):
+        raise InvalidParameters("filter", "must be an object with the list's filter fields")
+    known = {"status", "task_type", "q", "priority", "text", "from", "to", "schedule_id", "source_task_id"}
+    if unknown := sorted(set(where) - known):
+        raise InvalidParameters(f"filter.{unknown[0]}", f"unknown field; known: {', '.join(sorted(known))}")
+    return action, TaskFilter.parse(where, task_types, prefix="filter."), dry_run
+
+
+class BulkAction:
+    def __init__(self, lifecycle: TaskLifecycle, data_dir: Path) -> None:
+        self.lifecycle = lifecycle
+        self.store = lifecycle.store
+        self.data_dir = data_dir
+
+    async def run(self, action: str, selection: TaskFilter | list[str], dry_run: bool) -> dict[str, Any]:
+        eligible = ELIGIBLE[action]
+        if isinstance(selection, list):
+            found = await self.store.statuses(selection)
+            targets = [task_id for task_id in selection if found.get(task_id) in eligible]
+            matched, count = len(found), len(targets)
+        else:
+            matched, count = await self.store.count(selection), await self.store.count(selection, eligible)
+        outcome: dict[str, Any] = {"action": action, "dry_run": dry_run, "matched": matched, "eligible": count,
+                                   "applied": None, "skipped": None}
+        if dry_run:
+            return outcome
+        applied = attempted = 0
+        async for batch in self._batches(selection, eligible, targets if isinstance(selection, list) else []):
+            attempted += len(batch)
+            applied += await self._apply(action, batch)
+        outcome.update(applied=applied, skipped=attempted - applied)
+        return outcome
+
+    async def _batches(self, selection: TaskFilter | list[str], eligible: frozenset[Status],
+                       targets: list[str]) -> AsyncIterator[list[str]]:
+        if isinstance(selection, list):
+            for start in range(0, len(targets), BATCH):
+                yield targets[start:start + BATCH]
+            return
+        started, after = utcnow(), None
+        while batch := await self.store.select_batch(selection, eligible, created_by=started, after=after,
+                                                     limit=BATCH):
+            after = (batch[-1][1], batch[-1][0])
+            yield [task_id for task_id, _ in batch]
+
+    async def _apply(self, action: str, task_ids: list[str]) -> int:
+        if action == "delete":
+            return len(await remove_finished(self.lifecycle.changes, self.data_dir, task_ids))
+        act = self.lifecycle.cancel if action == "cancel" else self.lifecycle.retry
+        slots = asyncio.Semaphore(CONCURRENCY)
+
+        async def one(task_id: str) -> bool:
+            async with slots:
+                try:
+                    await act(task_id)
+                except (Conflict, NotFound):  # moved on meanwhile, or gone: skipped, not an error
+                    return False
+                return True
+
+        return sum(await asyncio.gather(*(one(task_id) for task_id in task_ids)))
+
