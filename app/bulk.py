@@ -6,12 +6,11 @@ first by keyset, each task once: tasks it moves out of the filter (a retried FAI
 again, and tasks submitted meanwhile are not touched.
 """
 
-import asyncio
 from collections.abc import AsyncIterator, Collection, Mapping
 from pathlib import Path
 from typing import Any
 
-from app.errors import Conflict, InvalidParameters, NotFound
+from app.errors import InvalidParameters
 from app.filters import TaskFilter
 from app.lifecycle import TaskLifecycle
 from app.removal import remove_finished
@@ -21,7 +20,6 @@ from app.store import utcnow
 ELIGIBLE: dict[str, frozenset[Status]] = {"cancel": CANCELLABLE, "retry": RETRYABLE, "delete": FINAL}
 MAX_IDS = 1000
 BATCH = 200  # tasks read and acted on at a time
-CONCURRENCY = 50  # cancels or retries in flight at once: they share commits (app/changes.py)
 
 
 def parse(body: Mapping[str, Any], task_types: Collection[str]) -> tuple[str, TaskFilter | list[str], bool]:
@@ -91,16 +89,6 @@ class BulkAction:
     async def _apply(self, action: str, task_ids: list[str]) -> int:
         if action == "delete":
             return len(await remove_finished(self.lifecycle.changes, self.data_dir, task_ids))
-        act = self.lifecycle.cancel if action == "cancel" else self.lifecycle.retry
-        slots = asyncio.Semaphore(CONCURRENCY)
-
-        async def one(task_id: str) -> bool:
-            async with slots:
-                try:
-                    await act(task_id)
-                except (Conflict, NotFound):  # moved on meanwhile, or gone: skipped, not an error
-                    return False
-                return True
-
-        return sum(await asyncio.gather(*(one(task_id) for task_id in task_ids)))
-
+        if action == "cancel":
+            return await self.lifecycle.cancel_many(task_ids)
+        return await self.lifecycle.retry_many(task_ids)

@@ -42,7 +42,7 @@ class Changes:
     def __init__(self, store: TaskStore, redis: ArqRedis) -> None:
         self.store = store
         self.redis = redis
-        self._inflight: set[asyncio.Task[TaskDict | None]] = set()
+        self._inflight: set[asyncio.Future[Any]] = set()
         self._writes = GroupWriter(self)
         self.jobs = Jobs(redis)
 
@@ -63,6 +63,29 @@ class Changes:
         self._inflight.add(applying)
         applying.add_done_callback(self._inflight.discard)
         return await asyncio.shield(applying)
+
+    async def update_many(self, task_ids: list[str], statuses: Iterable[Status], values: Mapping[str, Any],
+                          timeline: TimelineEntry) -> list[TaskDict]:
+        """`update` for many tasks at once (a bulk action): their seqs in one INCRBY, the writes in one
+        transaction, the events (and skips, for tasks no longer in `statuses`) in one pipeline. Shielded
+        like `update`: a cancelled caller leaves no seq unpublished."""
+        applying = asyncio.ensure_future(self._update_many(task_ids, frozenset(statuses), values, timeline))
+        self._inflight.add(applying)
+        applying.add_done_callback(self._inflight.discard)
+        return await asyncio.shield(applying)
+
+    async def _update_many(self, task_ids: list[str], statuses: frozenset[Status], values: Mapping[str, Any],
+                           timeline: TimelineEntry) -> list[TaskDict]:
+        last = await self.redis.incrby(keys.SEQ, len(task_ids))
+        first = last - len(task_ids) + 1
+        try:
+            changed = await self.store.update_many(task_ids, first, statuses=statuses, values=values, entry=timeline)
+        except BaseException:
+            await publish_all(self.redis, [encode_skip(seq) for seq in range(first, last + 1)])
+            raise
+        events = {task["seq"]: encode_event(task, "status") for task in changed}
+        await publish_all(self.redis, [events.get(seq) or encode_skip(seq) for seq in range(first, last + 1)])
+        return changed
 
     async def drain(self) -> None:
         """Let changes whose callers were cancelled finish, before Redis and the database close."""

@@ -1,5 +1,6 @@
 """What users do to tasks (web side): submit, get, cancel, retry."""
 
+import asyncio
 import hashlib
 import json
 from collections.abc import Mapping
@@ -18,7 +19,7 @@ from app.status import CANCELLABLE, FINAL, RETRYABLE, WAITING, Status
 from app.store import TaskStore, utcnow
 from app.tasks import get_task_type
 from app.uploads import UploadStore
-from app.wire import TaskDict
+from app.wire import TaskDict, TimelineEntry
 
 CANCEL_FLAG_TTL = 86_400  # seconds; the flag outlives any attempt that could still be running
 
@@ -126,21 +127,35 @@ class TaskLifecycle:
         task = await self.get(task_id)
         if task["status"] in FINAL:
             raise Conflict(f"task is already {task['status']}; only {', '.join(sorted(CANCELLABLE))} can be cancelled")
-        done = await self.changes.update(
-            task_id, "status", WAITING,
-            {"status": Status.CANCELLED.value, "completed_at": utcnow(), "stage": "cancelled", "next_run_at": None},
-            entry(Status.CANCELLED, message="cancelled before it started"),
-        )
+        done = await self.changes.update(task_id, "status", WAITING, *_cancelled())
         if done is not None:
-            await self._dequeue(done)
+            await self._dequeue([done])
             return done
         return await self.request_stop(task_id)
 
-    async def _dequeue(self, task: TaskDict) -> None:
-        """Drop a cancelled task's job from arq's queue, so queue depth and positions stay honest.
-        A worker that took it meanwhile finds the task CANCELLED and does nothing."""
+    async def cancel_many(self, task_ids: list[str]) -> int:
+        """Cancel these tasks (a bulk action): the queued ones in one go, the running ones asked to
+        stop one by one; returns how many were cancelled or asked to stop."""
+        done = await self.changes.update_many(task_ids, WAITING, *_cancelled())
+        if done:
+            await self._dequeue(done)
+        cancelled = {task["id"] for task in done}
+
+        async def stop(task_id: str) -> bool:
+            try:
+                return (await self.request_stop(task_id))["status"] == Status.RUNNING
+            except (Conflict, NotFound):
+                return False
+
+        stopped = await asyncio.gather(*(stop(task_id) for task_id in task_ids if task_id not in cancelled))
+        return len(done) + sum(stopped)
+
+    async def _dequeue(self, tasks: list[TaskDict]) -> None:
+        """Drop cancelled tasks' jobs from arq's queue, so queue depth and positions stay honest.
+        A worker that took one meanwhile finds the task CANCELLED and does nothing."""
         async with self.redis.pipeline(transaction=True) as pipe:
-            self.changes.jobs.remove(pipe, keys.job_id(task["id"], task["dispatch"]))
+            for task in tasks:
+                self.changes.jobs.remove(pipe, keys.job_id(task["id"], task["dispatch"]))
             await pipe.execute()
 
     async def request_stop(self, task_id: str) -> TaskDict:
@@ -166,14 +181,31 @@ class TaskLifecycle:
         if task["status"] not in RETRYABLE:
             raise Conflict(f"task is {task['status']}; only FAILED or CANCELLED tasks can be retried")
         await self.redis.delete(keys.cancel_key(task_id))
-        values: dict[str, Any] = {
-            "status": Status.PENDING.value, "dispatch": task["dispatch"] + 1, "progress": 0.0, "stage": None,
-            "result_data": None, "error_message": None, "started_at": None, "completed_at": None,
-            "cancel_requested": False, "worker": None, "next_run_at": None, "attempts_base": task["attempts"],
-        }
-        retried = await self.changes.update(task_id, "status", RETRYABLE, values,
-                                            entry(Status.PENDING, message="manual retry"))
+        retried = await self.changes.update(task_id, "status", RETRYABLE, *self._retried())
         if retried is None:
             raise Conflict("task changed meanwhile; reload it and try again")
         await self.changes.enqueue(retried)
         return retried
+
+    async def retry_many(self, task_ids: list[str]) -> int:
+        """Retry these tasks (a bulk action) in one go; returns how many went back to PENDING."""
+        await self.redis.delete(*(keys.cancel_key(task_id) for task_id in task_ids))
+        retried = await self.changes.update_many(task_ids, RETRYABLE, *self._retried())
+        if retried:
+            await self.changes.jobs.write(retried)
+        return len(retried)
+
+    def _retried(self) -> tuple[dict[str, Any], TimelineEntry]:
+        """A manual retry's change: a new dispatch, a fresh attempt budget, the last run's outcome cleared."""
+        return {
+            "status": Status.PENDING.value, "dispatch": self.store.incremented("dispatch"), "progress": 0.0,
+            "stage": None, "result_data": None, "error_message": None, "started_at": None, "completed_at": None,
+            "cancel_requested": False, "worker": None, "next_run_at": None,
+            "attempts_base": self.store.current("attempts"),
+        }, entry(Status.PENDING, message="manual retry")
+
+
+def _cancelled() -> tuple[dict[str, Any], TimelineEntry]:
+    """A queued task's cancel."""
+    return ({"status": Status.CANCELLED.value, "completed_at": utcnow(), "stage": "cancelled", "next_run_at": None},
+            entry(Status.CANCELLED, message="cancelled before it started"))

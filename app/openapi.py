@@ -236,13 +236,6 @@ SCHEDULE_ID = _param("schedule_id", "path", {"type": "string", "minLength": 1}, 
 SCHEDULE = _json(ref("Schedule"), "The schedule", links={
     name: {"operationId": name, "parameters": {"schedule_id": "$response.body#/id"}}
     for name in ("getSchedule", "editSchedule", "deleteSchedule", "runSchedule")})
-FILTER_QUERY = [
-    _param("status", "query", {"type": "string", "pattern": f"^(|{'|'.join(_caseless(s) for s in Status)})$"},
-           "Only tasks in this status (any letter case); empty: all."),
-    _param("task_type", "query", {"type": "string"}, "Only tasks of this type; empty: all."),  # enum set per app
-    _param("q", "query", {"type": "string", "pattern": f"^{SPACE}-*(?:[0-9A-Fa-f]-*){{0,32}}{SPACE}$"},
-           "Task id prefix: up to 32 hex digits, dashes and surrounding blanks ignored."),
-]
 WHEN = r"[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?(Z|[+-][0-9]{2}:[0-9]{2})?)?"
 SEARCH_QUERY = [
     _param("text", "query", {"type": "string", "maxLength": MAX_TEXT},
@@ -258,9 +251,16 @@ SEARCH_QUERY = [
     _param("source_task_id", "query", {"type": "string", "pattern": f"^{SPACE}[0-9a-f-]{{0,36}}{SPACE}$"},
            "Only re-runs of this task."),
 ]
+FILTER_QUERY = [
+    _param("status", "query", {"type": "string", "pattern": f"^(|{'|'.join(_caseless(s) for s in Status)})$"},
+           "Only tasks in this status (any letter case); empty: all."),
+    _param("task_type", "query", {"type": "string"}, "Only tasks of this type; empty: all."),  # enum set per app
+    _param("q", "query", {"type": "string", "pattern": f"^{SPACE}-*(?:[0-9A-Fa-f]-*){{0,32}}{SPACE}$"},
+           "Task id prefix: up to 32 hex digits, dashes and surrounding blanks ignored."),
+    *SEARCH_QUERY,
+]
 LIST_QUERY = [
     *FILTER_QUERY,
-    *SEARCH_QUERY,
     _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 50}, "Page size."),
     _param("offset", "query", {"type": "integer", "minimum": 0, "maximum": 10**9, "default": 0}, "Tasks skipped."),
     _param("after", "query", {"type": "string", "pattern": r"^(|[0-9]{1,17}\.[0-9A-Za-z_-]{1,36})$"},

@@ -242,16 +242,25 @@ class TaskStore:
     def incremented(column: str) -> sa.ColumnElement[Any]:
         return tasks.c[column] + 1
 
+    @staticmethod
+    def current(column: str) -> sa.ColumnElement[Any]:
+        """The row's own value of `column`, for a value set from another column."""
+        return tasks.c[column]
+
     async def atomically(self, work: Callable[[], Awaitable[T]]) -> T:
         """`work`'s statements in one transaction, carried to its end even if the caller is cancelled.
 
         BEGIN and COMMIT are plain statements on a connection held by `async with`, not `databases`'
         transaction object, which keeps its connection for good when cancelled inside BEGIN or
         COMMIT or when COMMIT fails: on SQLite that is the process's only connection (app/sqlite.py),
-        with the write lock."""
+        with the write lock. On SQLite the write lock is taken at BEGIN (IMMEDIATE): a transaction that
+        reads first and writes after another process committed would fail at once with "database is
+        locked" (its snapshot is stale), never waiting in the busy handler."""
+        begin = "BEGIN IMMEDIATE" if self.dialect == "sqlite" else "BEGIN"
+
         async def run() -> T:
             async with self._db.connection() as connection:
-                await connection.execute("BEGIN")
+                await connection.execute(begin)
                 try:
                     result = await work()
                 except BaseException:
@@ -283,6 +292,45 @@ class TaskStore:
             extra["timeline"] = self._append(entry)
         record = await self._db.fetch_one(stmt.values(**values, **extra).returning(*tasks.c))
         return _task(record) if record else None
+
+    async def update_many(
+        self, task_ids: list[str], first_seq: int, *, statuses: Iterable[Status], values: Mapping[str, Any],
+        entry: TimelineEntry,
+    ) -> list[TaskDict]:
+        """`update` for many tasks in one transaction, the i-th task given seq `first_seq + i`: one
+        statement compiled once and run by the driver's executemany, then the rows changed read back
+        (those not in `statuses` are left alone). Rows are written in task type order, so the count
+        triggers take their counter rows in one order in every transaction (app/tables.py)."""
+        allowed = sa.or_(*(tasks.c.status == status for status in sorted(statuses)))
+        stmt = tasks.update().where(tasks.c.id == sa.bindparam("row_id"), allowed).values(
+            **values, seq=sa.bindparam("row_seq"), updated_at=utcnow(), timeline=self._append(entry))
+        sql, names, processors, params = self._statement(stmt)
+        seqs = {task_id: first_seq + i for i, task_id in enumerate(task_ids)}
+
+        async def work() -> list[TaskDict]:
+            found = await self._db.fetch_all(sa.select(tasks.c.id, tasks.c.task_type).where(tasks.c.id.in_(task_ids)))
+            kinds = {r["id"]: r["task_type"] for r in found}
+            rows = [{**params, "row_id": task_id, "row_seq": seqs[task_id]}
+                    for task_id in sorted(kinds, key=lambda task_id: (kinds[task_id], task_id))]
+            if rows:
+                args = [[processors[n](row[n]) if n in processors else row[n] for n in names] for row in rows]
+                await self._db.connection().raw_connection.executemany(sql, args)
+            changed = tasks.select().where(tasks.c.id.in_(task_ids), tasks.c.seq >= first_seq,
+                                           tasks.c.seq < first_seq + len(task_ids))
+            return sorted((_task(r) for r in await self._db.fetch_all(changed)), key=lambda task: task["seq"])
+
+        return await self.atomically(work)
+
+    def _statement(self, stmt: sa.Executable) -> tuple[str, list[str], dict[str, Callable[[Any], Any]], dict[str, Any]]:
+        """A statement in the driver's own placeholders, the names its arguments take in order, their
+        bind processors and the values compiled into it, from the dialect `databases` uses."""
+        compiled = stmt.compile(dialect=self._db._backend._dialect)
+        processors = dict(compiled._bind_processors)  # type: ignore[attr-defined]
+        if self.dialect == "postgresql":  # pyformat, turned into asyncpg's $n as `databases` does
+            names = list(compiled.params)
+            return (compiled.string % {name: f"${i}" for i, name in enumerate(names, start=1)}, names, processors,
+                    compiled.params)
+        return compiled.string, list(compiled.positiontup or ()), processors, compiled.params
 
     def _append(self, entry: TimelineEntry) -> sa.ColumnElement[Any]:
         if self.dialect == "postgresql":

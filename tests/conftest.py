@@ -5,12 +5,13 @@ import asyncio
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import redis
 import uvicorn
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser, Page, async_playwright
 
 from app.main import create_app
 from app.redisserver import RedisServer, free_port
@@ -70,6 +71,24 @@ async def browser() -> AsyncIterator[Browser]:
 @pytest.fixture
 def console() -> Console:
     return Console()
+
+
+@pytest.fixture
+def page_options() -> dict[str, Any]:
+    """What a browser test's page gets beyond its size (a module overrides this to add, e.g., a time zone)."""
+    return {}
+
+
+@pytest.fixture
+async def page(browser: Browser, console: Console, page_options: dict[str, Any]) -> AsyncIterator[Page]:
+    """A 1400×900 page whose console errors fail the test (unless the test declared them expected)."""
+    context = await browser.new_context(viewport={"width": 1400, "height": 900}, **page_options)
+    opened = await context.new_page()
+    opened.set_default_timeout(15_000)
+    console.watch(opened)
+    yield opened
+    await context.close()
+    assert console.unexpected() == [], "console errors"
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ import asyncio
 import io
 import json
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,18 +37,6 @@ LIVE = '#connection[data-connection="live"]'
 # Predicates are functions, never expression strings: playwright evaluates those with eval(), which
 # the page's CSP (script-src 'self') refuses.
 ROWS_SHOWN = "n => document.querySelectorAll('tr[data-task-id]').length === n"
-
-
-@pytest.fixture
-async def page(browser: Browser, console: Console) -> AsyncIterator[Page]:
-    """A 1400×900 page whose console errors fail the test (unless the test declared them expected)."""
-    context = await browser.new_context(viewport={"width": 1400, "height": 900})
-    page = await context.new_page()
-    page.set_default_timeout(15_000)
-    console.watch(page)
-    yield page
-    await context.close()
-    assert console.unexpected() == [], "console errors"
 
 
 async def open_dashboard(page: Page, address: str, query: str = "") -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.async_api import Browser, Page, Request, Response, WebSocket
+from playwright.async_api import Page, Request, Response, WebSocket
 
 from app.worker import ResilientWorker
 from tests.browser import CHROMIUM, SKIP_REASON, Console, http_status, row, stop
@@ -35,17 +35,6 @@ def console() -> Console:
     console = Console()
     console.expect(*REFUSED, ABANDONED)
     return console
-
-
-@pytest.fixture
-async def page(browser: Browser, console: Console) -> AsyncIterator[Page]:
-    context = await browser.new_context(viewport={"width": 1400, "height": 900})
-    page = await context.new_page()
-    page.set_default_timeout(15_000)
-    console.watch(page)
-    yield page
-    await context.close()
-    assert console.unexpected() == [], "console errors"
 
 
 @pytest.fixture

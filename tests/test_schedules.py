@@ -3,7 +3,6 @@ three real worker processes, pause and resume, missed ticks, delete; and the sch
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -11,11 +10,12 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Page
 
 from app.errors import InvalidParameters
 from app.schedules import check_cron, following_tick, next_tick
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, SKIP_REASON, Console, http_status
+from app.worker import ResilientWorker
+from tests.browser import CHROMIUM, SKIP_REASON, Console, http_status
 from tests.helpers import wait_for_status
 from tests.processes import process_env, workers
 
@@ -264,43 +264,27 @@ async def test_ticks_missed_while_no_worker_ran_run_once(client: httpx.AsyncClie
 
 # --- the schedules page ---
 
-@pytest.fixture
-async def page() -> AsyncIterator[tuple[Page, Console]]:
-    if CHROMIUM is None:
-        pytest.skip(SKIP_REASON)
-    console = Console()
-    async with async_playwright() as playwright:
-        browser: Browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = await browser.new_context(viewport={"width": 1400, "height": 900})
-        tab = await context.new_page()
-        tab.set_default_timeout(20_000)
-        console.watch(tab)
-        yield tab, console
-        await browser.close()
-    assert console.unexpected() == [], "console errors"
-
-
+@pytest.mark.skipif(CHROMIUM is None, reason=SKIP_REASON)
 async def test_the_schedules_page_creates_shows_runs_and_pauses(
-    web: str, client: httpx.AsyncClient, worker, page: tuple[Page, Console],
+    web: str, client: httpx.AsyncClient, worker: ResilientWorker, page: Page, console: Console,
 ) -> None:
-    tab, console = page
     console.expect(http_status(422, "/api/schedules"))
-    await tab.goto(f"http://{web}/")
-    await tab.click("a[href='/schedules.html']")
-    await tab.wait_for_selector("#schedule-form #task-type option", state="attached")
+    await page.goto(f"http://{web}/")
+    await page.click("a[href='/schedules.html']")
+    await page.wait_for_selector("#schedule-form #task-type option", state="attached")
 
-    await tab.fill("#schedule-name", "ticker <b>bold</b>")
-    await tab.select_option("#task-type", "text_processing")
-    await tab.fill("#param-text", "from the page")
-    await tab.select_option("#schedule-timing", "cron")
-    await tab.fill("#schedule-cron", "61 * * * *")
-    await tab.click("#schedule-form button[type=submit]")
-    await tab.locator('[data-error-for="cron"]').filter(has_text="cron").wait_for()  # the server's 422
+    await page.fill("#schedule-name", "ticker <b>bold</b>")
+    await page.select_option("#task-type", "text_processing")
+    await page.fill("#param-text", "from the page")
+    await page.select_option("#schedule-timing", "cron")
+    await page.fill("#schedule-cron", "61 * * * *")
+    await page.click("#schedule-form button[type=submit]")
+    await page.locator('[data-error-for="cron"]').filter(has_text="cron").wait_for()  # the server's 422
 
-    await tab.select_option("#schedule-timing", "interval")
-    await tab.fill("#schedule-interval", "1")
-    await tab.click("#schedule-form button[type=submit]")
-    row = tab.locator("tr[data-schedule-id]")
+    await page.select_option("#schedule-timing", "interval")
+    await page.fill("#schedule-interval", "1")
+    await page.click("#schedule-form button[type=submit]")
+    row = page.locator("tr[data-schedule-id]")
     await row.wait_for()
     schedule_id = await row.get_attribute("data-schedule-id")
     stored = (await client.get(f"/api/schedules/{schedule_id}")).json()
@@ -313,14 +297,14 @@ async def test_the_schedules_page_creates_shows_runs_and_pauses(
     await last.wait_for()  # a run appeared, linked to its task
     assert int(await row.locator(".runs").text_content() or "0") >= 1
     await row.locator("[data-action=runs]").click()
-    await tab.wait_for_selector("#schedule-runs tr[data-task-id]")
+    await page.wait_for_selector("#schedule-runs tr[data-task-id]")
 
     await row.locator("[data-action=pause]").click()
-    await tab.wait_for_selector(f'tr[data-schedule-id="{schedule_id}"][data-paused="true"]')
+    await page.wait_for_selector(f'tr[data-schedule-id="{schedule_id}"][data-paused="true"]')
     assert (await client.get(f"/api/schedules/{schedule_id}")).json()["paused"] is True
     assert await row.locator(".next-run").text_content() == "paused"
 
-    tab.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
+    page.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
     await row.locator("[data-action=delete]").click()
-    await tab.wait_for_selector("tr[data-schedule-id]", state="detached")
+    await page.wait_for_selector("tr[data-schedule-id]", state="detached")
     assert (await client.get(f"/api/schedules/{schedule_id}")).status_code == 404

@@ -11,13 +11,13 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.async_api import Page, async_playwright
+from playwright.async_api import Page
 
 from app import search
 from app.filters import TaskFilter
 from app.status import Status
 from app.store import TaskStore, utcnow
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, SKIP_REASON, Console
+from tests.browser import CHROMIUM, SKIP_REASON
 from tests.test_dashboard import ROWS_SHOWN, open_dashboard, row
 
 VOCABULARY = ("alpha", "Alphabet", "beta", "gamma", "zebra", "Zürich", "straße", "naïve", "x1", "x10",
@@ -216,21 +216,6 @@ def test_reference_matcher_reads_json_like_the_databases() -> None:
     task = {"parameters": {"Key_One": ["Ünï", True, None, 2.5]}, "result_data": None, "error_message": "a-b"}
     assert _tokens(task) == ["key", "one", "ünï", "true", "2", "5", "a", "b"]
     assert json.dumps(task)  # plain JSON: what the store is given
-
-
-@pytest.fixture
-async def page() -> AsyncIterator[Page]:
-    """A 1400×900 chromium page whose console errors fail the test."""
-    console = Console()
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = await browser.new_context(viewport={"width": 1400, "height": 900})
-        opened = await context.new_page()
-        opened.set_default_timeout(15_000)
-        console.watch(opened)
-        yield opened
-        await browser.close()
-    assert console.unexpected() == [], "console errors"
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason=SKIP_REASON)

@@ -12,6 +12,7 @@ import pytest
 from app.filters import TaskFilter
 from app.status import FINAL, MOVES, Status
 from app.store import TaskStore, utcnow
+from app.wire import TaskDict
 from app.worker import ResilientWorker
 from tests.helpers import submit, wait_for_status
 
@@ -316,3 +317,41 @@ async def test_processes_switching_a_new_sqlite_file_to_wal_together_wait_their_
                 return sum((await opened.counts()).values())
 
         assert await asyncio.gather(*(open_and_count() for _ in range(6))) == [0] * 6
+
+
+async def test_many_tasks_move_in_one_transaction_each_with_its_own_seq(store: TaskStore) -> None:
+    await store.insert(row("a", 1, Status.FAILED, "text_processing", attempts=2))
+    await store.insert(row("b", 2, Status.CANCELLED, "batch_processing", attempts=1))
+    await store.insert(row("c", 3, Status.RUNNING, "text_processing"))
+    await store.insert(row("d", 4, Status.FAILED, "batch_processing", attempts=3))
+    values = {"status": Status.PENDING.value, "dispatch": store.incremented("dispatch"),
+              "attempts_base": store.current("attempts"), "error_message": None}
+    moved = await store.update_many(["d", "a", "c", "b"], 10, statuses={Status.FAILED, Status.CANCELLED},
+                                    values=values, entry={"status": "PENDING", "at": utcnow().isoformat()})
+    assert [(t["id"], t["seq"]) for t in moved] == [("d", 10), ("a", 11), ("b", 13)]  # c was not FAILED/CANCELLED
+    assert all(t["status"] == "PENDING" and t["dispatch"] == 2 and t["timeline"][-1]["status"] == "PENDING"
+               for t in moved)
+    assert {t["id"]: t["attempts_base"] for t in moved} == {"a": 2, "b": 1, "d": 3}
+    unchanged = await store.get("c")
+    assert unchanged is not None and (unchanged["status"], unchanged["seq"]) == ("RUNNING", 3)
+    assert (await store.counts())["PENDING"] == 3 and (await store.counts())["FAILED"] == 0
+
+
+async def test_a_transaction_that_reads_first_waits_for_another_process_instead_of_failing(db_url: str) -> None:
+    """SQLite: a transaction reading before it writes, while another process commits in between, must
+    take its turn (the write lock at BEGIN), not fail at once with "database is locked"."""
+    async with TaskStore.open(db_url) as first, TaskStore.open(db_url) as second:
+        await first.insert(row("a", 1))
+        have_read = asyncio.Event()
+
+        async def read_then_write() -> TaskDict | None:
+            await first.get("a")
+            have_read.set()
+            await asyncio.sleep(0.3)  # the other process tries to write meanwhile
+            return await first.update("a", 3, statuses={Status.PENDING}, values={"stage": "moved"})
+
+        writing = asyncio.create_task(first.atomically(read_then_write))
+        await have_read.wait()
+        await second.insert(row("b", 2))
+        moved = await writing
+        assert moved is not None and moved["stage"] == "moved" and await second.get("b") is not None
