@@ -79,6 +79,6 @@ def _time(field: str, raw: str | None) -> datetime | None:
         raw = raw.replace(" ", "+")
     try:
         when = datetime.fromisoformat(raw)
-    except ValueError:
+        return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    except (ValueError, OverflowError):  # not a date, or beyond the calendar's ends once in UTC
         raise InvalidParameters(field, f"must be an ISO 8601 date or date and time, got {raw[:40]!r}") from None
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)

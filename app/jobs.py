@@ -156,4 +156,7 @@ async def promote_forever(jobs: Jobs) -> None:
         except OUTAGES as exc:
             log.warning("could not move due jobs (%s); trying again", exc)
             wait = 1.0
+        except Exception:  # a dead loop would leave every delayed job waiting: say why and go on
+            log.exception("could not move due jobs; trying again")
+            wait = 1.0
         await asyncio.sleep(PROMOTE_EVERY if wait is None else min(wait, PROMOTE_EVERY))

@@ -46,7 +46,7 @@ class TaskLifecycle:
         values = self._new(task_type, parameters, options or {}, source_task_id=source_task_id)
         if not idempotency_key:
             return await self.intake.one(values), True
-        request_hash = _fingerprint(values["task_type"], values["parameters"], dict(options or {}))
+        request_hash = _fingerprint(values["task_type"], values["parameters"], _options_fingerprinted(values, options))
         if earlier := await self._replayed(idempotency_key, request_hash):
             return earlier, False
         await self._check_room()
@@ -203,6 +203,17 @@ class TaskLifecycle:
             "cancel_requested": False, "worker": None, "next_run_at": None,
             "attempts_base": self.store.current("attempts"),
         }, entry(Status.PENDING, message="manual retry")
+
+
+def _options_fingerprinted(values: Mapping[str, Any], options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """What of a submit's options an Idempotency-Key's request must repeat: the limits as checked
+    (an omitted limit and its default are different requests), a priority and start as given (a
+    `delay` is not yet a time). Options left out keep the fingerprint of keys used before them."""
+    shown: dict[str, Any] = {"max_attempts": values["max_attempts"], "timeout": values["timeout"]}
+    for name in ("priority", "run_at", "delay"):
+        if options and options.get(name) is not None:
+            shown[name] = options[name]
+    return shown
 
 
 def _cancelled() -> tuple[dict[str, Any], TimelineEntry]:

@@ -40,11 +40,11 @@ def start_time(run_at: object, delay: object) -> datetime | None:
         raise InvalidParameters("run_at", "must be an ISO 8601 date and time string")
     try:
         when = datetime.fromisoformat(run_at)
-    except ValueError:
+        if when.tzinfo is None:
+            raise InvalidParameters("run_at", "needs a UTC offset (e.g. Z or +01:00): a bare time is ambiguous")
+        when = when.astimezone(UTC)
+    except (ValueError, OverflowError):  # not a date, or beyond the calendar's ends once in UTC
         raise InvalidParameters("run_at", f"must be ISO 8601 (e.g. 2026-12-24T18:00:00Z), got {run_at[:40]!r}") from None
-    if when.tzinfo is None:
-        raise InvalidParameters("run_at", "needs a UTC offset (e.g. Z or +01:00): a bare time is ambiguous")
-    when = when.astimezone(UTC)
     if when > utcnow() + MAX_AHEAD:
         raise InvalidParameters("run_at", f"may be at most {MAX_AHEAD.days} days ahead")
     return when

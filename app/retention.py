@@ -36,4 +36,6 @@ async def retain_forever(changes: Changes, data_dir: Path, keep_days: float, int
                 log.info("retention: removed %d tasks finished more than %g days ago", removed, keep_days)
         except OUTAGES as exc:
             log.warning("retention pass failed (%s); trying again later", exc)
+        except Exception:  # a dead loop would keep every old task: say why and go on
+            log.exception("retention pass failed; trying again later")
         await asyncio.sleep(interval)

@@ -61,8 +61,15 @@ def next_tick(cron: str | None, interval: float | None, timezone: str, after: da
     if interval is not None:
         return after + timedelta(seconds=interval)
     assert cron is not None
-    local = croniter(cron, after.astimezone(zone(timezone))).get_next(datetime)
-    return local.astimezone(UTC)  # type: ignore[no-any-return]
+    tz = zone(timezone)
+    hourly = cron.split()[1] == "*"
+    while True:
+        tick = croniter(cron, after.astimezone(tz)).get_next(datetime).astimezone(UTC)
+        # The hour a clock goes back is lived twice: a schedule at set hours runs in the first pass
+        # only (as cron does), one that runs every hour runs in both.
+        if hourly or not tick.astimezone(tz).fold:
+            return tick  # type: ignore[no-any-return]
+        after = tick
 
 
 def following_tick(cron: str | None, interval: float | None, timezone: str, tick: datetime,

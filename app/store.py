@@ -299,10 +299,11 @@ class TaskStore:
     ) -> list[TaskDict]:
         """`update` for many tasks in one transaction, the i-th task given seq `first_seq + i`: one
         statement compiled once and run by the driver's executemany, then the rows changed read back
-        (those not in `statuses` are left alone). Rows are written in task type order, so the count
+        (those not in `statuses`, or holding a newer change than their seq, are left alone). Rows are written in task type order, so the count
         triggers take their counter rows in one order in every transaction (app/tables.py)."""
         allowed = sa.or_(*(tasks.c.status == status for status in sorted(statuses)))
-        stmt = tasks.update().where(tasks.c.id == sa.bindparam("row_id"), allowed).values(
+        stmt = tasks.update().where(tasks.c.id == sa.bindparam("row_id"), allowed,
+                                    tasks.c.seq < sa.bindparam("row_seq")).values(
             **values, seq=sa.bindparam("row_seq"), updated_at=utcnow(), timeline=self._append(entry))
         sql, names, processors, params = self._statement(stmt)
         seqs = {task_id: first_seq + i for i, task_id in enumerate(task_ids)}

@@ -70,6 +70,8 @@ async def test_a_scheduled_task_can_be_cancelled_before_it_starts_and_leaves_no_
     ({"delay": -1}, "delay"), ({"delay": "soon"}, "delay"), ({"run_at": "tomorrow"}, "run_at"),
     ({"run_at": "2030-01-01T10:00:00"}, "run_at"), ({"run_at": "2999-01-01T10:00:00Z"}, "run_at"),
     ({"run_at": "2030-01-01T10:00:00Z", "delay": 5}, "run_at"), ({"priority": "urgent"}, "priority"),
+    ({"run_at": "0001-01-01T00:00:00+01:00"}, "run_at"), ({"run_at": "9999-12-31T23:59:59-01:00"}, "run_at"),
+    ({"priority": {}}, "priority"),
 ])
 async def test_bad_start_times_and_priorities_are_422_naming_the_field(
         client: httpx.AsyncClient, body: dict[str, Any], field: str) -> None:
@@ -161,6 +163,8 @@ async def test_bulk_dry_run_counts_equal_what_is_applied(client: httpx.AsyncClie
     ({"action": "cancel", "filter": {"status": "LOST"}}, "filter.status"),
     ({"action": "cancel", "filter": {"colour": "red"}}, "filter.colour"),
     ({"action": "delete", "filter": {}, "dry_run": "yes"}, "dry_run"),
+    ({"action": {}, "ids": ["a"]}, "action"), ({"action": "cancel", "filter": {"from": "0001-01-01T00:00:00+01:00"}},
+                                                "filter.from"),
 ])
 async def test_bad_bulk_requests_are_422_naming_the_field(
         client: httpx.AsyncClient, body: dict[str, Any], field: str) -> None:

@@ -37,6 +37,16 @@ def test_cron_next_tick_is_the_first_match_after() -> None:
     assert next_tick("0 0 1 * *", None, "UTC", UTC_NOON) == datetime(2026, 7, 1, tzinfo=UTC)
 
 
+def test_a_daily_cron_runs_once_on_the_night_the_clocks_go_back_and_an_hourly_one_in_both_passes() -> None:
+    night = datetime(2026, 10, 24, 22, 0, tzinfo=UTC)  # Paris goes from 03:00 CEST back to 02:00 CET on the 25th
+    daily = [next_tick("30 2 * * *", None, "Europe/Paris", night)]
+    daily.append(next_tick("30 2 * * *", None, "Europe/Paris", daily[-1]))
+    assert daily == [datetime(2026, 10, 25, 0, 30, tzinfo=UTC), datetime(2026, 10, 26, 1, 30, tzinfo=UTC)]
+    hourly = [next_tick("30 * * * *", None, "Europe/Paris", datetime(2026, 10, 25, 0, 0, tzinfo=UTC))]
+    hourly.append(next_tick("30 * * * *", None, "Europe/Paris", hourly[-1]))
+    assert hourly == [datetime(2026, 10, 25, 0, 30, tzinfo=UTC), datetime(2026, 10, 25, 1, 30, tzinfo=UTC)]
+
+
 def test_cron_is_read_in_the_schedules_time_zone() -> None:
     # 09:00 in Paris is 07:00 UTC in summer (CEST) and 08:00 UTC in winter (CET)
     assert next_tick("0 9 * * *", None, "Europe/Paris", UTC_NOON) == datetime(2026, 6, 2, 7, 0, tzinfo=UTC)

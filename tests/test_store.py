@@ -324,9 +324,10 @@ async def test_many_tasks_move_in_one_transaction_each_with_its_own_seq(store: T
     await store.insert(row("b", 2, Status.CANCELLED, "batch_processing", attempts=1))
     await store.insert(row("c", 3, Status.RUNNING, "text_processing"))
     await store.insert(row("d", 4, Status.FAILED, "batch_processing", attempts=3))
+    await store.insert(row("e", 40, Status.FAILED))  # changed after the batch took its seqs: left as it is
     values = {"status": Status.PENDING.value, "dispatch": store.incremented("dispatch"),
               "attempts_base": store.current("attempts"), "error_message": None}
-    moved = await store.update_many(["d", "a", "c", "b"], 10, statuses={Status.FAILED, Status.CANCELLED},
+    moved = await store.update_many(["d", "a", "c", "b", "e"], 10, statuses={Status.FAILED, Status.CANCELLED},
                                     values=values, entry={"status": "PENDING", "at": utcnow().isoformat()})
     assert [(t["id"], t["seq"]) for t in moved] == [("d", 10), ("a", 11), ("b", 13)]  # c was not FAILED/CANCELLED
     assert all(t["status"] == "PENDING" and t["dispatch"] == 2 and t["timeline"][-1]["status"] == "PENDING"
@@ -334,7 +335,9 @@ async def test_many_tasks_move_in_one_transaction_each_with_its_own_seq(store: T
     assert {t["id"]: t["attempts_base"] for t in moved} == {"a": 2, "b": 1, "d": 3}
     unchanged = await store.get("c")
     assert unchanged is not None and (unchanged["status"], unchanged["seq"]) == ("RUNNING", 3)
-    assert (await store.counts())["PENDING"] == 3 and (await store.counts())["FAILED"] == 0
+    newer = await store.get("e")
+    assert newer is not None and (newer["status"], newer["seq"]) == ("FAILED", 40)
+    assert (await store.counts())["PENDING"] == 3 and (await store.counts())["FAILED"] == 1
 
 
 async def test_a_transaction_that_reads_first_waits_for_another_process_instead_of_failing(db_url: str) -> None:
