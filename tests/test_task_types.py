@@ -9,6 +9,7 @@ import math
 import os
 import random
 import shutil
+import socket
 import ssl
 import statistics
 import subprocess
@@ -478,9 +479,14 @@ async def test_smtp_reconnects_once_when_the_server_hangs_up(tmp_path: Path, smt
 ])
 async def test_smtp_problems_fail_with_a_clear_message(url: str, message: str, tmp_path: Path,
                                                        smtp_server: Any) -> None:
-    smtp_url = url.format(closed=free_port(), server=smtp_server(Collector()))
-    with pytest.raises(SmtpError, match=message):
-        await run("email_simulation", tmp_path, smtp_url=smtp_url, recipient_count=1, delay_per_email=0)
+    # The closed port stays bound (never listening) until the end: a server started meanwhile (this
+    # test's own, on a port the system picks) cannot be handed the same port.
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        server = smtp_server(Collector()) if "{server}" in url else ""
+        smtp_url = url.format(closed=closed.getsockname()[1], server=server)
+        with pytest.raises(SmtpError, match=message):
+            await run("email_simulation", tmp_path, smtp_url=smtp_url, recipient_count=1, delay_per_email=0)
 
 
 @pytest.fixture
