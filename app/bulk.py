@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Collection, Mapping
 from pathlib import Path
 from typing import Any
 
+from app import filters
 from app.errors import InvalidParameters
 from app.filters import TaskFilter
 from app.lifecycle import TaskLifecycle
@@ -43,9 +44,8 @@ def parse(body: Mapping[str, Any], task_types: Collection[str]) -> tuple[str, Ta
     where = body["filter"]
     if not isinstance(where, dict):
         raise InvalidParameters("filter", "must be an object with the list's filter fields")
-    known = {"status", "task_type", "q", "priority", "text", "from", "to", "schedule_id", "source_task_id"}
-    if unknown := sorted(set(where) - known):
-        raise InvalidParameters(f"filter.{unknown[0]}", f"unknown field; known: {', '.join(sorted(known))}")
+    if unknown := sorted(set(where) - filters.NAMES):
+        raise InvalidParameters(f"filter.{unknown[0]}", f"unknown field; known: {', '.join(sorted(filters.NAMES))}")
     return action, TaskFilter.parse(where, task_types, prefix="filter."), dry_run
 
 

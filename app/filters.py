@@ -12,6 +12,7 @@ from app.status import Status
 
 ID_CHARS = frozenset("0123456789abcdef")
 MAX_TEXT = 200  # characters of a text search
+NAMES = frozenset({"status", "task_type", "q", "priority", "text", "from", "to", "schedule_id", "source_task_id"})
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import sqlalchemy as sa
 from databases import Database
@@ -68,6 +68,20 @@ def _task(record: Record) -> TaskDict:
             task[name] = task[name].astimezone(UTC).isoformat()
     task["cancel_requested"] = bool(task["cancel_requested"])
     return task  # type: ignore[return-value]
+
+
+class DriverStatement(NamedTuple):
+    """A compiled statement as the driver takes it: its text, the names its arguments take in order,
+    their bind processors (JSON, timestamps, booleans) and the values compiled into it."""
+
+    sql: str
+    names: list[str]
+    processors: dict[str, Callable[[Any], Any]]
+    params: dict[str, Any]
+
+    def args(self, rows: Iterable[Mapping[str, Any]]) -> list[list[Any]]:
+        return [[self.processors[name](row[name]) if name in self.processors else row[name] for name in self.names]
+                for row in rows]
 
 
 class TaskStore:
@@ -206,25 +220,15 @@ class TaskStore:
 
         One statement compiled once and run by the driver's executemany: SQLAlchemy compiling a
         multi-row VALUES costs about a millisecond per row, more than the database's own work."""
-        sql, names, processors = self._insert_statement(tuple(sorted(rows[0])))
+        insert = self._insert_statement(tuple(sorted(rows[0])))
         # by type: the count triggers then lock task_counts rows in one order in every transaction
-        ordered = sorted(rows, key=lambda row: row["task_type"])
-        args = [[processors[name](row[name]) if name in processors else row[name] for name in names] for row in ordered]
-        await self.atomically(lambda: self._db.connection().raw_connection.executemany(sql, args))
+        args = insert.args(sorted(rows, key=lambda row: row["task_type"]))
+        await self.atomically(lambda: self._db.connection().raw_connection.executemany(insert.sql, args))
         return [_new_task(row) for row in rows]
 
     @functools.lru_cache(maxsize=4)  # noqa: B019 -- one store per process, a few column sets
-    def _insert_statement(
-        self, columns: tuple[str, ...]
-    ) -> tuple[str, list[str], dict[str, Callable[[Any], Any]]]:
-        """INSERT of these columns in the driver's own placeholders, the order its arguments take, and
-        the columns' bind processors (JSON, timestamps, booleans), from the dialect `databases` uses."""
-        compiled = tasks.insert().compile(dialect=self._db._backend._dialect, column_keys=list(columns))
-        processors = {name: p for name, p in compiled._bind_processors.items() if name in columns}
-        if self.dialect == "postgresql":  # pyformat, turned into asyncpg's $n as `databases` does
-            names = list(columns)
-            return compiled.string % {name: f"${i}" for i, name in enumerate(names, start=1)}, names, processors
-        return compiled.string, list(compiled.positiontup or ()), processors
+    def _insert_statement(self, columns: tuple[str, ...]) -> "DriverStatement":
+        return self._statement(tasks.insert(), columns)
 
     async def delete_many(self, task_ids: list[str]) -> None:
         await self._db.execute(tasks.delete().where(tasks.c.id.in_(task_ids)))
@@ -305,33 +309,32 @@ class TaskStore:
         stmt = tasks.update().where(tasks.c.id == sa.bindparam("row_id"), allowed,
                                     tasks.c.seq < sa.bindparam("row_seq")).values(
             **values, seq=sa.bindparam("row_seq"), updated_at=utcnow(), timeline=self._append(entry))
-        sql, names, processors, params = self._statement(stmt)
+        update = self._statement(stmt)
         seqs = {task_id: first_seq + i for i, task_id in enumerate(task_ids)}
 
         async def work() -> list[TaskDict]:
             found = await self._db.fetch_all(sa.select(tasks.c.id, tasks.c.task_type).where(tasks.c.id.in_(task_ids)))
             kinds = {r["id"]: r["task_type"] for r in found}
-            rows = [{**params, "row_id": task_id, "row_seq": seqs[task_id]}
+            rows = [{**update.params, "row_id": task_id, "row_seq": seqs[task_id]}
                     for task_id in sorted(kinds, key=lambda task_id: (kinds[task_id], task_id))]
             if rows:
-                args = [[processors[n](row[n]) if n in processors else row[n] for n in names] for row in rows]
-                await self._db.connection().raw_connection.executemany(sql, args)
+                await self._db.connection().raw_connection.executemany(update.sql, update.args(rows))
             changed = tasks.select().where(tasks.c.id.in_(task_ids), tasks.c.seq >= first_seq,
                                            tasks.c.seq < first_seq + len(task_ids))
             return sorted((_task(r) for r in await self._db.fetch_all(changed)), key=lambda task: task["seq"])
 
         return await self.atomically(work)
 
-    def _statement(self, stmt: sa.Executable) -> tuple[str, list[str], dict[str, Callable[[Any], Any]], dict[str, Any]]:
-        """A statement in the driver's own placeholders, the names its arguments take in order, their
-        bind processors and the values compiled into it, from the dialect `databases` uses."""
-        compiled = stmt.compile(dialect=self._db._backend._dialect)
+    def _statement(self, stmt: sa.Executable, columns: tuple[str, ...] | None = None) -> "DriverStatement":
+        """A statement (of these columns only, for an INSERT) in the driver's own placeholders, for its
+        executemany: SQLAlchemy compiling each row costs more than the database's own work."""
+        compiled = stmt.compile(dialect=self._db._backend._dialect, column_keys=list(columns) if columns else None)
         processors = dict(compiled._bind_processors)  # type: ignore[attr-defined]
         if self.dialect == "postgresql":  # pyformat, turned into asyncpg's $n as `databases` does
             names = list(compiled.params)
-            return (compiled.string % {name: f"${i}" for i, name in enumerate(names, start=1)}, names, processors,
-                    compiled.params)
-        return compiled.string, list(compiled.positiontup or ()), processors, compiled.params
+            sql = compiled.string % {name: f"${i}" for i, name in enumerate(names, start=1)}
+            return DriverStatement(sql, names, processors, compiled.params)
+        return DriverStatement(compiled.string, list(compiled.positiontup or ()), processors, compiled.params)
 
     def _append(self, entry: TimelineEntry) -> sa.ColumnElement[Any]:
         if self.dialect == "postgresql":
