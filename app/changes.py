@@ -16,8 +16,12 @@ from arq.connections import ArqRedis
 from app import keys
 from app.errors import OUTAGES
 from app.jobs import Jobs
-from app.status import Status
+from app.logs import detached
+from app.metrics import Tally, submitted
+from app.status import FINAL, Status
 from app.store import TaskStore, utcnow
+from app.webhook_store import WebhookStore
+from app.webhooks import NUDGE, Hooks
 from app.wire import Change, TaskDict, TimelineEntry, encode_event, encode_skip
 
 log = logging.getLogger(__name__)
@@ -39,9 +43,11 @@ def entry(status: Status, **extra: Any) -> TimelineEntry:
 
 
 class Changes:
-    def __init__(self, store: TaskStore, redis: ArqRedis) -> None:
+    def __init__(self, store: TaskStore, redis: ArqRedis, hooks: Hooks = Hooks()) -> None:
         self.store = store
         self.redis = redis
+        self.hooks = hooks  # the global webhook; a task's own callback_url is on its row
+        self.webhooks = WebhookStore(store)
         self._inflight: set[asyncio.Future[Any]] = set()
         self._writes = GroupWriter(self)
         self.jobs = Jobs(redis)
@@ -52,17 +58,45 @@ class Changes:
     ) -> TaskDict | None:
         """Apply `values` if the task is in one of `statuses` (and at `dispatch`); None if refused."""
         allowed = frozenset(statuses)
+        notified: list[int] = []
 
-        async def write(seq: int) -> TaskDict | None:
+        async def update(seq: int) -> TaskDict | None:
             return await self.store.update(
                 task_id, seq, statuses=allowed, values=values, entry=timeline, dispatch=dispatch
             )
+
+        async def end(seq: int) -> TaskDict | None:
+            # The webhooks' outbox rows commit with the final state, or neither does.
+            async def both() -> TaskDict | None:
+                task = await update(seq)
+                if task is not None:
+                    notified.append(await self._add_deliveries([task]))
+                return task
+
+            return await self.store.atomically(both)
+
+        write = end if values.get("status") in FINAL else update
 
         # Shielded: a cancelled caller must not leave a seq neither written nor published.
         applying = asyncio.ensure_future(self._apply(task_id, change, write, allowed))
         self._inflight.add(applying)
         applying.add_done_callback(self._inflight.discard)
-        return await asyncio.shield(applying)
+        task = await asyncio.shield(applying)
+        if task is not None and any(notified):
+            await self._nudge()
+        return task
+
+    async def _add_deliveries(self, tasks: list[TaskDict]) -> int:
+        """The webhook deliveries these final states make (app/webhooks.py); how many."""
+        return await self.webhooks.add([(task, targets) for task in tasks if (targets := self.hooks.targets(task))],
+                                       utcnow())
+
+    async def _nudge(self) -> None:
+        """Tell the workers new deliveries are due; if Redis is away, their next look finds them."""
+        try:
+            await self.redis.publish(keys.CONTROL, NUDGE)
+        except OUTAGES as exc:
+            log.warning("webhook nudge not published (%s); the workers find the deliveries on their next look", exc)
 
     async def update_many(self, task_ids: list[str], statuses: Iterable[Status], values: Mapping[str, Any],
                           timeline: TimelineEntry) -> list[TaskDict]:
@@ -78,13 +112,27 @@ class Changes:
                            timeline: TimelineEntry) -> list[TaskDict]:
         last = await self.redis.incrby(keys.SEQ, len(task_ids))
         first = last - len(task_ids) + 1
-        try:
+        notified = 0
+
+        async def work() -> list[TaskDict]:
+            nonlocal notified
             changed = await self.store.update_many(task_ids, first, statuses=statuses, values=values, entry=timeline)
+            if values.get("status") in FINAL:  # with their webhook deliveries, in one transaction
+                notified = await self._add_deliveries(changed)
+            return changed
+
+        try:
+            changed = await self.store.atomically(work)
         except BaseException:
             await publish_all(self.redis, [encode_skip(seq) for seq in range(first, last + 1)])
             raise
         events = {task["seq"]: encode_event(task, "status") for task in changed}
-        await publish_all(self.redis, [events.get(seq) or encode_skip(seq) for seq in range(first, last + 1)])
+        tally = Tally()
+        for task in changed:
+            tally.observe(task, "status", statuses)
+        await publish_all(self.redis, [events.get(seq) or encode_skip(seq) for seq in range(first, last + 1)], tally)
+        if notified:
+            await self._nudge()
         return changed
 
     async def drain(self) -> None:
@@ -96,7 +144,7 @@ class Changes:
         statuses: frozenset[Status],
     ) -> TaskDict | None:
         for _ in range(MAX_SEQ_RACES):
-            task, seq = await self._writes.apply(write, change)
+            task, seq = await self._writes.apply(write, change, statuses)
             if task is not None:
                 return task
             current = await self.store.get(task_id)
@@ -121,7 +169,7 @@ class Changes:
         except BaseException:
             await self.publish_skip(seq)
             raise
-        await self._publish(encode_event(task, "created"))
+        await publish_all(self.redis, [encode_event(task, "created")], submitted([task]))
         return task
 
     async def publish_skip(self, seq: int) -> None:
@@ -149,13 +197,16 @@ class Changes:
         return await self.raise_seq(await self.store.max_seq())
 
 
-async def publish_all(redis: ArqRedis, payloads: list[str]) -> None:
-    """Publish changes (or skips) already settled, in this order, in one round trip. If Redis went
-    away in between, they stand: the web processes fill the gap from the database."""
+async def publish_all(redis: ArqRedis, payloads: list[str], tally: Tally | None = None) -> None:
+    """Publish changes (or skips) already settled, in this order, in one round trip, with the
+    figures they add (app/metrics.py). If Redis went away in between, they stand: the web processes
+    fill the gap from the database (the figures of those changes are lost)."""
     try:
         async with redis.pipeline(transaction=False) as pipe:
             for payload in payloads:
                 pipe.publish(keys.EVENTS, payload)
+            if tally:
+                tally.write(pipe)
             await pipe.execute()
     except OUTAGES as exc:
         log.warning("%d events not published (%s); the web will read them from the database", len(payloads), exc)
@@ -175,14 +226,17 @@ class GroupWriter:
     def __init__(self, changes: Changes) -> None:
         self._changes = changes
         self._waiting: list[tuple[Write, Change, asyncio.Future[tuple[TaskDict | None, int]]]] = []
+        self._guards: dict[asyncio.Future[tuple[TaskDict | None, int]], frozenset[Status]] = {}
         self._writer: asyncio.Task[None] | None = None
 
-    async def apply(self, write: Write, change: Change) -> tuple[TaskDict | None, int]:
-        """The task as written (None if the guard refused it) and the seq it was written with."""
+    async def apply(self, write: Write, change: Change, statuses: frozenset[Status]) -> tuple[TaskDict | None, int]:
+        """The task as written (None if the guard refused it) and the seq it was written with.
+        `statuses`: the guard's, which tell the figures what kind of move this was (app/metrics.py)."""
         done: asyncio.Future[tuple[TaskDict | None, int]] = asyncio.get_running_loop().create_future()
         self._waiting.append((write, change, done))
+        self._guards[done] = statuses
         if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write_groups(), name="group-writer")
+            self._writer = detached(self._write_groups(), name="group-writer")  # a group is many tasks' changes
         return await done
 
     async def _write_groups(self) -> None:
@@ -198,6 +252,7 @@ class GroupWriter:
                     raise
 
     async def _write(self, group: list[tuple[Write, Change, asyncio.Future[tuple[TaskDict | None, int]]]]) -> None:
+        guards = [self._guards.pop(done) for _, _, done in group]
         changes = self._changes
         last = int(await changes.redis.incrby(keys.SEQ, len(group)))
         seqs = range(last - len(group) + 1, last + 1)
@@ -221,7 +276,11 @@ class GroupWriter:
                 outcomes = [exc] if len(group) == 1 else await write_each()
         payloads = [encode_skip(seq) if outcome is None or isinstance(outcome, Exception) else encode_event(outcome, change)
                     for (_, change, _), seq, outcome in zip(group, seqs, outcomes, strict=True)]
-        await publish_all(changes.redis, payloads)
+        tally = Tally()
+        for (_, change, _), guard, outcome in zip(group, guards, outcomes, strict=True):
+            if outcome is not None and not isinstance(outcome, Exception):
+                tally.observe(outcome, change, guard)
+        await publish_all(changes.redis, payloads, tally)
         for (_, _, done), seq, outcome in zip(group, seqs, outcomes, strict=True):
             if done.done():
                 continue

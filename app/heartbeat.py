@@ -15,16 +15,18 @@ from redis.asyncio import Redis
 
 from app import keys
 from app.errors import OUTAGES
+from app.wire import dumps
 
 log = logging.getLogger(__name__)
 
 FORGET_AFTER = 3600.0  # seconds after its deadline a silent worker is dropped from the set
+STOPPED_KEEP = 600.0  # seconds a worker that stopped cleanly stays listed (as stopped)
 
 
 class Heartbeat:
     def __init__(
         self, redis: Redis, worker_id: str, info: dict[str, Any], *, interval: float, ttl: float,
-        running: Callable[[], list[str]],
+        running: Callable[[], list[str]], counts: Callable[[], dict[str, int]] = dict,
     ) -> None:
         self.redis = redis
         self.worker_id = worker_id
@@ -32,14 +34,18 @@ class Heartbeat:
         self.interval = interval
         self.ttl = ttl
         self.running = running
+        self.counts = counts  # attempts this worker ended, by outcome, since it started
 
     async def beat(self) -> None:
         now = time.time()
-        state = {**self.info, "last_heartbeat": now, "running": self.running()}
+        state = {**self.info, "last_heartbeat": now, "running": self.running(), **self.counts()}
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.set(keys.worker_key(self.worker_id), json.dumps(state), px=int(self.ttl * 1000))
+            # The description outlives the deadline, so a lost worker is still shown with its host,
+            # pid and counts until it is forgotten; whether it is live is the deadline's alone.
+            pipe.set(keys.worker_key(self.worker_id), json.dumps(state), px=int((self.ttl + FORGET_AFTER) * 1000))
             pipe.zadd(keys.WORKERS, {self.worker_id: now + self.ttl})
             pipe.zremrangebyscore(keys.WORKERS, "-inf", now - FORGET_AFTER)
+            pipe.publish(keys.WORKER_BEATS, worker_frame({**state, "state": "live"}, self.ttl))
             await pipe.execute()
 
     async def run(self) -> None:
@@ -53,10 +59,21 @@ class Heartbeat:
             await asyncio.sleep(self.interval)
 
     async def remove(self) -> None:
+        """A clean stop: no longer live at once (its tasks were handed back), listed as stopped for
+        STOPPED_KEEP seconds."""
+        now = time.time()
+        state = {**self.info, "last_heartbeat": now, "running": [], **self.counts(), "stopped": now}
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.zrem(keys.WORKERS, self.worker_id)
-            pipe.delete(keys.worker_key(self.worker_id))
+            pipe.set(keys.worker_key(self.worker_id), json.dumps(state), px=int(STOPPED_KEEP * 1000))
+            # Scored as a deadline long past: never live, and pruned with the silent ones STOPPED_KEEP from now.
+            pipe.zadd(keys.WORKERS, {self.worker_id: now + STOPPED_KEEP - FORGET_AFTER})
+            pipe.publish(keys.WORKER_BEATS, worker_frame({**state, "state": "stopped"}, self.ttl))
             await pipe.execute()
+
+
+def worker_frame(worker: dict[str, Any], ttl: float) -> str:
+    """The WebSocket message of one heartbeat: the web processes forward it as it is."""
+    return dumps({"type": "worker", "worker": worker, "ttl": ttl})
 
 
 async def live_workers(redis: Redis) -> dict[str, dict[str, Any]]:

@@ -35,6 +35,7 @@ class EventHub:
         self.order = SeqOrder(gap_timeout)
         self.connected = False
         self.clients: set[ClientQueue] = set()
+        self.beat_clients: set[ClientQueue] = set()  # clients that asked for workers' heartbeats
         self._waiters: dict[str, set[asyncio.Future[None]]] = {}
         self._subscribed = asyncio.Event()
         self._listener: asyncio.Task[None] | None = None
@@ -43,8 +44,8 @@ class EventHub:
 
     async def __aenter__(self) -> "EventHub":
         self._listener = asyncio.create_task(
-            follow(self.redis, [keys.EVENTS, keys.LOGS], self._on_message, on_subscribed=self._on_subscribed,
-                   on_lost=self._on_lost, wait=self.order.wait_time),
+            follow(self.redis, [keys.EVENTS, keys.LOGS, keys.WORKER_BEATS], self._on_message,
+                   on_subscribed=self._on_subscribed, on_lost=self._on_lost, wait=self.order.wait_time),
             name="event-hub-listener",
         )
         try:
@@ -89,6 +90,10 @@ class EventHub:
                 if client.watching == task_id:
                     client.put_frame(frame)
             return
+        if channel == keys.WORKER_BEATS and data is not None:
+            for client in self.beat_clients:
+                client.put_frame(data)
+            return
         released = self.order.push(decode_event(data)) if data is not None else []
         for event in released + self.order.due():
             self._deliver(event)
@@ -128,6 +133,14 @@ class EventHub:
             yield queue, self.order.head
         finally:
             self.clients.discard(queue)
+            self.beat_clients.discard(queue)
+
+    def follow_workers(self, client: ClientQueue, follow: bool) -> None:
+        """Heartbeats go only to clients that ask: a task-only client's frames stay task frames."""
+        if follow:
+            self.beat_clients.add(client)
+        else:
+            self.beat_clients.discard(client)
 
     def replay_floor(self, since: int) -> int:
         return self.order.floor(since)

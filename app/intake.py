@@ -17,6 +17,8 @@ from app import keys
 from app.changes import publish_all
 from app.errors import OUTAGES, Unavailable
 from app.jobs import Jobs, delayed_keys
+from app.logs import detached
+from app.metrics import submitted
 from app.store import TaskStore
 from app.wire import TaskDict, encode_event, encode_skip
 
@@ -51,7 +53,7 @@ class Intake:
         done: asyncio.Future[TaskDict] = asyncio.get_running_loop().create_future()
         self._waiting.append((values, done))
         if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write_groups(), name="submit-groups")
+            self._writer = detached(self._write_groups(), name="submit-groups")  # a group is many submits
         return await done
 
     async def _write_groups(self) -> None:
@@ -110,7 +112,8 @@ class Intake:
     async def _enqueue(self, created: list[TaskDict]) -> None:
         """The jobs, then the events, in one script. arq's WATCH/EXISTS guard against a job id
         already in use is left out: these ids are new (a fresh uuid4 task id, dispatch 1)."""
-        await self.jobs.write(created, events=[encode_event(task, "created") for task in created])
+        await self.jobs.write(created, events=[encode_event(task, "created") for task in created],
+                              tally=submitted(created))
 
     async def _skip(self, seqs: range) -> None:
         await publish_all(self.redis, [encode_skip(seq) for seq in seqs])

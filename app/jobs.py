@@ -23,6 +23,7 @@ from redis.asyncio.client import Pipeline
 
 from app import keys
 from app.errors import OUTAGES
+from app.metrics import Tally
 from app.wire import TaskDict
 
 log = logging.getLogger(__name__)
@@ -104,9 +105,11 @@ class Jobs:
         self._write = redis.register_script(WRITE)
         self._promote = redis.register_script(PROMOTE)
 
-    async def write(self, tasks: Sequence[TaskDict], *, defer_ms: int = 0, events: Sequence[str] = ()) -> None:
+    async def write(self, tasks: Sequence[TaskDict], *, defer_ms: int = 0, events: Sequence[str] = (),
+                    tally: Tally | None = None) -> None:
         """Queue a job for each task's current dispatch (after `defer_ms`, or at its `next_run_at`
-        if later: a scheduled task's start), then publish `events`; all in one script."""
+        if later: a scheduled task's start), then publish `events`; all in one script, with the
+        figures of `tally` (app/metrics.py) in the same transaction."""
         now = timestamp_ms()
         args: list[str | int | bytes] = [self.redis.expires_extra_ms, now, keys.EVENTS]
         job_keys = []
@@ -121,7 +124,14 @@ class Jobs:
                                        serializer=self.redis.job_serializer)
             args += [job, serialized, due, target, score]
             job_keys.append(keys.ARQ_JOB_PREFIX + job)
-        await self._write(keys=[self.queue, *job_keys], args=[*args, *events])
+        if not tally:
+            await self._write(keys=[self.queue, *job_keys], args=[*args, *events])
+            return
+        # EVAL, not the registered script's EVALSHA: a pipeline would first ask whether it is loaded.
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.eval(WRITE, 1 + len(job_keys), self.queue, *job_keys, *args, *events)
+            tally.write(pipe)
+            await pipe.execute()
 
     async def promote(self) -> tuple[int, float | None]:
         """Move due delayed jobs into the queue: (jobs moved, seconds until the next is due)."""

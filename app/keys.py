@@ -7,6 +7,14 @@ CONTROL = "tq:control"  # pub/sub: cancel signals, for the workers
 ARQ_JOB_PREFIX = "arq:job:"  # arq.constants.job_key_prefix
 ARQ_IN_PROGRESS_PREFIX = "arq:in-progress:"  # arq.constants.in_progress_key_prefix
 WORKERS = "tq:workers"  # sorted set: worker id → heartbeat deadline (unix seconds)
+WORKER_BEATS = "tq:worker-beats"  # pub/sub: each heartbeat as a ready WebSocket frame, for the workers view
+METRICS = "tq:metrics"  # hash: task counters and histogram buckets since the start (app/metrics.py)
+MINUTE_PREFIX = "tq:minute:"  # + unix minute: hash of that minute's figures for the charts (app/metrics.py)
+WEBS = "tq:webs"  # sorted set: web process id → deadline of its live figures (app/figures.py)
+
+
+def web_key(web_id: str) -> str:
+    return f"tq:web:{web_id}"
 
 
 def worker_key(worker_id: str) -> str:

@@ -76,7 +76,7 @@ def prepare(database_url: str) -> None:
 
 
 def child_env(settings: Settings, redis_url: str) -> dict[str, str]:
-    # The venv's bin first, so the Procfile's `uvicorn` and `arq` are this venv's.
+    # The venv's bin first, so the Procfile's `python` is this venv's.
     path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
     return {**os.environ, "REDIS_URL": redis_url, "DATABASE_URL": str(settings.database_url), "PATH": path}
 
@@ -135,10 +135,10 @@ def supervise(settings: Settings, redis_url: str) -> int:
 
 def main() -> int:
     try:
-        settings = load_settings()
         try:
+            settings = load_settings()  # a setting it refuses (LOG_FORMAT=xml) is named in the message
             check_exposure(settings)
-        except RuntimeError as exc:
+        except (ValueError, RuntimeError) as exc:
             raise LaunchError(str(exc)) from None
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         with ExitStack() as stack:

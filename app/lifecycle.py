@@ -13,12 +13,14 @@ from app import keys
 from app.changes import Changes, entry
 from app.errors import Conflict, InvalidParameters, NotFound, Unavailable
 from app.intake import Intake
+from app.logs import name_task
 from app.newtask import OPTION_FIELDS, task_row
 from app.params import validate_parameters
 from app.status import CANCELLABLE, FINAL, RETRYABLE, WAITING, Status
 from app.store import TaskStore, utcnow
 from app.tasks import get_task_type
 from app.uploads import UploadStore
+from app.webhooks import Hooks
 from app.wire import TaskDict, TimelineEntry
 
 CANCEL_FLAG_TTL = 86_400  # seconds; the flag outlives any attempt that could still be running
@@ -29,12 +31,14 @@ def _fingerprint(*parts: object) -> str:
 
 
 class TaskLifecycle:
-    def __init__(self, store: TaskStore, redis: ArqRedis, uploads: UploadStore, max_queued: int) -> None:
+    def __init__(self, store: TaskStore, redis: ArqRedis, uploads: UploadStore, max_queued: int,
+                 hooks: Hooks = Hooks()) -> None:
         self.store = store
         self.redis = redis
         self.uploads = uploads
         self.max_queued = max_queued
-        self.changes = Changes(store, redis)
+        self.hooks = hooks
+        self.changes = Changes(store, redis, hooks)
         self.intake = Intake(store, redis, max_queued)
 
     async def submit(
@@ -42,8 +46,9 @@ class TaskLifecycle:
         idempotency_key: str | None = None, source_task_id: str | None = None,
     ) -> tuple[TaskDict, bool]:
         """The new task and True; or, for an Idempotency-Key seen before, the first task and False.
-        `options`: max_attempts, timeout, priority, run_at or delay (app/newtask.py)."""
+        `options`: max_attempts, timeout, priority, run_at or delay, callback_url (app/newtask.py)."""
         values = self._new(task_type, parameters, options or {}, source_task_id=source_task_id)
+        name_task(values["id"])  # the rest of the request is about the new task (a replayed key: see _replayed)
         if not idempotency_key:
             return await self.intake.one(values), True
         request_hash = _fingerprint(values["task_type"], values["parameters"], _options_fingerprinted(values, options))
@@ -75,11 +80,11 @@ class TaskLifecycle:
 
     async def rerun(self, task_id: str, changes: Mapping[str, Any]) -> TaskDict:
         """A new task from an earlier one, linked to it: its parameters and options, with `changes`
-        (any of parameters, priority, max_attempts, timeout, run_at, delay) applied; the earlier
-        task is left as it is."""
+        (any of parameters, priority, max_attempts, timeout, run_at, delay, callback_url) applied; the
+        earlier task is left as it is."""
         source = await self.get(task_id)
         options = {"priority": source["priority"], "max_attempts": source["max_attempts"],
-                   "timeout": source["timeout"]}
+                   "timeout": source["timeout"], "callback_url": source["callback_url"]}
         options.update({name: value for name, value in changes.items() if name != "parameters"})
         parameters = changes.get("parameters", source["parameters"])
         task, _ = await self.submit(source["task_type"], parameters, options, source_task_id=source["id"])
@@ -97,7 +102,7 @@ class TaskLifecycle:
                 raise
             raise InvalidParameters(f"parameters.{exc.field}", exc.message) from None
         return task_row(kind.name, params, {k: v for k, v in options.items() if k in OPTION_FIELDS},
-                        source_task_id=source_task_id)
+                        source_task_id=source_task_id, signed=self.hooks.signed)
 
     async def _check_room(self) -> None:
         """A flood must not fill memory or disk: past `max_queued` waiting jobs, submits wait."""
@@ -114,9 +119,12 @@ class TaskLifecycle:
             return None
         if found[1] != request_hash:
             raise InvalidParameters("Idempotency-Key", "was already used for a different request")
+        name_task(found[0]["id"])
         return found[0]
 
     async def get(self, task_id: str) -> TaskDict:
+        # Every request about one task (its routes take `task_id`) looks it up here first.
+        name_task(task_id)
         task = await self.store.get(task_id)
         if task is None:
             raise NotFound(f"task {task_id!r} not found")
@@ -210,7 +218,7 @@ def _options_fingerprinted(values: Mapping[str, Any], options: Mapping[str, Any]
     (an omitted limit and its default are different requests), a priority and start as given (a
     `delay` is not yet a time). Options left out keep the fingerprint of keys used before them."""
     shown: dict[str, Any] = {"max_attempts": values["max_attempts"], "timeout": values["timeout"]}
-    for name in ("priority", "run_at", "delay"):
+    for name in ("priority", "run_at", "delay", "callback_url"):
         if options and options.get(name) is not None:
             shown[name] = options[name]
     return shown

@@ -14,9 +14,10 @@ from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
-from app import api, api_files, api_schedules, openapi, ws
+from app import api, api_files, api_schedules, api_webhooks, api_workers, openapi, prometheus, series, ws
 from app.connections import open_redis
 from app.errors import ClientError, InvalidParameters
+from app.figures import WebFigures
 from app.hub import EventHub
 from app.lifecycle import TaskLifecycle
 from app.ratelimit import RateLimiter
@@ -25,6 +26,7 @@ from app.settings import Settings, load_settings
 from app.store import TaskStore
 from app.tasks import configure
 from app.uploads import upload_store
+from app.webhooks import Hooks, check_settings
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 log = logging.getLogger(__name__)
@@ -51,6 +53,7 @@ async def server_error(request: Request, exc: Exception) -> JSONResponse:
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or load_settings()
     check_exposure(settings)
+    check_settings(settings)  # a global webhook that could not be signed
     types = configure(settings.task_timeouts, settings.task_max_attempts)  # refuses a bad name at start
 
     @asynccontextmanager
@@ -59,11 +62,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
             store = await stack.enter_async_context(TaskStore.open(str(settings.database_url)))
             redis = await stack.enter_async_context(open_redis(str(settings.redis_url), settings.queue_name))
             uploads = upload_store(settings)
-            lifecycle = TaskLifecycle(store, redis, uploads, settings.max_queued)
+            lifecycle = TaskLifecycle(store, redis, uploads, settings.max_queued, Hooks.from_settings(settings))
             hub = await stack.enter_async_context(
                 EventHub(redis, store, lifecycle.changes.sync_seq, gap_timeout=settings.ws_gap_timeout,
                          queue_size=settings.ws_queue_size)
             )
+            await stack.enter_async_context(
+                WebFigures(redis, lambda: {"clients": len(hub.clients), "delivered": hub.delivered}))
             stack.push_async_callback(lifecycle.changes.drain)  # runs before Redis and the database close
             yield {"settings": settings, "store": store, "redis": redis, "hub": hub, "lifecycle": lifecycle,
                    "uploads": uploads, "types": types, "openapi": spec,
@@ -79,6 +84,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/api/tasks/{task_id}/retry", api.retry_task, methods=["POST"]),
         Route("/api/tasks/{task_id}/rerun", api.rerun_task, methods=["POST"]),
         Route("/api/tasks/{task_id}/logs", api_files.task_logs, methods=["GET"]),
+        Route("/api/tasks/{task_id}/webhooks", api_webhooks.task_webhooks, methods=["GET"]),
         Route("/api/tasks/{task_id}/artifacts/{name}", api_files.artifact, methods=["GET"]),
         Route("/api/uploads", api_files.upload, methods=["POST"]),
         Route("/api/uploads/{upload_id}", api_files.get_upload, methods=["GET"]),
@@ -91,6 +97,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/api/stats", api.stats, methods=["GET"]),
         Route("/api/task-types", api.task_types, methods=["GET"]),
         Route("/api/health", api.health_check, methods=["GET"]),
+        Route("/api/workers", api_workers.list_workers, methods=["GET"]),
+        Route("/api/metrics/series", series.series, methods=["GET"]),
+        Route("/metrics", prometheus.metrics, methods=["GET"]),
         Route("/openapi.json", openapi.openapi_json, methods=["GET"]),
         WebSocketRoute("/ws", ws.endpoint),
         Mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="static"),

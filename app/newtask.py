@@ -1,5 +1,5 @@
 """A new task's row, and the submit options beside its parameters (attempts, time limit, priority,
-a start time), checked the same way for a submit, a batch item, a re-run and a schedule's tick."""
+a start time, a webhook), checked the same way for a submit, a batch item, a re-run and a schedule's tick."""
 
 import uuid
 from collections.abc import Mapping
@@ -12,12 +12,13 @@ from app.jobs import Priority
 from app.params import Float, Int
 from app.status import Status
 from app.store import utcnow
+from app.webhooks import callback_url
 
 MAX_ATTEMPTS = Int(3, minimum=1, maximum=20, description="Attempts before the task ends FAILED.")
 TIMEOUT = Float(600.0, minimum=0.1, maximum=86_400.0, description="Seconds one attempt may run.")
 DELAY = Float(0.0, minimum=0.0, maximum=366 * 86_400.0, description="Seconds from now before the task may start.")
 MAX_AHEAD = timedelta(days=366)  # the furthest `run_at` may lie in the future
-OPTION_FIELDS = frozenset({"max_attempts", "timeout", "priority", "run_at", "delay"})
+OPTION_FIELDS = frozenset({"max_attempts", "timeout", "priority", "run_at", "delay", "callback_url"})
 
 
 def priority(value: object, field: str = "priority") -> str:
@@ -51,8 +52,9 @@ def start_time(run_at: object, delay: object) -> datetime | None:
 
 
 def task_row(task_type: str, parameters: dict[str, Any], options: Mapping[str, Any] | None = None, *,
-             schedule_id: str | None = None, source_task_id: str | None = None) -> dict[str, Any]:
-    """The row of a new PENDING task, its options checked (422 naming the field)."""
+             schedule_id: str | None = None, source_task_id: str | None = None, signed: bool = False) -> dict[str, Any]:
+    """The row of a new PENDING task, its options checked (422 naming the field); `signed`: webhooks can
+    be signed here (WEBHOOK_SECRET is set), so a `callback_url` is accepted."""
     options = options or {}
     max_attempts, timeout = options.get("max_attempts"), options.get("timeout")
     when = start_time(options.get("run_at"), options.get("delay"))
@@ -67,4 +69,5 @@ def task_row(task_type: str, parameters: dict[str, Any], options: Mapping[str, A
         "priority": priority(options.get("priority", Priority.DEFAULT.value)),
         "run_at": when, "next_run_at": when, "schedule_id": schedule_id, "source_task_id": source_task_id,
         "idempotency_key": None, "request_hash": None,
+        "callback_url": callback_url(options.get("callback_url"), signed=signed),
     }

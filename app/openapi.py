@@ -10,16 +10,19 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
 from app.api import MAX_BATCH, MAX_BODY_BYTES, MAX_PAGE
+from app.api_workers import WorkerDict
 from app.bulk import MAX_IDS
 from app.filters import MAX_TEXT
 from app.jobs import Priority
 from app.newtask import DELAY, MAX_ATTEMPTS, TIMEOUT
 from app.params import Param
 from app.schedules import CRON_MAX, INTERVAL, NAME, PAUSED, ScheduleDict
-from app.security import PUBLIC, SAFE_METHODS
+from app.security import SAFE_METHODS, needs_token
+from app.series import WINDOWS
 from app.status import Status
 from app.tasks.base import TaskType
-from app.wire import LogLine, TaskDict
+from app.webhooks import MAX_URL
+from app.wire import LogLine, TaskDict, WebhookDelivery
 
 Schema = dict[str, Any]
 JSON_TYPES: dict[object, str] = {str: "string", int: "integer", float: "number", bool: "boolean",
@@ -114,6 +117,9 @@ OPTIONS: Schema = {
                               "not with `delay`; null: at once."},
     "delay": {"type": ["number", "null"], "minimum": DELAY.minimum, "maximum": DELAY.maximum,
               "description": DELAY.description},
+    "callback_url": {"type": ["string", "null"], "maxLength": MAX_URL, "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://",
+                     "description": "An absolute http(s) URL that gets a signed POST on each final state the "
+                                    "task reaches (a 422 when the server has no WEBHOOK_SECRET); null: none."},
 }
 
 
@@ -174,9 +180,44 @@ def components(types: Mapping[str, TaskType]) -> Schema:
         "Upload": _object(id=HEX_ID, filename=string, content_type=string, kind={"enum": ["csv", "image"]},
                           size={"type": "integer", "minimum": 1},
                           sha256={"type": "string", "pattern": "^[0-9a-f]{64}$"}),
+        "WorkerList": _object(workers={"type": "array", "items": worker_schema()},
+                              heartbeat_interval={"type": "number"}, heartbeat_ttl={"type": "number"},
+                              now={"type": "number", "description": "Unix seconds, the server's clock"}),
         "Logs": _object(task_id=string, lines={"type": "array", "items": typed_dict_schema(LogLine)}),
+        "Series": series_schema(),
+        "Webhooks": _object(task_id=string, deliveries={"type": "array", "items": webhook_schema()}),
         **schedule_schemas(types),
     }}
+
+
+def worker_schema() -> Schema:
+    schema = typed_dict_schema(WorkerDict)
+    schema["properties"]["state"] = {"enum": ["live", "lost", "stopped"], "description": (
+        "live: heart-beating; lost: silent past its heartbeat TTL (its tasks are recovered); stopped: "
+        "stopped cleanly (listed for a while)")}
+    return schema
+
+
+def webhook_schema() -> Schema:
+    schema = typed_dict_schema(WebhookDelivery)
+    schema["properties"].update(hook={"enum": ["task", "global"]}, status={"enum": ["pending", "delivered", "failed"]},
+                                event={"enum": ["task.succeeded", "task.failed", "task.cancelled"]})
+    return schema
+
+
+def series_schema() -> Schema:
+    """The charts' figures per minute (app/series.py): every list holds one value per bucket."""
+    integer, seconds = {"type": "integer", "minimum": 0}, {"type": "number", "minimum": 0}
+    per_minute = {"type": "array", "items": integer}
+    maybe = {"type": "array", "items": {"type": ["number", "null"], "minimum": 0}}
+    return _object(
+        window={"enum": list(WINDOWS)}, step={"const": 60}, start=integer, now=seconds,
+        buckets=per_minute | {"description": "Unix seconds of each minute, oldest first; the last is the current one"},
+        succeeded=per_minute, failed=per_minute, wait_p50=maybe, wait_p95=maybe,
+        queue_depth={"type": "array", "items": {"type": ["integer", "null"], "minimum": 0}},
+        run_time={"type": "array", "items": _object(task_type={"type": "string"}, count=integer, p50=seconds,
+                                                    p95=seconds)},
+        queue_depth_now=integer, workers_live=integer)
 
 
 def schedule_schemas(types: Mapping[str, TaskType]) -> Schema:
@@ -229,7 +270,7 @@ TASK_ID = _param("task_id", "path", {"type": "string", "minLength": 1}, "The tas
 # Follow-ups the stateful fuzzer chains after any answer that carries a task.
 TASK_LINKS = {"links": {
     name: {"operationId": name, "parameters": {"task_id": "$response.body#/id"}}
-    for name in ("getTask", "cancelTask", "retryTask", "rerunTask", "taskLogs")
+    for name in ("getTask", "cancelTask", "retryTask", "rerunTask", "taskLogs", "taskWebhooks")
 }}
 TASK = _json(ref("Task"), "The task", **TASK_LINKS)
 SCHEDULE_ID = _param("schedule_id", "path", {"type": "string", "minLength": 1}, "The schedule's id.")
@@ -343,6 +384,11 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
                        _param("after", "query", {"type": "integer", "minimum": 0, "maximum": 2**62}, "Last n seen."),
                        _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 5000}, "Most lines.")],
         "responses": _responses(_json(ref("Logs"), "Log lines"), 404, 422)},
+    ("GET", "/api/tasks/{task_id}/webhooks"): {
+        "operationId": "taskWebhooks",
+        "summary": "The task's webhook deliveries, oldest first, each with every attempt (the global hook's URL "
+                   "only up to its host)",
+        "parameters": [TASK_ID], "responses": _responses(_json(ref("Webhooks"), "Deliveries"), 404)},
     ("GET", "/api/tasks/{task_id}/artifacts/{name}"): {
         "operationId": "taskArtifact", "summary": "A file the task produced (listed in result_data.artifacts)",
         "parameters": [TASK_ID, _param("name", "path", {"type": "string", "minLength": 1}, "The file's name.")],
@@ -388,6 +434,24 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
     ("GET", "/api/health"): {"operationId": "health", "summary": "Redis, database, workers and the event stream",
                              "responses": {"200": _json(ref("Health"), "All up"),
                                            "503": _json(ref("Health"), "`detail` names what is down")}},
+    ("GET", "/api/workers"): {
+        "operationId": "listWorkers",
+        "summary": "Each worker from its last heartbeat (times in unix seconds): live, lost, or stopped lately",
+        "responses": {**_responses(_json(ref("WorkerList"), "The workers, oldest first")),
+                      "503": _json(ref("Error"), "Redis is down", headers=RETRY_AFTER)}},
+    ("GET", "/api/metrics/series"): {
+        "operationId": "metricsSeries",
+        "summary": "Per-minute figures for the charts over the last hour (60 minutes) or day (1440): tasks "
+                   "succeeded and failed, wait time p50/p95, sampled queue depth; run time per task type over "
+                   "the window",
+        "parameters": [_param("window", "query", {"enum": list(WINDOWS), "default": "hour"}, "The span shown.")],
+        "responses": {**_responses(_json(ref("Series"), "The series"), 422),
+                      "503": _json(ref("Error"), REASONS[503], headers=RETRY_AFTER)}},
+    ("GET", "/metrics"): {
+        "operationId": "metrics", "summary": "Prometheus metrics (text exposition format), the same on every web "
+                                             "process: see the README's Metrics section",
+        "responses": {"200": {"description": "Metrics", "content": {"text/plain": {"schema": {"type": "string"}}}},
+                      "503": _json(ref("Error"), REASONS[503], headers=RETRY_AFTER)}},
     ("GET", "/openapi.json"): {"operationId": "openapi", "summary": "This document",
                                "responses": _responses(_json({"type": "object"}, "OpenAPI 3.1"))},
 }
@@ -419,7 +483,7 @@ def guarded(method: str, path: str, operation: Schema) -> Schema:
     """What the security middleware adds in front of every handler (app/security.py)."""
     responses = dict(operation["responses"])
     extra = []
-    if path.startswith("/api/") and path not in PUBLIC:
+    if needs_token(path):
         operation = {**operation, "security": [{}, {"bearer": []}]}  # a token only when API_TOKEN is set
         extra.append(401)
     if method not in SAFE_METHODS:  # a foreign Origin or a read-only token; a body too big or not JSON

@@ -9,6 +9,7 @@ from typing import Any
 from app import artifacts, keys
 from app.attempts import Attempts
 from app.errors import OUTAGES
+from app.logs import about_task, set_attempt
 from app.reporter import ProgressReporter, Superseded
 from app.settings import Settings
 from app.status import Status
@@ -39,9 +40,14 @@ class Runner:
         self.worker_id = worker_id
         self.settings = settings
         self.attempts: dict[str, Attempt] = {}
+        self.completed = 0  # attempts this worker ended with SUCCESS…
+        self.failed = 0  # …and with FAILED or a retry to come (shown in the workers view)
 
     def running(self) -> list[str]:
         return list(self.attempts)
+
+    def counts(self) -> dict[str, int]:
+        return {"completed": self.completed, "failed": self.failed}
 
     def cancel(self, task_id: str) -> None:
         """A cancel request for a task this worker may be running: flag it and interrupt its await."""
@@ -51,9 +57,14 @@ class Runner:
             attempt.runner.cancel()
 
     async def run(self, task_id: str, dispatch: int) -> dict[str, Any]:
+        with about_task(task_id):  # every line this attempt causes names the task (app/logs.py)
+            return await self._run(task_id, dispatch)
+
+    async def _run(self, task_id: str, dispatch: int) -> dict[str, Any]:
         task = await self.moves.start(task_id, dispatch, self.worker_id)
         if task is None:
             return {"task_id": task_id, "dispatch": dispatch, "outcome": "stale"}
+        set_attempt(task["attempts"])
         current = asyncio.current_task()
         assert current is not None
         attempt = Attempt(task_id, dispatch, current, task["attempts"])
@@ -63,6 +74,10 @@ class Runner:
             ended = await self._execute(task, attempt)
         finally:
             del self.attempts[task_id]
+        if ended is not None and ended["status"] == Status.SUCCESS:
+            self.completed += 1
+        elif ended is not None and ended["status"] in (Status.FAILED, Status.RETRYING):
+            self.failed += 1
         return {"task_id": task_id, "dispatch": dispatch, "outcome": ended["status"] if ended else "superseded"}
 
     async def _reporter(self, attempt: Attempt) -> ProgressReporter:

@@ -17,6 +17,7 @@ from app import keys
 from app.changes import entry, publish_all
 from app.errors import OUTAGES
 from app.jobs import Jobs
+from app.metrics import submitted
 from app.newtask import task_row
 from app.schedule_store import ScheduleStore
 from app.schedules import ScheduleDict, following_tick
@@ -97,7 +98,7 @@ class Scheduler:
             await publish_all(self.redis, [encode_skip(seq)])
             return None
         try:
-            await self.jobs.write([task], events=[encode_event(task, "created")])
+            await self.jobs.write([task], events=[encode_event(task, "created")], tally=submitted([task]))
         except OUTAGES as exc:
             # The task stands: the reconciler queues it, the web reads its event from the database.
             log.warning("schedule %s: task %s stored but not queued (%s)", schedule["id"], task["id"], exc)

@@ -33,6 +33,12 @@ HEADERS = [
     (b"cross-origin-resource-policy", b"same-origin"),
 ]
 PUBLIC = ("/api/health", "/openapi.json")  # readable without a token (load balancers, tooling)
+TOKEN_PATHS = ("/metrics",)  # outside /api/ but read like it: a scraper sends the read token
+
+
+def needs_token(path: str) -> bool:
+    """Whether API_TOKEN (or READ_TOKEN, to read) guards this path, when set."""
+    return (path.startswith("/api/") and path not in PUBLIC) or path in TOKEN_PATHS
 
 
 def is_loopback(host: str) -> bool:
@@ -118,7 +124,7 @@ class SecurityMiddleware:
             return 403, "cross-site request refused", []
         if refused := self._body_refusal(scope, method, path):
             return refused
-        if self.settings.api_token and path.startswith("/api/") and path not in PUBLIC:
+        if self.settings.api_token and needs_token(path):
             authorization = _header(scope, b"authorization") or ""
             scheme, _, presented = authorization.partition(" ")
             access = token_access(self.settings, presented.strip() if scheme.lower() == "bearer" else None)

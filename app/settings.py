@@ -29,6 +29,7 @@ class Settings:
     ws_replay_limit: int
     cancel_wait: float
     log_level: str
+    log_format: str
     watchdog_interval: float
     reconcile_interval: float
     reconcile_grace: float
@@ -46,10 +47,29 @@ class Settings:
     log_lines_max: int
     retention_days: float
     retention_interval: float
+    webhook_url: Secret | None
+    webhook_events: str
+    webhook_secret: Secret | None
+    webhook_max_attempts: int
+    webhook_timeout: float
+    webhook_backoff_base: float
 
 
 def _secret(value: str) -> Secret | None:
     return Secret(value) if value else None
+
+
+def _webhook_events(value: str) -> str:
+    if value not in ("failed", "final"):
+        raise ValueError(f"WEBHOOK_EVENTS must be 'failed' (final failures) or 'final' (every final state), "
+                         f"got {value!r}")
+    return value
+
+
+def _log_format(value: str) -> str:
+    if value not in ("text", "json"):
+        raise ValueError(f"LOG_FORMAT must be 'text' (readable lines) or 'json' (one JSON object per line), got {value!r}")
+    return value
 
 
 def _per_type(cast: Callable[[str], T]) -> Callable[[str], dict[str, T]]:
@@ -84,6 +104,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ws_replay_limit=config("WS_REPLAY_LIMIT", cast=int, default=10_000),
         cancel_wait=config("CANCEL_WAIT", cast=float, default=2.0),
         log_level=config("LOG_LEVEL", default="INFO"),
+        log_format=_log_format(config("LOG_FORMAT", default="text")),
         watchdog_interval=config("WATCHDOG_INTERVAL", cast=float, default=1.0),
         reconcile_interval=config("RECONCILE_INTERVAL", cast=float, default=5.0),
         reconcile_grace=config("RECONCILE_GRACE", cast=float, default=10.0),
@@ -102,4 +123,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         log_lines_max=config("LOG_LINES_MAX", cast=int, default=1000),
         retention_days=config("RETENTION_DAYS", cast=float, default=30.0),
         retention_interval=config("RETENTION_INTERVAL", cast=float, default=600.0),
+        webhook_url=config("WEBHOOK_URL", cast=_secret, default=""),
+        webhook_events=config("WEBHOOK_EVENTS", cast=_webhook_events, default="failed"),
+        webhook_secret=config("WEBHOOK_SECRET", cast=_secret, default=""),
+        webhook_max_attempts=config("WEBHOOK_MAX_ATTEMPTS", cast=int, default=8),
+        webhook_timeout=config("WEBHOOK_TIMEOUT", cast=float, default=10.0),
+        webhook_backoff_base=config("WEBHOOK_BACKOFF_BASE", cast=float, default=1.0),
     )

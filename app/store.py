@@ -6,6 +6,7 @@ touches no row. SQLite runs in WAL mode with a busy timeout on every connection.
 """
 
 import asyncio
+import contextvars
 import dataclasses
 import functools
 import sqlite3
@@ -25,7 +26,16 @@ from app import search
 from app.database import TaskDatabase
 from app.filters import TaskFilter
 from app.status import FINAL, Status
-from app.tables import COUNT_TRIGGER_NAMES, COUNT_TRIGGERS, UTCDateTime, metadata, task_counts, task_logs, tasks
+from app.tables import (
+    COUNT_TRIGGER_NAMES,
+    COUNT_TRIGGERS,
+    UTCDateTime,
+    metadata,
+    task_counts,
+    task_logs,
+    tasks,
+    webhook_deliveries,
+)
 from app.wire import LogLine, TaskDict, TimelineEntry, dumps
 
 T = TypeVar("T")
@@ -90,6 +100,8 @@ class TaskStore:
         self.dialect = database.url.dialect
         # SQLite lets one writer in at a time: there, several changes in one transaction cannot deadlock
         self.one_writer_at_a_time = self.dialect == "sqlite"
+        # Set inside `atomically`'s transaction: work that calls `atomically` again joins it.
+        self._in_transaction = contextvars.ContextVar(f"in_transaction_{id(self)}", default=False)
 
     @classmethod
     @asynccontextmanager
@@ -259,10 +271,16 @@ class TaskStore:
         COMMIT or when COMMIT fails: on SQLite that is the process's only connection (app/sqlite.py),
         with the write lock. On SQLite the write lock is taken at BEGIN (IMMEDIATE): a transaction that
         reads first and writes after another process committed would fail at once with "database is
-        locked" (its snapshot is stale), never waiting in the busy handler."""
+        locked" (its snapshot is stale), never waiting in the busy handler.
+
+        Called from inside such work, it runs `work` as part of that transaction (a change that must be
+        atomic with what it writes beside the task, written within a group commit or alone)."""
+        if self._in_transaction.get():
+            return await work()
         begin = "BEGIN IMMEDIATE" if self.dialect == "sqlite" else "BEGIN"
 
         async def run() -> T:
+            self._in_transaction.set(True)  # in this task's own context only
             async with self._db.connection() as connection:
                 await connection.execute(begin)
                 try:
@@ -496,7 +514,7 @@ class TaskStore:
         return {r["id"]: r["status"] for r in await self._db.fetch_all(query)}
 
     async def delete_finished(self, task_ids: list[str]) -> list[str]:
-        """Remove these tasks (and their log lines) if they are final; returns those removed."""
+        """Remove these tasks (with their log lines and webhook deliveries) if they are final; returns those removed."""
         async def work() -> list[str]:
             records = await self._db.fetch_all(
                 tasks.delete().where(tasks.c.id.in_(task_ids), tasks.c.status.in_(sorted(FINAL)))
@@ -504,6 +522,7 @@ class TaskStore:
             removed = [r["id"] for r in records]
             if removed:
                 await self._db.execute(task_logs.delete().where(task_logs.c.task_id.in_(removed)))
+                await self._db.execute(webhook_deliveries.delete().where(webhook_deliveries.c.task_id.in_(removed)))
             return removed
 
         return await self.atomically(work)

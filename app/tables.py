@@ -65,6 +65,7 @@ tasks = sa.Table(
     sa.Column("run_at", UTCDateTime),  # a delayed or scheduled task's requested start; never earlier
     sa.Column("schedule_id", sa.String(36)),  # the recurring schedule that made this run
     sa.Column("source_task_id", sa.String(36)),  # the task this one re-runs (edited or duplicated)
+    sa.Column("callback_url", sa.String(2000)),  # a webhook for each final state it reaches (app/webhooks.py)
     sa.Index("ix_tasks_created", "created_at", "id"),
     sa.Index("ux_tasks_idempotency_key", "idempotency_key", unique=True),
     sa.Index("ix_tasks_status_created", "status", "created_at", "id"),
@@ -98,6 +99,32 @@ schedules = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Index("ix_schedules_due", "paused", "next_run_at"),
+)
+
+# The webhooks' outbox: one row per (task, final change, hook), written in the transaction of that
+# change; workers claim due rows with a guarded UPDATE (the lease) and record every attempt.
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("task_id", sa.String(36), nullable=False),
+    sa.Column("seq", sa.BigInteger, nullable=False),  # of the change that ended the task
+    sa.Column("hook", sa.String(8), nullable=False),  # task (its callback_url) | global (WEBHOOK_URL)
+    sa.Column("url", sa.String(2000), nullable=False),
+    sa.Column("event", sa.String(32), nullable=False),  # task.succeeded | task.failed | task.cancelled
+    sa.Column("task", JSONColumn, nullable=False),  # the task as that change left it: the body's `task`
+    sa.Column("status", sa.String(16), nullable=False),  # pending | delivered | failed
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", UTCDateTime),  # due then (while pending); a claim moves it to the lease's end
+    sa.Column("leased_by", sa.String(200)),  # the worker sending the current attempt
+    sa.Column("leased_until", UTCDateTime),
+    sa.Column("last_status_code", sa.Integer),
+    sa.Column("last_error", sa.Text),
+    sa.Column("history", JSONColumn, nullable=False),  # every attempt: at, status_code, error, duration_ms
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("delivered_at", UTCDateTime),
+    sa.Index("ux_webhook_deliveries_change", "task_id", "seq", "hook", unique=True),
+    sa.Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
 )
 
 # Lines a task logs while it runs (capped per task by the worker); `id` orders them.

@@ -17,6 +17,7 @@ from app import keys
 from app.attempts import Attempts
 from app.errors import OUTAGES
 from app.heartbeat import live_workers
+from app.logs import about_task
 from app.status import Status
 from app.store import utcnow
 from app.tasks.base import TaskType
@@ -89,10 +90,11 @@ class Watchdog:
             reason = self._judge(task, live, trust_silence)
             if reason is None:
                 continue
-            moved = await self.attempts.recover(task, reason, self.types[task["task_type"]].retry)
-            if moved is not None:
-                log.warning("task %s: %s; now %s", task["id"], reason, moved["status"])
-                recovered.append(moved)
+            with about_task(task["id"], task["attempts"]):  # the lost attempt's lines
+                moved = await self.attempts.recover(task, reason, self.types[task["task_type"]].retry)
+                if moved is not None:
+                    log.warning("task %s: %s; now %s", task["id"], reason, moved["status"])
+                    recovered.append(moved)
         return recovered
 
     async def reconcile(self) -> list[TaskDict]:
@@ -115,9 +117,10 @@ class Watchdog:
             taken_for = self.lock_ttl - lock_left / 1000 if lock_left >= 0 else 0.0
             if queued and taken_for <= self.grace:
                 continue
-            moved = await self.attempts.requeue(task_id, dispatch, "its queued job was lost; queued again",
-                                                status=Status(status))
-            if moved is not None:
-                log.warning("task %s: arq job %s was lost; queued again", task_id, dispatch)
-                requeued.append(moved)
+            with about_task(task_id):
+                moved = await self.attempts.requeue(task_id, dispatch, "its queued job was lost; queued again",
+                                                    status=Status(status))
+                if moved is not None:
+                    log.warning("task %s: arq job %s was lost; queued again", task_id, dispatch)
+                    requeued.append(moved)
         return requeued

@@ -41,6 +41,32 @@ class TaskDict(TypedDict):
     run_at: str | None
     schedule_id: str | None
     source_task_id: str | None
+    callback_url: str | None
+
+
+class WebhookAttempt(TypedDict):
+    attempt: int
+    at: str
+    status_code: int | None  # None: no answer (timeout, connection refused)
+    error: str | None  # None: delivered (a 2xx)
+    duration_ms: float
+
+
+class WebhookDelivery(TypedDict):
+    id: str
+    task_id: str
+    seq: int  # of the change that ended the task
+    hook: str  # task (its callback_url) | global (WEBHOOK_URL)
+    url: str  # the global hook's only up to its host
+    event: str
+    status: str  # pending | delivered | failed
+    attempts: int
+    next_attempt_at: str | None
+    last_status_code: int | None
+    last_error: str | None
+    created_at: str
+    delivered_at: str | None
+    history: list[WebhookAttempt]
 
 
 class LogLine(TypedDict):

@@ -19,8 +19,10 @@ from app.attempts import Attempts
 from app.changes import Changes
 from app.connections import deserialize_job, serialize_job
 from app.errors import OUTAGES
+from app.figures import sample_depth_forever
 from app.heartbeat import Heartbeat
 from app.jobs import promote_forever
+from app.logs import about_task, configure_logging
 from app.newtask import TIMEOUT
 from app.pubsub import BACKOFF_MAX, BACKOFF_MIN, follow
 from app.retention import retain_forever
@@ -32,6 +34,8 @@ from app.tasks import configure
 from app.tasks.base import TaskType
 from app.uploads import upload_store
 from app.watchdog import Watchdog
+from app.webhook_sender import WebhookSender
+from app.webhooks import NUDGE, Hooks, check_settings
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +52,12 @@ async def run_task(ctx: dict[str, Any], task_id: str, dispatch: int) -> dict[str
     return await runner.run(task_id, dispatch)
 
 
-def _on_control(runner: Runner, channel: str, message: str | None) -> None:
+def _on_control(runner: Runner, sender: WebhookSender | None, channel: str, message: str | None) -> None:
     if message is None:
+        return
+    if message == NUDGE:
+        if sender is not None:
+            sender.wake()
         return
     command, _, task_id = message.partition("|")
     if command == "cancel":
@@ -61,7 +69,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     stack = ctx["stack"] = AsyncExitStack()
     store = await stack.enter_async_context(TaskStore.open(str(settings.database_url)))
     redis = ctx["redis"]
-    changes = ctx["changes"] = Changes(store, redis)
+    changes = ctx["changes"] = Changes(store, redis, Hooks.from_settings(settings))
     await changes.sync_seq()
     attempts = Attempts(changes)
     types = configure(settings.task_timeouts, settings.task_max_attempts)
@@ -77,28 +85,36 @@ async def startup(ctx: dict[str, Any]) -> None:
         {"id": worker_id, "host": socket.gethostname(), "pid": os.getpid(), "started": time.time(),
          "queues": [settings.queue_name], "concurrency": settings.worker_concurrency},
         interval=settings.heartbeat_interval, ttl=settings.heartbeat_ttl, running=runner.running,
+        counts=runner.counts,
     )
     await heartbeat.beat()
     subscribed = asyncio.Event()
+    # Only a worker that can sign sends webhooks (app/webhooks.py); without WEBHOOK_SECRET they wait for one that can.
+    sender = WebhookSender(changes.webhooks, worker_id, settings) if settings.webhook_secret else None
 
     async def on_subscribed() -> None:
         # Signals sent while the subscription was down are lost: look at the flags instead.
         for task_id in runner.running():
             if await redis.exists(keys.cancel_key(task_id)):
                 runner.cancel(task_id)
+        if sender is not None:
+            sender.wake()  # and at the outbox, for nudges missed
         subscribed.set()
 
     ctx["background"] = [
         asyncio.create_task(heartbeat.run(), name="heartbeat"),
         asyncio.create_task(watchdog.run(), name="watchdog"),
         asyncio.create_task(promote_forever(changes.jobs), name="promote-due"),
+        asyncio.create_task(sample_depth_forever(redis, store, settings.queue_name), name="queue-depth-sample"),
         asyncio.create_task(Scheduler(store, redis).run(), name="schedules"),
         asyncio.create_task(
-            follow(redis, [keys.CONTROL], lambda channel, m: _on_control(runner, channel, m),
+            follow(redis, [keys.CONTROL], lambda channel, m: _on_control(runner, sender, channel, m),
                    on_subscribed=on_subscribed),
             name="control-listener",
         ),
     ]
+    if sender is not None:
+        ctx["background"].append(asyncio.create_task(sender.run(), name="webhooks"))
     if settings.retention_days > 0:
         ctx["background"].append(asyncio.create_task(
             retain_forever(changes, settings.data_dir, settings.retention_days, settings.retention_interval),
@@ -123,6 +139,7 @@ async def shutdown(ctx: dict[str, Any]) -> None:
 
 
 def build_worker_settings(settings: Settings) -> type:
+    check_settings(settings)  # refuses, at start, a global webhook that could not be signed
     types = configure(settings.task_timeouts, settings.task_max_attempts)
 
     class WorkerSettings:
@@ -169,6 +186,12 @@ class ResilientWorker(Worker):
         else:
             self._backoff = BACKOFF_MIN
 
+    async def run_job(self, job_id: str, score: int) -> None:
+        # arq's own lines about the job (started, ended, expired) name its task (app/keys.py: job ids
+        # are <task_id>:<dispatch>); the attempt shows on them once the task claims it.
+        with about_task(job_id.rpartition(":")[0]):
+            await super().run_job(job_id, score)
+
     def handle_sig_wait_for_completion(self, signum: signal.Signals) -> None:
         # The same stop often arrives twice (honcho signals the process group, and app.respawn
         # passes its own on): the first starts the graceful stop, a repeat must not start another.
@@ -201,5 +224,5 @@ def create_worker(settings: Settings, **overrides: Any) -> ResilientWorker:
 
 def main() -> None:
     settings = load_settings()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings, "worker")
     create_worker(settings).run()

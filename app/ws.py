@@ -21,7 +21,8 @@ from app.wire import Event, dumps, hello_frame, logs_frame, task_frame, websocke
 MAX_CLIENT_MESSAGE = 1024  # bytes; clients only ever send small control messages
 AUTH_WAIT = 5.0  # seconds a client has to authenticate
 LOG_HISTORY = 5000  # most stored log lines sent when a client starts following a task
-CLIENT_MESSAGES = 'unknown message; send {"type": "ping"} or {"type": "logs", "task_id": <id or null>}'
+CLIENT_MESSAGES = ('unknown message; send {"type": "ping"}, {"type": "logs", "task_id": <id or null>} '
+                   'or {"type": "workers", "follow": <true or false>}')
 
 
 def _since(websocket: WebSocket) -> int | None:
@@ -71,6 +72,8 @@ async def _receive(websocket: WebSocket, queue: ClientQueue, hub: EventHub, stor
             queue.put_frame(dumps({"type": "pong", "seq": hub.head}))
         elif kind == "logs" and (message["task_id"] is None or _is_task_id(message["task_id"])):
             await _watch_logs(queue, store, message["task_id"])
+        elif kind == "workers" and isinstance(message.get("follow", True), bool):
+            hub.follow_workers(queue, message.get("follow", True))
         else:
             queue.put_frame(dumps({"type": "error", "detail": CLIENT_MESSAGES}))
 

@@ -38,7 +38,7 @@ def empty_postgres(url: str) -> None:
     async def drop() -> None:
         conn = await asyncpg.connect(url)
         try:
-            await conn.execute("DROP TABLE IF EXISTS tasks, task_logs, schedules")
+            await conn.execute("DROP TABLE IF EXISTS tasks, task_logs, schedules, webhook_deliveries")
         finally:
             await conn.close()
 

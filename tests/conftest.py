@@ -43,7 +43,7 @@ async def _reset_postgres(url: str) -> None:
 
     conn = await asyncpg.connect(url)
     try:
-        await conn.execute("DROP TABLE IF EXISTS tasks, task_logs, schedules")
+        await conn.execute("DROP TABLE IF EXISTS tasks, task_logs, schedules, webhook_deliveries")
     finally:
         await conn.close()
 

@@ -69,6 +69,9 @@ export function createApi(auth = NO_AUTH) {
     /** @param {string} query from url.listQuery */
     listTasks: (query) => call('GET', `/api/tasks/${query}`),
     stats: () => call('GET', '/api/stats'),
+    workers: () => call('GET', '/api/workers'),
+    /** @param {'hour'|'day'} window */
+    series: (window) => call('GET', `/api/metrics/series?window=${window}`),
     getTask: (id) => call('GET', task(id)),
     /** @param {Record<string, unknown>} [options] priority, run_at or delay, beside the parameters */
     submit: (taskType, parameters, options = {}) =>
@@ -85,6 +88,7 @@ export function createApi(auth = NO_AUTH) {
     deleteSchedule: (id) => call('DELETE', schedule(id)),
     runSchedule: (id) => call('POST', `${schedule(id)}/run`),
     logs: (id, after) => call('GET', `${task(id)}/logs?after=${after}&limit=${LOG_PAGE}`),
+    webhooks: (id) => call('GET', `${task(id)}/webhooks`),
     /** The file itself is the body, sent as `type`; the server checks its bytes against that type. */
     upload: (file, type) => call('POST', `/api/uploads?filename=${encodeURIComponent(file.name)}`, { body: file, type }),
     /** A file the task produced, as a Blob (an <img> or a link cannot send the token itself). */

@@ -3,6 +3,7 @@
 import { createApi } from './api.js';
 import { TokenGate, TokenKeeper, sessionStore } from './auth.js';
 import { BulkBar } from './bulk.js';
+import { ChartsPanel } from './charts.js';
 import { Dashboard } from './dashboard.js';
 import { DetailPanel } from './detail.js';
 import { FilterBar } from './filterbar.js';
@@ -12,6 +13,7 @@ import { Connection } from './socket.js';
 import { Store } from './store.js';
 import { TokenDialog } from './tokendialog.js';
 import { Counters, TaskList, renderConnection } from './views.js';
+import { WorkersPanel } from './workers.js';
 
 const $ = (id) => document.getElementById(id);
 // The token, asked for on the first 401 (or refused socket) and kept for this tab's session.
@@ -27,7 +29,7 @@ tokenDialog.bindForget(() => {
 });
 tokenDialog.showStored(Boolean(keeper.token));
 
-const detail = new DetailPanel($('detail'), { withToken: () => Boolean(keeper.token), fetch: api.artifact });
+const detail = new DetailPanel($('detail'), { withToken: () => Boolean(keeper.token), fetch: api.artifact }, api.webhooks);
 // `connection` is declared below, before anything (dashboard.fromUrl first) can send.
 const logs = new LogFollower({ api, send: (message) => connection.send(message), view: detail.log });
 const list = new TaskList(document);
@@ -45,11 +47,23 @@ dashboard.detail.bindClose(() => dashboard.closeTask());
 dashboard.detail.bindActions((action, id) => dashboard.act(action, id));
 dashboard.detail.bindOpen((id) => dashboard.openTask(id));
 window.addEventListener('popstate', () => dashboard.fromUrl());
+const workers = new WorkersPanel($('workers'), { api });
+workers.bindOpen((id) => dashboard.openTask(id));
+const charts = new ChartsPanel($('charts'), { api });
+charts.bind();
 
 const socketUrl = (since) => `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws${since === null ? '' : `?since=${since}`}`;
 const connection = new Connection({
-  url: socketUrl, onMessage: (m) => dashboard.onMessage(m), onState: (s) => dashboard.onState(s),
-  onHello: (info) => dashboard.onHello(info), poll: () => dashboard.poll(),
+  url: socketUrl, onMessage: (m) => [dashboard, workers, charts].forEach((part) => part.onMessage(m)),
+  onState: (s) => dashboard.onState(s),
+  // Every (re)connect: heartbeats asked for again, and what the socket missed reloaded.
+  onHello: (info) => {
+    dashboard.onHello(info);
+    connection.send({ type: 'workers' });
+    workers.load().catch(() => {});
+    charts.refresh().catch(() => {});
+  },
+  poll: () => Promise.all([dashboard.poll(), workers.load(), charts.refresh()]),
   token: auth.token, onAuthRefused: auth.refused,
 });
 keeper.onChange((token) => {
@@ -58,7 +72,8 @@ keeper.onChange((token) => {
 });
 dashboard.fromUrl();
 connection.start();
-setInterval(() => dashboard.tick(), 1000); // one shared timer for every live run time
+// One shared timer: live run times, heartbeat ages (and lost workers), the charts' moving time axis.
+setInterval(() => [dashboard, workers, charts].forEach((part) => part.tick()), 1000);
 
 // On a phone the list comes first: the form starts folded.
 if (matchMedia('(max-width: 720px)').matches) $('submit-form').closest('details').open = false;

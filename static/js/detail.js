@@ -1,12 +1,13 @@
 // The task detail side panel: every field, the estimate or queue position, the files it produced,
 // its log, JSON blocks, the timeline, its lineage (re-run of, re-runs), Cancel, Retry, Run again
-// with changes and Duplicate with their outcome.
+// with changes and Duplicate with their outcome, its webhook deliveries.
 
 import { artifactItems, artifactsOf } from './artifacts.js';
 import { h, setAttr, setText } from './dom.js';
 import { formatDuration, formatJson, formatTimestamp, runTime } from './format.js';
 import { LogView } from './logview.js';
 import { badge, priorityBadge, progressBar, setBadge, setPriority, setProgress, waitLine } from './views.js';
+import { WebhookView } from './webhooks.js';
 
 const CANCELLABLE = ['PENDING', 'RETRYING', 'RUNNING'];
 const RETRYABLE = ['FAILED', 'CANCELLED'];
@@ -24,13 +25,15 @@ export class DetailPanel {
    * @param {HTMLElement} el
    * @param {{withToken: () => boolean, fetch: (id: string, name: string) => Promise<Blob>}} [files] how
    *   a task's files load while a token is in use (fetched with it); without one, plain URLs do
+   * @param {((id: string) => Promise<{deliveries: object[]}>)|null} [webhooks] a task's webhook deliveries
    */
-  constructor(el, files = { withToken: () => false, fetch: null }) {
+  constructor(el, files = { withToken: () => false, fetch: null }, webhooks = null) {
     this.el = el;
     this.task = null;
     this.files = files;
     this.objectUrls = [];
     this.log = new LogView(); // filled by the LogFollower, not by update()
+    this.webhooks = new WebhookView(webhooks);
     this.build();
   }
 
@@ -60,7 +63,7 @@ export class DetailPanel {
         h('div', { class: 'detail-status' }, r.badge, r.progress, r.wait), r.stage,
         h('div', { class: 'actions' }, r.cancel, r.retry, r.edit, r.duplicate), r.outcome,
         h('dl', { class: 'fields' }, FIELDS.map(([name, label]) => [h('dt', {}, label), h('dd', {}, r.fields.get(name))])),
-        r.lineage, r.errorSection, r.filesSection, section('Log', this.log.el),
+        r.lineage, r.errorSection, r.filesSection, this.webhooks.el, section('Log', this.log.el),
         section('Result', r.result), section('Parameters', r.parameters),
         section('History', r.timeline)));
     this.showReruns([], 0);
@@ -86,6 +89,7 @@ export class DetailPanel {
     this.id = null;
     this.task = null;
     this.revokeFiles();
+    this.webhooks.stop();
   }
 
   /** Shows the latest state of the open task; the costly parts only when they can have changed. */
@@ -106,6 +110,7 @@ export class DetailPanel {
     const key = `${task.status}/${task.timeline.length}`;
     if (this.shown === key) return;
     this.shown = key;
+    this.webhooks.refresh(task.id); // a final state is what makes deliveries
     r.errorSection.hidden = !task.error_message;
     setText(r.error, task.error_message || '');
     setText(r.result, formatJson(task.result_data));

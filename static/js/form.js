@@ -118,12 +118,13 @@ export function localToIso(value) {
 const refuse = (field, message) => { throw Object.assign(new Error(message), { field }); };
 
 /**
- * The submit options from the form's controls: the priority, and `run_at` or `delay` by the start
- * chosen (none for "now"). Errors name the field, like the server's.
- * @param {{priority: string, start: 'now'|'at'|'after', at: string, delay: string}} chosen
+ * The submit options from the form's controls: the priority, `run_at` or `delay` by the start
+ * chosen (none for "now"), and a callback URL if one is given. Errors name the field, like the server's.
+ * @param {{priority: string, start: 'now'|'at'|'after', at: string, delay: string, callback?: string}} chosen
  */
-export function readOptions({ priority, start, at, delay }) {
+export function readOptions({ priority, start, at, delay, callback = '' }) {
   const options = { priority };
+  if (callback.trim()) options.callback_url = callback.trim();
   if (start === 'at') options.run_at = localToIso(at) ?? refuse('run_at', 'choose a date and time');
   if (start === 'after') {
     const seconds = delay.trim() === '' ? NaN : Number(delay);
@@ -131,6 +132,16 @@ export function readOptions({ priority, start, at, delay }) {
     options.delay = seconds;
   }
   return options;
+}
+
+/** The callback URL option, added beside the others: a signed POST on each final state of the task. */
+function callbackField(options) {
+  const input = h('input', { id: 'opt-callback_url', name: 'callback_url', type: 'url', maxlength: 2000,
+    placeholder: 'https://example.com/hook', spellcheck: 'false', autocomplete: 'off' });
+  options.append(h('div', { class: 'field' }, h('label', { for: 'opt-callback_url' }, 'Callback URL'), input,
+    h('p', { class: 'hint' }, 'Optional: gets a signed POST when the task ends (needs WEBHOOK_SECRET on the server).'),
+    h('p', { class: 'field-error', 'data-error-for': 'callback_url', role: 'alert' })));
+  return input;
 }
 
 const RETRY_TYPES = 3000; // ms between attempts to fetch the task types while the server is unreachable
@@ -161,6 +172,7 @@ export class SubmitForm {
     this.start = form.querySelector('#opt-start');
     this.runAt = form.querySelector('#opt-run_at');
     this.delay = form.querySelector('#opt-delay');
+    this.callback = callbackField(form.querySelector('.options'));
     this.banner = form.querySelector('#rerun-banner');
     this.submitButton = form.querySelector('[data-submit]');
     this.rerunOf = null; // the task a submit re-runs, while the form is filled from it
@@ -193,7 +205,11 @@ export class SubmitForm {
   }
 
   options() {
-    return readOptions({ priority: this.priority.value, start: this.start.value, at: this.runAt.value, delay: this.delay.value });
+    const options = readOptions({ priority: this.priority.value, start: this.start.value, at: this.runAt.value,
+      delay: this.delay.value, callback: this.callback.value });
+    // a re-run keeps its source's callback unless told otherwise: an emptied field drops it
+    if (this.rerunOf && !('callback_url' in options)) options.callback_url = null;
+    return options;
   }
 
   /** "Run again with changes": the form filled from `task`; a submit then re-runs it (its type stays). */
@@ -203,6 +219,7 @@ export class SubmitForm {
     this.select.disabled = true;
     this.showType(task.parameters);
     this.priority.value = task.priority || 'default';
+    this.callback.value = task.callback_url || '';
     this.start.value = 'now';
     this.showStart();
     setText(this.banner.querySelector('[data-rerun-of]'), task.id);
@@ -221,6 +238,7 @@ export class SubmitForm {
     this.select.disabled = false;
     this.banner.hidden = true;
     setText(this.submitButton, 'Submit task');
+    this.callback.value = '';
     this.showType();
   }
 

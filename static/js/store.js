@@ -10,7 +10,7 @@
  *   completed_at: string|null, updated_at: string, attempts: number, dispatch: number,
  *   seq: number, cancel_requested: boolean, worker: string|null, timeline: TimelineEntry[],
  *   next_run_at: string|null, queue_position?: number|null, priority: 'high'|'default'|'low',
- *   run_at: string|null, schedule_id: string|null, source_task_id: string|null
+ *   run_at: string|null, schedule_id: string|null, source_task_id: string|null, callback_url: string|null
  * }} Task  mirrors the server's TaskDict (app/wire.py); `queue_position` only in REST answers
  * @typedef {{status: string, task_type: string, q: string, text?: string, from?: string, to?: string,
  *   priority?: string, page: number, task: string}} Filters  `from`/`to`: UTC days, both included

@@ -1,0 +1,80 @@
+"""The webhooks' outbox, beside the task store and on its database: deliveries written in the
+transaction of the change that ended their task, claimed by one worker at a time (a guarded UPDATE
+that leases the row), each attempt recorded by the lease's holder only."""
+
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from app.store import TaskStore
+from app.tables import webhook_deliveries as deliveries
+from app.webhooks import EVENTS, shown_url
+from app.wire import TaskDict, WebhookAttempt, WebhookDelivery
+
+PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
+DATETIME_FIELDS = ("next_attempt_at", "created_at", "delivered_at")
+
+
+def _delivery(record: Mapping[str, Any]) -> WebhookDelivery:
+    shown: dict[str, Any] = {name: record[name] for name in WebhookDelivery.__annotations__}
+    for name in DATETIME_FIELDS:
+        if shown[name] is not None:
+            shown[name] = shown[name].astimezone(UTC).isoformat()
+    shown["url"] = shown_url(record["hook"], record["url"])
+    return shown  # type: ignore[return-value]
+
+
+class WebhookStore:
+    def __init__(self, store: TaskStore) -> None:
+        self.store = store
+        self._db = store._db  # the task store's connection: on SQLite the process's only one
+
+    async def add(self, tasks: list[tuple[TaskDict, list[tuple[str, str]]]], now: datetime) -> int:
+        """A pending delivery for each (hook, url) of each task, due now; returns how many."""
+        rows = [{"id": uuid.uuid4().hex, "task_id": task["id"], "seq": task["seq"], "hook": hook, "url": url,
+                 "event": EVENTS[task["status"]], "task": task, "status": PENDING, "attempts": 0,
+                 "next_attempt_at": now, "history": [], "created_at": now}
+                for task, targets in tasks for hook, url in targets]
+        if rows:
+            await self._db.execute(deliveries.insert().values(rows))
+        return len(rows)
+
+    async def for_task(self, task_id: str) -> list[WebhookDelivery]:
+        query = (deliveries.select().where(deliveries.c.task_id == task_id)
+                 .order_by(deliveries.c.created_at, deliveries.c.hook))
+        return [_delivery(r) for r in await self._db.fetch_all(query)]
+
+    async def due(self, now: datetime, limit: int) -> list[str]:
+        """Ids of pending deliveries due by `now`, the longest waiting first (a leased one is due only
+        when its lease ends: the claim moved `next_attempt_at` there)."""
+        query = (sa.select(deliveries.c.id).where(deliveries.c.status == PENDING, deliveries.c.next_attempt_at <= now)
+                 .order_by(deliveries.c.next_attempt_at).limit(limit))
+        return [r["id"] for r in await self._db.fetch_all(query)]
+
+    async def claim(self, delivery_id: str, worker: str, now: datetime, until: datetime) -> dict[str, Any] | None:
+        """Take the next attempt of a due delivery, leased to `worker` until `until`; None if another
+        worker took it first (or it is no longer due)."""
+        stmt = (deliveries.update()
+                .where(deliveries.c.id == delivery_id, deliveries.c.status == PENDING,
+                       deliveries.c.next_attempt_at <= now)
+                .values(attempts=deliveries.c.attempts + 1, leased_by=worker, leased_until=until, next_attempt_at=until)
+                .returning(*deliveries.c))
+        record = await self._db.fetch_one(stmt)
+        return {column.name: record[column.name] for column in deliveries.columns} if record else None
+
+    async def record(self, claimed: Mapping[str, Any], attempt: WebhookAttempt, status: str,
+                     next_attempt_at: datetime | None) -> bool:
+        """The outcome of a claimed attempt, by the lease's holder; False if its lease was lost (it
+        ran out and another worker took the delivery on) or the delivery was removed with its task."""
+        now = datetime.fromisoformat(attempt["at"])
+        stmt = (deliveries.update()
+                .where(deliveries.c.id == claimed["id"], deliveries.c.status == PENDING,
+                       deliveries.c.leased_by == claimed["leased_by"], deliveries.c.attempts == claimed["attempts"])
+                .values(status=status, next_attempt_at=next_attempt_at, leased_by=None, leased_until=None,
+                        last_status_code=attempt["status_code"], last_error=attempt["error"],
+                        history=[*claimed["history"], attempt], delivered_at=now if status == DELIVERED else None)
+                .returning(deliveries.c.id))
+        return await self._db.fetch_one(stmt) is not None
