@@ -92,9 +92,9 @@ def _wait_gone(pid: int, timeout: float) -> bool:
     return True
 
 
-def _answers_ping(port: int) -> bool:
+def _answers_ping(port: int, host: str = "127.0.0.1") -> bool:
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1.0) as sock:
+        with socket.create_connection((host, port), timeout=1.0) as sock:
             sock.sendall(b"PING\r\n")
             # While loading its AOF, Redis answers -LOADING: not ready yet.
             return sock.recv(64).startswith(b"+PONG")
@@ -103,10 +103,13 @@ def _answers_ping(port: int) -> bool:
 
 
 class RedisServer:
-    """One redis-server on 127.0.0.1:`port` with its files in `data_dir`; `start()`, `stop()` repeatable."""
+    """One redis-server on `host`:`port` (loopback unless told otherwise) with its files in `data_dir`;
+    `start()`, `stop()` repeatable."""
 
-    def __init__(self, port: int, data_dir: Path, *, appendonly: bool, binary: str | None = None) -> None:
+    def __init__(self, port: int, data_dir: Path, *, appendonly: bool, binary: str | None = None,
+                 host: str = "127.0.0.1") -> None:
         self.port = port
+        self.host = host
         # Absolute: redis-server changes into --dir before it opens the logfile and pidfile.
         self.data_dir = data_dir.absolute()
         self.appendonly = appendonly
@@ -115,7 +118,7 @@ class RedisServer:
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return f"redis://{self.host}:{self.port}/0"
 
     @property
     def pidfile(self) -> Path:
@@ -128,7 +131,7 @@ class RedisServer:
     def command(self) -> list[str]:
         return [
             self.binary,
-            "--bind", "127.0.0.1",
+            "--bind", self.host,
             "--port", str(self.port),
             "--dir", str(self.data_dir),
             "--appendonly", "yes" if self.appendonly else "no",
@@ -158,7 +161,7 @@ class RedisServer:
 
     def _wait_until_ready(self, process: subprocess.Popen[bytes]) -> None:
         deadline = time.monotonic() + START_TIMEOUT
-        while not _answers_ping(self.port):
+        while not _answers_ping(self.port, self.host):
             if process.poll() is not None:
                 raise RuntimeError(
                     f"redis-server on port {self.port} exited with code {process.returncode}.\n"

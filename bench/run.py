@@ -12,7 +12,8 @@ import traceback
 
 from bench.report import Options, Row, table
 
-SCENARIOS = ("drain", "submit", "latency", "scheduling", "fanout", "ws_memory", "listing", "search", "dashboard")
+SCENARIOS = ("drain", "submit", "latency", "scheduling", "fanout", "ws_memory", "listing", "search", "dashboard",
+             "scaleout")
 
 
 def main(names: list[str]) -> int:
