@@ -1,6 +1,5 @@
 """`GET /api/workers`: each worker from its last heartbeat, live, lost (silent past its deadline) or stopped."""
 
-import json
 import time
 from typing import Any, Literal, TypedDict
 
@@ -10,6 +9,7 @@ from starlette.responses import JSONResponse
 
 from app import keys
 from app.errors import OUTAGES, Unavailable
+from app.liveset import members
 
 WorkerState = Literal["live", "lost", "stopped"]
 
@@ -42,10 +42,8 @@ def describe(worker_id: str, beat: dict[str, Any], deadline: float, now: float) 
 
 async def all_workers(redis: Redis, now: float) -> list[WorkerDict]:
     """Every worker still in the heartbeat set, oldest first (a worker keeps its place when it is lost)."""
-    entries = await redis.zrange(keys.WORKERS, 0, -1, withscores=True)
-    beats = await redis.mget([keys.worker_key(member.decode()) for member, _ in entries]) if entries else []
-    workers = [describe(member.decode(), json.loads(beat), deadline, now)
-               for (member, deadline), beat in zip(entries, beats, strict=True)
+    workers = [describe(worker, beat, deadline, now)
+               for worker, deadline, beat in await members(redis, keys.WORKERS, keys.worker_key)
                if beat is not None]  # its description expired between the two reads
     return sorted(workers, key=lambda worker: (worker["started"], worker["id"]))
 

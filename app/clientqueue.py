@@ -1,4 +1,5 @@
-"""One WebSocket client's outbox: bounded, progress coalesced per task, status changes kept."""
+"""One WebSocket client's outbox: bounded, progress coalesced per task (heartbeats per worker), status
+changes kept."""
 
 import asyncio
 
@@ -24,8 +25,9 @@ class ClientQueue:
     def __init__(self, maxsize: int) -> None:
         self.maxsize = maxsize
         # Keys: a task id (str) for its pending progress, a seq (int > 0) for a change kept as it is,
-        # -n for our own n-th frame: plain values, no tuple to build and hash per client per event.
-        self._items: dict[str | int, Item] = {}
+        # -n for our own n-th frame: plain values, no tuple to build and hash per client per event;
+        # ("beat", worker id) for a worker's pending heartbeat (one per worker per interval, not per event).
+        self._items: dict[str | int | tuple[str, str], Item] = {}
         self._ready = asyncio.Event()
         self._closed: Closed | None = None
         self._frames = 0
@@ -42,11 +44,18 @@ class ClientQueue:
             self.close(1013, "client too slow; resume with ?since=<last seq>")
         self._ready.set()
 
-    def put_frame(self, frame: str) -> None:
+    def put_frame(self, frame: str, supersedes: str | None = None) -> None:
+        """Our own frame; with `supersedes` (a worker's id) it replaces that worker's pending frame,
+        at the end, as progress does: each heartbeat carries the worker's whole state."""
         if self._closed:
             return
-        self._frames += 1
-        self._items[-self._frames] = frame
+        if supersedes is None:
+            self._frames += 1
+            self._items[-self._frames] = frame
+        else:
+            key = ("beat", supersedes)
+            self._items.pop(key, None)
+            self._items[key] = frame
         if len(self._items) > self.maxsize:
             self.close(1013, "client too slow; resume with ?since=<last seq>")
         self._ready.set()

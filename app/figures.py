@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 from app import keys
 from app.errors import OUTAGES
 from app.jobs import BAND_MS, BANDS, Priority, delayed_key
+from app.liveset import members
 from app.metrics import MINUTE_TTL, minute_key
 from app.store import TaskStore
 
@@ -128,6 +129,5 @@ class WebFigures:
 
 async def live_webs(redis: Redis) -> dict[str, dict[str, Any]]:
     """Each live web process's id → its last figures."""
-    ids = [member.decode() for member in await redis.zrangebyscore(keys.WEBS, time.time(), "+inf")]
-    states = await redis.mget([keys.web_key(web) for web in ids]) if ids else []
-    return {web: json.loads(state) for web, state in zip(ids, states, strict=True) if state}
+    return {web: figures for web, _, figures in await members(redis, keys.WEBS, keys.web_key, live_at=time.time())
+            if figures is not None}

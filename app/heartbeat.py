@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 
 from app import keys
 from app.errors import OUTAGES
+from app.liveset import members
 from app.wire import dumps
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ class Heartbeat:
             pipe.set(keys.worker_key(self.worker_id), json.dumps(state), px=int((self.ttl + FORGET_AFTER) * 1000))
             pipe.zadd(keys.WORKERS, {self.worker_id: now + self.ttl})
             pipe.zremrangebyscore(keys.WORKERS, "-inf", now - FORGET_AFTER)
-            pipe.publish(keys.WORKER_BEATS, worker_frame({**state, "state": "live"}, self.ttl))
+            pipe.publish(keys.WORKER_BEATS, worker_frame(self.worker_id, {**state, "state": "live"}, self.ttl))
             await pipe.execute()
 
     async def run(self) -> None:
@@ -67,18 +68,17 @@ class Heartbeat:
             pipe.set(keys.worker_key(self.worker_id), json.dumps(state), px=int(STOPPED_KEEP * 1000))
             # Scored as a deadline long past: never live, and pruned with the silent ones STOPPED_KEEP from now.
             pipe.zadd(keys.WORKERS, {self.worker_id: now + STOPPED_KEEP - FORGET_AFTER})
-            pipe.publish(keys.WORKER_BEATS, worker_frame({**state, "state": "stopped"}, self.ttl))
+            pipe.publish(keys.WORKER_BEATS, worker_frame(self.worker_id, {**state, "state": "stopped"}, self.ttl))
             await pipe.execute()
 
 
-def worker_frame(worker: dict[str, Any], ttl: float) -> str:
-    """The WebSocket message of one heartbeat: the web processes forward it as it is."""
-    return dumps({"type": "worker", "worker": worker, "ttl": ttl})
+def worker_frame(worker_id: str, worker: dict[str, Any], ttl: float) -> str:
+    """One heartbeat as published, `<worker id>|<WebSocket message>`: the web processes forward the
+    message as it is, and by the id keep only a worker's latest beat for a client that is behind."""
+    return f"{worker_id}|{dumps({'type': 'worker', 'worker': worker, 'ttl': ttl})}"
 
 
 async def live_workers(redis: Redis) -> dict[str, dict[str, Any]]:
     """Each live worker's id → its last heartbeat (host, pid, queues, the tasks it runs, …)."""
-    ids = [member.decode() for member in await redis.zrangebyscore(keys.WORKERS, time.time(), "+inf")]
-    states = await redis.mget([keys.worker_key(worker) for worker in ids]) if ids else []
-    return {worker: json.loads(state) if state else {"id": worker, "running": []}
-            for worker, state in zip(ids, states, strict=True)}
+    return {worker: beat or {"id": worker, "running": []}
+            for worker, _, beat in await members(redis, keys.WORKERS, keys.worker_key, live_at=time.time())}

@@ -91,8 +91,9 @@ class EventHub:
                     client.put_frame(frame)
             return
         if channel == keys.WORKER_BEATS and data is not None:
+            worker_id, _, frame = data.partition("|")
             for client in self.beat_clients:
-                client.put_frame(data)
+                client.put_frame(frame, supersedes=worker_id)  # a client that is behind needs only the latest
             return
         released = self.order.push(decode_event(data)) if data is not None else []
         for event in released + self.order.due():

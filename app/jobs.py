@@ -53,18 +53,23 @@ def queue_score(priority: str, due_ms: int) -> int:
 
 
 # KEYS: the queue, then the N job keys; ARGV: expiry beyond the due time (ms), now (ms), the events
-# channel, then for each job: id, serialised job, due time (ms), target (queue or delayed set),
-# score, then the events to publish (any number). One round trip, atomic like arq's MULTI.
+# channel, the number of events E, then for each job: id, serialised job, due time (ms), target
+# (queue or delayed set), score, then the E events to publish, then the figures to add (hash, field,
+# amount: app/metrics.py). One round trip, atomic like arq's MULTI: the figures count only what was
+# queued.
 WRITE = """
 local now = tonumber(ARGV[2])
 local n = #KEYS - 1
 for i = 1, n do
-  local at = 3 + (i - 1) * 5
+  local at = 4 + (i - 1) * 5
   local due = tonumber(ARGV[at + 3])
   redis.call('PSETEX', KEYS[i + 1], math.max(due - now, 0) + tonumber(ARGV[1]), ARGV[at + 2])
   redis.call('ZADD', ARGV[at + 4], ARGV[at + 5], ARGV[at + 1])
 end
-for i = 4 + n * 5, #ARGV do redis.call('PUBLISH', ARGV[3], ARGV[i]) end
+local events = 5 + n * 5
+local figures = events + tonumber(ARGV[4])
+for i = events, figures - 1 do redis.call('PUBLISH', ARGV[3], ARGV[i]) end
+for i = figures, #ARGV, 3 do redis.call('HINCRBY', ARGV[i], ARGV[i + 1], ARGV[i + 2]) end
 return n
 """
 
@@ -109,9 +114,9 @@ class Jobs:
                     tally: Tally | None = None) -> None:
         """Queue a job for each task's current dispatch (after `defer_ms`, or at its `next_run_at`
         if later: a scheduled task's start), then publish `events`; all in one script, with the
-        figures of `tally` (app/metrics.py) in the same transaction."""
+        figures of `tally` (app/metrics.py: counts only)."""
         now = timestamp_ms()
-        args: list[str | int | bytes] = [self.redis.expires_extra_ms, now, keys.EVENTS]
+        args: list[str | int | bytes] = [self.redis.expires_extra_ms, now, keys.EVENTS, len(events)]
         job_keys = []
         for task in tasks:
             job = keys.job_id(task["id"], task["dispatch"])
@@ -124,14 +129,8 @@ class Jobs:
                                        serializer=self.redis.job_serializer)
             args += [job, serialized, due, target, score]
             job_keys.append(keys.ARQ_JOB_PREFIX + job)
-        if not tally:
-            await self._write(keys=[self.queue, *job_keys], args=[*args, *events])
-            return
-        # EVAL, not the registered script's EVALSHA: a pipeline would first ask whether it is loaded.
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.eval(WRITE, 1 + len(job_keys), self.queue, *job_keys, *args, *events)
-            tally.write(pipe)
-            await pipe.execute()
+        figures = [value for increment in (tally.increments() if tally else []) for value in increment]
+        await self._write(keys=[self.queue, *job_keys], args=[*args, *events, *figures])
 
     async def promote(self) -> tuple[int, float | None]:
         """Move due delayed jobs into the queue: (jobs moved, seconds until the next is due)."""

@@ -81,10 +81,14 @@ class TaskLifecycle:
     async def rerun(self, task_id: str, changes: Mapping[str, Any]) -> TaskDict:
         """A new task from an earlier one, linked to it: its parameters and options, with `changes`
         (any of parameters, priority, max_attempts, timeout, run_at, delay, callback_url) applied; the
-        earlier task is left as it is."""
+        earlier task is left as it is. Only a `callback_url` in `changes` is checked (422): one inherited
+        is kept while this server would still take it (WEBHOOK_SECRET set, the address allowed), and
+        dropped otherwise, since the caller never sent it."""
         source = await self.get(task_id)
         options = {"priority": source["priority"], "max_attempts": source["max_attempts"],
-                   "timeout": source["timeout"], "callback_url": source["callback_url"]}
+                   "timeout": source["timeout"]}
+        if source["callback_url"] and self.hooks.accepts(source["callback_url"]):
+            options["callback_url"] = source["callback_url"]
         options.update({name: value for name, value in changes.items() if name != "parameters"})
         parameters = changes.get("parameters", source["parameters"])
         task, _ = await self.submit(source["task_type"], parameters, options, source_task_id=source["id"])
@@ -102,7 +106,8 @@ class TaskLifecycle:
                 raise
             raise InvalidParameters(f"parameters.{exc.field}", exc.message) from None
         return task_row(kind.name, params, {k: v for k, v in options.items() if k in OPTION_FIELDS},
-                        source_task_id=source_task_id, signed=self.hooks.signed)
+                        source_task_id=source_task_id, signed=self.hooks.signed,
+                        allow_private=self.hooks.allow_private)
 
     async def _check_room(self) -> None:
         """A flood must not fill memory or disk: past `max_queued` waiting jobs, submits wait."""

@@ -71,7 +71,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 WebFigures(redis, lambda: {"clients": len(hub.clients), "delivered": hub.delivered}))
             stack.push_async_callback(lifecycle.changes.drain)  # runs before Redis and the database close
             yield {"settings": settings, "store": store, "redis": redis, "hub": hub, "lifecycle": lifecycle,
-                   "uploads": uploads, "types": types, "openapi": spec,
+                   "uploads": uploads, "types": types, "openapi": spec, "minutes": series.MinuteCache(),
                    "limiter": RateLimiter(settings.submit_rate, settings.submit_burst)}
 
     routes = [

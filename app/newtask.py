@@ -52,9 +52,11 @@ def start_time(run_at: object, delay: object) -> datetime | None:
 
 
 def task_row(task_type: str, parameters: dict[str, Any], options: Mapping[str, Any] | None = None, *,
-             schedule_id: str | None = None, source_task_id: str | None = None, signed: bool = False) -> dict[str, Any]:
+             schedule_id: str | None = None, source_task_id: str | None = None, signed: bool = False,
+             allow_private: bool = False) -> dict[str, Any]:
     """The row of a new PENDING task, its options checked (422 naming the field); `signed`: webhooks can
-    be signed here (WEBHOOK_SECRET is set), so a `callback_url` is accepted."""
+    be signed here (WEBHOOK_SECRET is set), so a `callback_url` is accepted; `allow_private`: it may
+    point at a private address (WEBHOOK_ALLOW_PRIVATE)."""
     options = options or {}
     max_attempts, timeout = options.get("max_attempts"), options.get("timeout")
     when = start_time(options.get("run_at"), options.get("delay"))
@@ -69,5 +71,5 @@ def task_row(task_type: str, parameters: dict[str, Any], options: Mapping[str, A
         "priority": priority(options.get("priority", Priority.DEFAULT.value)),
         "run_at": when, "next_run_at": when, "schedule_id": schedule_id, "source_task_id": source_task_id,
         "idempotency_key": None, "request_hash": None,
-        "callback_url": callback_url(options.get("callback_url"), signed=signed),
+        "callback_url": callback_url(options.get("callback_url"), signed=signed, allow_private=allow_private),
     }

@@ -119,7 +119,8 @@ OPTIONS: Schema = {
               "description": DELAY.description},
     "callback_url": {"type": ["string", "null"], "maxLength": MAX_URL, "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://",
                      "description": "An absolute http(s) URL that gets a signed POST on each final state the "
-                                    "task reaches (a 422 when the server has no WEBHOOK_SECRET); null: none."},
+                                    "task reaches (a 422 when the server has no WEBHOOK_SECRET, or for a private "
+                                    "address unless WEBHOOK_ALLOW_PRIVATE); null: none."},
 }
 
 

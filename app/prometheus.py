@@ -28,7 +28,8 @@ HELP = {
     "succeeded": "Tasks that ended SUCCESS.",
     "failed": "Tasks that ended FAILED (attempts spent, or an error not worth a retry).",
     "cancelled": "Tasks that ended CANCELLED (queued or running).",
-    "retried": "Tasks queued again: automatically after a failed attempt (RETRYING), or by a manual retry.",
+    "retried": "Tasks queued again for a new attempt: automatically after an attempt that failed, was handed "
+               "back by a stopping worker or lost with its worker (RUNNING to RETRYING), or by a manual retry.",
 }
 
 
@@ -48,7 +49,8 @@ class Snapshot:
                 family.add_metric([kind], self.counters.get(f"{name}|{kind}", 0))
             yield family
         yield self._histogram("run", "tq_task_run_seconds",
-                              "Run time of attempts that ended after running (final, or RETRYING), seconds.")
+                              "Run time of attempts that ended after running (final, or RETRYING: failed, handed "
+                              "back or lost), seconds.")
         yield self._histogram("wait", "tq_task_wait_seconds",
                               "First attempt's start minus max(created_at, run_at), seconds.")
         yield _gauge("tq_queue_depth", "Jobs due and waiting for a worker, by priority.", "priority",

@@ -1,6 +1,7 @@
 """Retention: finished tasks older than RETENTION_DAYS are removed, with their logs and artifacts,
 by a pass every RETENTION_INTERVAL seconds in each worker (removal is idempotent: two workers at it
-together remove each task once)."""
+together remove each task once). The pass also sweeps sent webhook deliveries left behind by removed
+tasks (app/webhook_store.py)."""
 
 import asyncio
 import logging
@@ -26,6 +27,7 @@ async def remove_expired(changes: Changes, data_dir: Path, keep_days: float) -> 
         removed += len(gone)
         if not gone:  # all of them were retried meanwhile: the next pass sees them again if they end
             break
+    await changes.webhooks.sweep()
     return removed
 
 

@@ -17,6 +17,9 @@ from app.metrics import BUCKETS, minute_key
 
 WINDOWS = {"hour": 60, "day": 1440}  # minutes shown
 SLOTS = len(BUCKETS) + 1  # the buckets, then +Inf
+# Seconds after a minute's end until its hash is taken as final: a change is counted in the minute of
+# its timestamp, written a moment later (a database transaction in between, another host's clock).
+SETTLE = 120.0
 
 
 def quantile(q: float, counts: Sequence[int]) -> float | None:
@@ -72,15 +75,32 @@ def build(window: str, now: float, minutes: list[dict[bytes, bytes]], depth_now:
     }
 
 
-async def read(redis: Redis, window: str, now: float) -> tuple[list[dict[bytes, bytes]], int]:
-    """The window's minute hashes (one pipeline) and the live workers' count."""
-    current = int(now // 60)
-    async with redis.pipeline(transaction=False) as pipe:
-        for minute in range(current - WINDOWS[window] + 1, current + 1):
-            pipe.hgetall(minute_key(minute))
-        pipe.zcount(keys.WORKERS, now, "+inf")
-        *minutes, workers = await pipe.execute()
-    return minutes, int(workers)
+class MinuteCache:
+    """A web process's copy of the minute hashes that are over, so that a day's series reads only its
+    last few minutes from Redis. A minute is taken as final SETTLE seconds after its end; minutes
+    older than the longest window are dropped, so it holds at most a day of them."""
+
+    def __init__(self) -> None:
+        self.minutes: dict[int, dict[bytes, bytes]] = {}
+
+    async def read(self, redis: Redis, window: str, now: float) -> tuple[list[dict[bytes, bytes]], int]:
+        """The window's minute hashes, oldest first (those not cached in one pipeline), and the live
+        workers' count."""
+        current = int(now // 60)
+        wanted = range(current - WINDOWS[window] + 1, current + 1)
+        settled = int((now - SETTLE) // 60) - 1  # the newest minute that ended SETTLE seconds ago
+        missing = [minute for minute in wanted if minute > settled or minute not in self.minutes]
+        async with redis.pipeline(transaction=False) as pipe:
+            for minute in missing:
+                pipe.hgetall(minute_key(minute))
+            pipe.zcount(keys.WORKERS, now, "+inf")
+            *found, workers = await pipe.execute()
+        fetched = dict(zip(missing, found, strict=True))
+        oldest = current - max(WINDOWS.values()) + 1
+        for minute in [minute for minute in self.minutes if minute < oldest]:
+            del self.minutes[minute]
+        self.minutes.update((minute, hashed) for minute, hashed in fetched.items() if minute <= settled)
+        return [fetched[minute] if minute in fetched else self.minutes[minute] for minute in wanted], int(workers)
 
 
 async def series(request: Request) -> JSONResponse:
@@ -90,7 +110,7 @@ async def series(request: Request) -> JSONResponse:
     state = request.state
     now = time.time()
     try:
-        minutes, workers = await read(state.redis, window, now)
+        minutes, workers = await state.minutes.read(state.redis, window, now)
         depth = await queue_depth(state.redis, state.store, state.settings.queue_name)
     except OUTAGES as exc:
         raise Unavailable(f"figures unavailable ({exc.__class__.__name__}); retry later") from exc

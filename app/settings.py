@@ -53,6 +53,7 @@ class Settings:
     webhook_max_attempts: int
     webhook_timeout: float
     webhook_backoff_base: float
+    webhook_allow_private: bool
 
 
 def _secret(value: str) -> Secret | None:
@@ -129,4 +130,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         webhook_max_attempts=config("WEBHOOK_MAX_ATTEMPTS", cast=int, default=8),
         webhook_timeout=config("WEBHOOK_TIMEOUT", cast=float, default=10.0),
         webhook_backoff_base=config("WEBHOOK_BACKOFF_BASE", cast=float, default=1.0),
+        webhook_allow_private=config("WEBHOOK_ALLOW_PRIVATE", cast=bool, default=False),
     )

@@ -100,8 +100,11 @@ class TaskStore:
         self.dialect = database.url.dialect
         # SQLite lets one writer in at a time: there, several changes in one transaction cannot deadlock
         self.one_writer_at_a_time = self.dialect == "sqlite"
-        # Set inside `atomically`'s transaction: work that calls `atomically` again joins it.
-        self._in_transaction = contextvars.ContextVar(f"in_transaction_{id(self)}", default=False)
+        # The asyncio task running `atomically`'s transaction: work that calls `atomically` again, in
+        # that same task, joins it. Tasks created inside inherit the value (contexts are copied) but
+        # are not that task: they take their own transaction.
+        self._transaction_owner: contextvars.ContextVar[asyncio.Task[Any] | None] = contextvars.ContextVar(
+            f"transaction_owner_{id(self)}", default=None)
 
     @classmethod
     @asynccontextmanager
@@ -273,14 +276,16 @@ class TaskStore:
         reads first and writes after another process committed would fail at once with "database is
         locked" (its snapshot is stale), never waiting in the busy handler.
 
-        Called from inside such work, it runs `work` as part of that transaction (a change that must be
-        atomic with what it writes beside the task, written within a group commit or alone)."""
-        if self._in_transaction.get():
+        Called from inside such work (by the same asyncio task), it runs `work` as part of that transaction
+        (a change that must be atomic with what it writes beside the task, written within a group commit
+        or alone); an asyncio task started inside it takes a transaction of its own."""
+        owner = self._transaction_owner.get()
+        if owner is not None and owner is asyncio.current_task():
             return await work()
         begin = "BEGIN IMMEDIATE" if self.dialect == "sqlite" else "BEGIN"
 
         async def run() -> T:
-            self._in_transaction.set(True)  # in this task's own context only
+            self._transaction_owner.set(asyncio.current_task())  # in this task's own context only
             async with self._db.connection() as connection:
                 await connection.execute(begin)
                 try:
@@ -514,7 +519,9 @@ class TaskStore:
         return {r["id"]: r["status"] for r in await self._db.fetch_all(query)}
 
     async def delete_finished(self, task_ids: list[str]) -> list[str]:
-        """Remove these tasks (with their log lines and webhook deliveries) if they are final; returns those removed."""
+        """Remove these tasks (with their log lines and webhook deliveries sent or given up) if they are
+        final; returns those removed. Pending deliveries stay: each holds its own copy of the task and
+        is still sent (app/webhook_store.py)."""
         async def work() -> list[str]:
             records = await self._db.fetch_all(
                 tasks.delete().where(tasks.c.id.in_(task_ids), tasks.c.status.in_(sorted(FINAL)))
@@ -522,7 +529,8 @@ class TaskStore:
             removed = [r["id"] for r in records]
             if removed:
                 await self._db.execute(task_logs.delete().where(task_logs.c.task_id.in_(removed)))
-                await self._db.execute(webhook_deliveries.delete().where(webhook_deliveries.c.task_id.in_(removed)))
+                await self._db.execute(webhook_deliveries.delete().where(
+                    webhook_deliveries.c.task_id.in_(removed), webhook_deliveries.c.status != "pending"))
             return removed
 
         return await self.atomically(work)

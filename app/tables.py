@@ -117,7 +117,6 @@ webhook_deliveries = sa.Table(
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("next_attempt_at", UTCDateTime),  # due then (while pending); a claim moves it to the lease's end
     sa.Column("leased_by", sa.String(200)),  # the worker sending the current attempt
-    sa.Column("leased_until", UTCDateTime),
     sa.Column("last_status_code", sa.Integer),
     sa.Column("last_error", sa.Text),
     sa.Column("history", JSONColumn, nullable=False),  # every attempt: at, status_code, error, duration_ms

@@ -3,12 +3,14 @@ record each attempt, and retry with exponential backoff and jitter until WEBHOOK
 
 Apart from the tasks: its own asyncio tasks, at most MAX_IN_FLIGHT requests at once, each bounded by
 WEBHOOK_TIMEOUT as a whole (a receiver that trickles its answer is cut off too), so a slow or hanging
-receiver delays nothing but its own deliveries.
+receiver delays nothing but its own deliveries. A task's own callback is checked before each attempt
+(app/webhooks.py `check_resolved`) unless WEBHOOK_ALLOW_PRIVATE is set.
 """
 
 import asyncio
 import logging
 import random
+import socket
 import time
 from datetime import timedelta
 from typing import Any
@@ -20,7 +22,7 @@ from app.logs import about_task
 from app.settings import Settings
 from app.store import utcnow
 from app.webhook_store import DELIVERED, FAILED, PENDING, WebhookStore
-from app.webhooks import body, signature
+from app.webhooks import Refused, body, check_resolved, signature
 from app.wire import WebhookAttempt
 
 log = logging.getLogger(__name__)
@@ -47,6 +49,7 @@ class WebhookSender:
         self.max_attempts = settings.webhook_max_attempts
         self.timeout = settings.webhook_timeout
         self.backoff_base = settings.webhook_backoff_base
+        self.allow_private = settings.webhook_allow_private
         self._wake = asyncio.Event()
         self._sending: set[asyncio.Task[None]] = set()
 
@@ -84,8 +87,10 @@ class WebhookSender:
         now = utcnow()
         lease_end = now + timedelta(seconds=self.timeout + LEASE_MARGIN)
         started = 0
+        if given_up := await self.store.give_up(now, self.max_attempts):
+            log.warning("%d webhook deliveries failed for good: no attempt left", given_up)
         for delivery_id in await self.store.due(now, room):
-            claimed = await self.store.claim(delivery_id, self.worker_id, now, lease_end)
+            claimed = await self.store.claim(delivery_id, self.worker_id, now, lease_end, self.max_attempts)
             if claimed is None:
                 continue  # another worker took it
             with about_task(claimed["task_id"]):  # its lines name the task it tells of
@@ -109,21 +114,28 @@ class WebhookSender:
         at, started = utcnow(), time.monotonic()
         code: int | None = None
         error: str | None = None
+        refused = False
         try:
             async with asyncio.timeout(self.timeout):
+                if claimed["hook"] == "task" and not self.allow_private:  # the operator's own WEBHOOK_URL is trusted
+                    await check_resolved(claimed["url"])
                 async with client.stream("POST", claimed["url"], content=payload, headers=headers) as response:
                     code = response.status_code  # the body is never read: the status says it all
             if not 200 <= code < 300:
                 error = f"answered {code}"
         except TimeoutError:
             error = f"no answer within {self.timeout:g} s"
-        except httpx.HTTPError as exc:
+        except Refused as exc:
+            error, refused = str(exc), True
+        except socket.gaierror as exc:
+            error = f"cannot resolve the host: {exc}"
+        except Exception as exc:  # httpx.HTTPError, or a URL it cannot send (an IDNA error): a failed attempt too
             error = f"{exc.__class__.__name__}: {exc}"[:500] if str(exc) else exc.__class__.__name__
         record: WebhookAttempt = {"attempt": attempt, "at": at.isoformat(), "status_code": code, "error": error,
                                   "duration_ms": round((time.monotonic() - started) * 1000, 1)}
         if error is None:
             status, due = DELIVERED, None
-        elif attempt >= self.max_attempts:
+        elif refused or attempt >= self.max_attempts:
             status, due = FAILED, None
             log.warning("webhook %s for task %s failed for good after %d attempts: %s",
                         claimed["id"], claimed["task_id"], attempt, error)
@@ -133,5 +145,4 @@ class WebhookSender:
             if wait < POLL:
                 asyncio.get_running_loop().call_later(wait, self.wake)
         if not await self.store.record(claimed, record, status, due):
-            log.warning("webhook %s: attempt %d outlived its lease (or its task was removed); its outcome is not "
-                        "recorded", claimed["id"], attempt)
+            log.warning("webhook %s: attempt %d outlived its lease; its outcome is not recorded", claimed["id"], attempt)

@@ -3,14 +3,23 @@
 A task's own `callback_url` hears of every final state it reaches; the global WEBHOOK_URL hears of
 final failures (WEBHOOK_EVENTS=failed) or of every final state (final). Every request is signed
 (Stripe style): nothing is ever sent without WEBHOOK_SECRET.
+
+A task's `callback_url` is the submitter's choice, so unless WEBHOOK_ALLOW_PRIVATE is set it may only
+reach public addresses: a literal non-public IP or `localhost` is refused at submit, and a host name is
+resolved again before each attempt (the operator's WEBHOOK_URL is trusted).
 """
 
+import asyncio
 import hashlib
 import hmac
+import ipaddress
 import re
+import socket
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
+
+import httpx
 
 from app.errors import InvalidParameters
 from app.settings import Settings
@@ -40,18 +49,84 @@ def url_problem(url: object) -> str | None:
         return f"is not a URL ({exc})"
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         return f"must be an absolute http:// or https:// URL, got {url[:60]!r}"
+    try:  # what the sender will make of it: httpx refuses some hosts urlsplit takes (bad IDNA labels)
+        httpx.URL(url).host  # noqa: B018 -- decodes the IDNA host as httpx does when it sends
+        _host(url).encode("idna")  # labels empty or too long
+    except (httpx.InvalidURL, UnicodeError, ValueError) as exc:
+        return f"has a host that cannot be sent to ({str(exc)[:100]})"
     return None
 
 
-def callback_url(value: object, *, signed: bool) -> str | None:
-    """A submit's `callback_url`, checked (422 naming it); refused outright without a secret to sign with."""
+def _host(url: str) -> str:
+    """The host the sender connects to, as httpx parses `url`: ASCII (IDNA), an IPv6 one without brackets."""
+    return httpx.URL(url).raw_host.decode("ascii")
+
+
+def _not_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Loopback, private, link-local, reserved, unspecified (none is global) or multicast (some are)."""
+    return not address.is_global or address.is_multicast
+
+
+def _literal_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address a host written as one stands for, in any form the resolver takes (`127.1`,
+    `0x7f.0.0.1` and `2130706433` are 127.0.0.1 too); None for a name."""
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(host))
+    except OSError:
+        return None
+
+
+def private_problem(url: str) -> str | None:
+    """Why a callback to `url` is refused at submit (None if not): a literal non-public address or localhost."""
+    host = _host(url).rstrip(".").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return f"must not point at this machine ({host}); set WEBHOOK_ALLOW_PRIVATE=true to allow private receivers"
+    address = _literal_address(host)
+    if address is not None and _not_public(address):
+        return (f"must be a public address, not {address} (loopback, private, link-local, multicast, reserved or "
+                "unspecified); set WEBHOOK_ALLOW_PRIVATE=true to allow private receivers")
+    return None
+
+
+class Refused(Exception):
+    """A callback whose host resolves to an address it may not reach: a failed attempt, never retried."""
+
+
+async def check_resolved(url: str) -> None:
+    """Before an attempt: every address `url`'s host resolves to must be public (Refused if not;
+    OSError if it does not resolve). httpx resolves the name again when it connects: see the README
+    (DNS rebinding) for the window that leaves."""
+    parsed = httpx.URL(url)
+    host = _host(url)
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    found = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    for *_, sockaddr in found:
+        address = ipaddress.ip_address(sockaddr[0])
+        if _not_public(address):
+            raise Refused(f"refused: {host} resolves to {address}, not a public address (loopback, private, "
+                          "link-local, multicast, reserved or unspecified); WEBHOOK_ALLOW_PRIVATE is off")
+
+
+def callback_problem(value: object, *, signed: bool, allow_private: bool) -> str | None:
+    """Why `value` cannot be a task's `callback_url` on this server (None if it can)."""
+    if problem := url_problem(value):
+        return problem
+    if not signed:
+        return "webhooks are off on this server: WEBHOOK_SECRET is not set, and nothing is ever sent unsigned"
+    return None if allow_private else private_problem(str(value))
+
+
+def callback_url(value: object, *, signed: bool, allow_private: bool = False) -> str | None:
+    """A submit's `callback_url`, checked (422 naming it): refused outright without a secret to sign
+    with, and pointing at a private address unless `allow_private`."""
     if value is None:
         return None
-    if problem := url_problem(value):
+    if problem := callback_problem(value, signed=signed, allow_private=allow_private):
         raise InvalidParameters("callback_url", problem)
-    if not signed:
-        raise InvalidParameters("callback_url", "webhooks are off on this server: WEBHOOK_SECRET is not set, "
-                                                "and nothing is ever sent unsigned")
     return str(value)
 
 
@@ -74,11 +149,17 @@ class Hooks:
     url: str | None = None  # WEBHOOK_URL
     every_final: bool = False  # WEBHOOK_EVENTS=final; else only FAILED
     signed: bool = False  # WEBHOOK_SECRET is set: callback URLs are accepted
+    allow_private: bool = False  # WEBHOOK_ALLOW_PRIVATE: callback URLs may point at private addresses
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Hooks":
         return cls(url=str(settings.webhook_url) if settings.webhook_url else None,
-                   every_final=settings.webhook_events == "final", signed=settings.webhook_secret is not None)
+                   every_final=settings.webhook_events == "final", signed=settings.webhook_secret is not None,
+                   allow_private=settings.webhook_allow_private)
+
+    def accepts(self, url: str) -> bool:
+        """Whether a `callback_url` this server took earlier still passes its checks (a re-run's inherited one)."""
+        return callback_problem(url, signed=self.signed, allow_private=self.allow_private) is None
 
     def targets(self, task: TaskDict) -> list[tuple[str, str]]:
         """(hook, url) of each delivery the task's current state makes: "task" and/or "global"."""

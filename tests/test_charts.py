@@ -138,3 +138,39 @@ async def test_the_charts_are_drawn_again_on_resize_and_in_the_new_colour_scheme
         await page.wait_for_timeout(100)
     counts = await painted(page, "throughput", "--success", "--failed")
     assert counts["--success"] > 0 and counts["--failed"] > 0, counts
+
+
+# Whether the tab is hidden, as the browser would say it, with the event it would send. A function,
+# like PAINTED: the page's CSP refuses eval().
+HIDE = """(hidden) => {
+  Object.defineProperty(document, 'hidden', { value: hidden, configurable: true });
+  document.dispatchEvent(new Event('visibilitychange'));
+}"""
+QUIET = 4000  # ms watched for fetches: twice the hour's throttle after task changes
+
+
+async def test_a_hidden_tab_fetches_nothing_and_the_day_is_fetched_at_most_once_a_minute(
+    web: str, client: httpx.AsyncClient, worker: ResilientWorker, page: Page,
+) -> None:
+    fetched: list[str] = []
+    page.on("request", lambda request: fetched.append(request.url) if "/api/metrics/series" in request.url else None)
+    await run_tasks(client, succeed=1, fail=0)
+    await page.goto(f"http://{web}/")
+    await page.wait_for_selector(f'{THROUGHPUT}[aria-label*="1 succeeded, 0 failed"]')
+
+    await page.evaluate(HIDE, True)
+    before = len(fetched)
+    await run_tasks(client, succeed=2, fail=0)
+    await page.wait_for_timeout(QUIET)
+    assert len(fetched) == before, fetched[before:]
+    # Shown again: fetched at once, with what ended meanwhile.
+    await page.evaluate(HIDE, False)
+    await page.wait_for_selector(f'{THROUGHPUT}[aria-label*="3 succeeded, 0 failed"]', timeout=5_000)
+
+    await page.click('#charts [data-window="day"]')
+    await page.wait_for_selector(f'{THROUGHPUT}[aria-label*="over the last day: 3 succeeded, 0 failed."]')
+    before = len(fetched)
+    await run_tasks(client, succeed=1, fail=0)
+    await page.wait_for_timeout(QUIET)
+    assert len(fetched) == before, fetched[before:]
+    assert fetched[-1].endswith("window=day")

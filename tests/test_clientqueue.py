@@ -67,3 +67,14 @@ async def test_a_closed_queue_takes_nothing_more() -> None:
     with pytest.raises(Closed) as closed:
         await queue.take()
     assert closed.value.code == 1012
+
+
+async def test_heartbeats_keep_only_each_workers_latest_and_never_overflow() -> None:
+    queue = ClientQueue(4)
+    queue.put_frame("pong")
+    for beat in range(100):
+        queue.put_frame(f"w1@{beat}", supersedes="w1")
+        queue.put_frame(f"w2@{beat}", supersedes="w2")
+    queue.put(ev(1, "w1", "progress"))  # a task id equal to a worker id is another key
+    queue.put_frame("w1@stopped", supersedes="w1")
+    assert await drain(queue) == ["pong", "w2@99", "w1@1", "w1@stopped"]

@@ -2,6 +2,7 @@
 figures must equal the tasks run, on every web process."""
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
@@ -10,13 +11,16 @@ from typing import Any
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from redis.asyncio import Redis
 from websockets.asyncio.client import connect
 
-from app.metrics import BUCKETS, Tally, bucket
+from app.connections import open_redis
+from app.metrics import BUCKETS, Tally, bucket, minute_key
 from app.redisserver import free_port
-from app.series import quantile
+from app.series import SETTLE, MinuteCache, quantile
 from app.settings import Settings
 from app.status import CANCELLABLE, RETRYABLE, WAITING, Status
+from app.worker import create_worker
 from tests.conftest import make_settings, serve
 from tests.helpers import receive, submit, wait_for_status
 
@@ -195,6 +199,50 @@ async def test_series_shape(client: httpx.AsyncClient, worker: Any) -> None:
         assert any(depth is not None for depth in body["queue_depth"])  # the worker samples at start
 
 
+async def test_the_day_series_stays_live_across_requests(client: httpx.AsyncClient, worker: Any) -> None:
+    """The second request is served from the web process's cache of past minutes, yet a task that
+    ended since shows up in it, as in the hour's series (read from Redis alone)."""
+    await wait_for_status(client, (await submit(client, "text_processing"))["id"], {"SUCCESS"})
+    first = (await client.get("/api/metrics/series", params={"window": "day"})).json()
+    await wait_for_status(client, (await submit(client, "text_processing"))["id"], {"SUCCESS"})
+    second = (await client.get("/api/metrics/series", params={"window": "day"})).json()
+    hour = (await client.get("/api/metrics/series", params={"window": "hour"})).json()
+    assert sum(first["succeeded"]) == 1 and sum(second["succeeded"]) == sum(hour["succeeded"]) == 2
+    assert second["run_time"][0]["count"] == hour["run_time"][0]["count"] == 2
+    assert sum(p is not None for p in second["wait_p50"]) == sum(p is not None for p in hour["wait_p50"]) >= 1
+
+
+async def hgetalls(redis: Redis) -> int:
+    return int((await redis.info("commandstats")).get("cmdstat_hgetall", {}).get("calls", 0))
+
+
+async def test_the_minute_cache_keeps_minutes_that_are_over_and_reads_the_last_few(redis_url: str) -> None:
+    async with open_redis(redis_url, "cache-test") as redis:
+        current = int(time.time() // 60)
+        now = current * 60 + 30.0
+        recent = range(current - 5, current + 1)
+        for minute in recent:
+            await redis.hset(minute_key(minute), "succeeded", 1)
+        cache = MinuteCache()
+        read, _ = await cache.read(redis, "day", now)
+        assert len(read) == 1440 and [int(found[b"succeeded"]) for found in read[-6:]] == [1] * 6
+        # Changed behind its back (no writer does that SETTLE seconds after a minute's end): the
+        # minutes that are over come from the cache, the last few from Redis.
+        for minute in recent:
+            await redis.hset(minute_key(minute), "succeeded", 2)
+        before = await hgetalls(redis)
+        again, _ = await cache.read(redis, "day", now + 1)
+        assert await hgetalls(redis) - before == 3  # the current minute and the two before it
+        settled = int((now + 1 - SETTLE) // 60) - 1
+        assert settled == current - 3
+        assert [int(found[b"succeeded"]) for found in again[-6:]] == [1, 1, 1, 2, 2, 2]
+        assert [int(found[b"succeeded"]) for found in (await MinuteCache().read(redis, "day", now + 1))[0][-6:]] \
+            == [2] * 6  # a process without the cache reads them all
+        # Bounded: a day later, the minutes out of the window are dropped.
+        await cache.read(redis, "hour", now + 86400)
+        assert len(cache.minutes) <= 1440 and min(cache.minutes) >= current + 1
+
+
 @pytest.mark.parametrize("window", ["week", "", "HOUR", "hour "])
 async def test_series_refuses_an_unknown_window(client: httpx.AsyncClient, window: str) -> None:
     response = await client.get("/api/metrics/series", params={"window": window})
@@ -279,6 +327,26 @@ async def test_queue_depth_by_priority_leaves_out_running_and_delayed_jobs(
     assert (await client.get("/api/metrics/series")).json()["queue_depth_now"] == 2
     await client.delete(f"/api/tasks/{slow['id']}")
     await wait_for_status(client, behind["id"], {"SUCCESS"})
+
+
+async def test_a_hand_back_at_shutdown_counts_as_a_retry_with_its_run_observed(
+    settings: Settings, client: httpx.AsyncClient,
+) -> None:
+    worker = create_worker(settings, handle_signals=False)
+    running = asyncio.create_task(worker.async_run())
+    try:
+        task = await submit(client, "batch_processing", data=["x"] * 50, delay_per_item=0.2)
+        await wait_for_status(client, task["id"], {"RUNNING"})
+    finally:
+        await worker.close()  # a stop, not a failure: the attempt is handed back
+        await asyncio.gather(running, return_exceptions=True)
+    handed = (await client.get(f"/api/tasks/{task['id']}")).json()
+    assert handed["status"] == "RETRYING" and handed["timeline"][-1]["message"] == "worker stopped; queued again"
+    found = await scrape(client)
+    assert by_type(found["tq_tasks_started"])["batch_processing"] == 1
+    assert by_type(found["tq_tasks_retried"])["batch_processing"] == 1
+    assert by_type(found["tq_task_run_seconds"], "_count")["batch_processing"] == 1
+    assert "handed back by a stopping worker" in found["tq_tasks_retried"].documentation
 
 
 async def test_every_way_of_making_a_task_counts_it_once(client: httpx.AsyncClient) -> None:

@@ -1,11 +1,14 @@
 """Webhooks end to end: a real local HTTP receiver, the real app and real workers — signed deliveries,
-retries on 500, a hanging receiver, the global hook, cancels, refusals, a worker restart — and the
-outbox on both databases (written with the final state, one claim per attempt, removed with its task)."""
+retries on 500, a hanging receiver, the global hook, cancels, refusals (bad and private URLs, at submit
+and when sent), a worker restart, a task deleted before its delivery — and the outbox on both databases
+(written with the final state, one claim per attempt, attempts that run out, pending deliveries that
+outlive their task, `atomically`'s transactions)."""
 
 import asyncio
 import hashlib
 import hmac
 import json
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -23,10 +26,14 @@ from app.connections import open_redis
 from app.main import create_app
 from app.newtask import task_row
 from app.removal import remove_finished
+from app.retention import remove_expired
 from app.settings import Settings
 from app.status import WAITING, Status
 from app.store import TaskStore, utcnow
+from app.tables import webhook_deliveries
 from app.tasks.base import RetryPolicy
+from app.webhook_sender import WebhookSender
+from app.webhook_store import WebhookStore
 from app.webhooks import Hooks
 from app.worker import ResilientWorker, build_worker_settings, create_worker
 from tests.browser import CHROMIUM, Console, http_status
@@ -122,7 +129,9 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 @pytest.fixture
 def settings(redis_url: str, db_url: str, tmp_path: Path) -> Settings:
-    return make_settings(redis_url, db_url, tmp_path / "data", WEBHOOK_SECRET=SECRET, WEBHOOK_BACKOFF_BASE="0.05")
+    # the receiver listens on 127.0.0.1: callbacks to private addresses allowed
+    return make_settings(redis_url, db_url, tmp_path / "data", WEBHOOK_SECRET=SECRET, WEBHOOK_BACKOFF_BASE="0.05",
+                         WEBHOOK_ALLOW_PRIVATE="true")
 
 
 def verify(received: Received, secret: str = SECRET) -> None:
@@ -204,7 +213,7 @@ async def test_a_receiver_answering_500_twice_gets_it_on_the_third_attempt(
 async def test_a_hanging_receiver_delays_neither_its_task_nor_the_next(
         redis_url: str, db_url: str, tmp_path: Path, receiver: Receiver) -> None:
     settings = make_settings(redis_url, db_url, tmp_path / "data", WEBHOOK_SECRET=SECRET, WEBHOOK_TIMEOUT="5",
-                             WEBHOOK_MAX_ATTEMPTS="1", WORKER_CONCURRENCY="1")
+                             WEBHOOK_MAX_ATTEMPTS="1", WORKER_CONCURRENCY="1", WEBHOOK_ALLOW_PRIVATE="true")
     receiver.script = ["hang"]
     server, serving, address = await serve(settings)
     worker = create_worker(settings, handle_signals=False)
@@ -266,7 +275,7 @@ async def test_the_global_hook_hears_only_of_failures_by_default(
 async def test_cancels_of_waiting_tasks_fire_one_by_one_and_in_bulk(
         redis_url: str, db_url: str, tmp_path: Path, receiver: Receiver) -> None:
     settings = make_settings(redis_url, db_url, tmp_path / "data", WEBHOOK_SECRET=SECRET, WEBHOOK_URL=receiver.url,
-                             WEBHOOK_EVENTS="final")
+                             WEBHOOK_EVENTS="final", WEBHOOK_ALLOW_PRIVATE="true")
     server, serving, address = await serve(settings)
     worker = create_worker(settings, handle_signals=False)
     running = asyncio.create_task(worker.async_run())
@@ -296,7 +305,9 @@ async def test_cancels_of_waiting_tasks_fire_one_by_one_and_in_bulk(
 
 async def test_bad_callback_urls_are_refused_naming_the_field(client: httpx.AsyncClient) -> None:
     for bad in ("ftp://example.com/x", "/relative/path", "http://", "not a url", "http://exa mple.com/",
-                "javascript:alert(1)", "http://example.com:99999/", 42, "https://example.com/" + "a" * 2000):
+                "javascript:alert(1)", "http://example.com:99999/", 42, "https://example.com/" + "a" * 2000,
+                # hosts urlsplit takes but httpx cannot send to (IDNA errors)
+                "http://xn--a.com/", "http://\u00e9..com/", "http://\u00ad.com/", "http://a..example.com/"):
         response = await client.post("/api/tasks/submit", json={**QUICK, "callback_url": bad})
         assert response.status_code == 422, (bad, response.text)
         assert response.json()["field"] == "callback_url"
@@ -341,7 +352,8 @@ async def test_a_pending_delivery_survives_its_worker_and_the_next_worker_sends_
         redis_url: str, db_url: str, tmp_path: Path, receiver: Receiver, client: httpx.AsyncClient,
         start_worker: StartWorker) -> None:
     # the first attempt fails and the next is due in about 2 s; the worker stops before then
-    slow_retry = make_settings(redis_url, db_url, tmp_path / "data", WEBHOOK_SECRET=SECRET, WEBHOOK_BACKOFF_BASE="2")
+    slow_retry = make_settings(redis_url, db_url, tmp_path / "data", WEBHOOK_SECRET=SECRET, WEBHOOK_BACKOFF_BASE="2",
+                               WEBHOOK_ALLOW_PRIVATE="true")
     receiver.script = [503]
     first = create_worker(slow_retry, handle_signals=False)
     running = asyncio.create_task(first.async_run())
@@ -399,6 +411,111 @@ async def test_the_dashboard_sends_a_callback_url_and_shows_the_deliveries_as_te
     assert await panel.is_hidden()
 
 
+async def test_callbacks_to_private_addresses_are_refused_at_submit_unless_allowed(
+        redis_url: str, db_url: str, tmp_path: Path) -> None:
+    strict = make_settings(redis_url, db_url, tmp_path / "data", WEBHOOK_SECRET=SECRET)
+    assert strict.webhook_allow_private is False  # the default
+    server, serving, address = await serve(strict)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://{address}", timeout=10) as client:
+            for private in ("http://127.0.0.1:8000/hook", "http://169.254.169.254/latest/meta-data/", "http://[::1]/h",
+                            "http://10.1.2.3/h", "http://192.168.0.1/h", "http://localhost:6379/", "http://LOCALHOST./",
+                            "http://2130706433/h", "http://127.1/h", "http://0.0.0.0/h", "http://[::ffff:10.0.0.1]/h",
+                            "http://224.0.0.1/h"):
+                response = await client.post("/api/tasks/submit", json={**QUICK, "callback_url": private})
+                assert response.status_code == 422, (private, response.text)
+                assert response.json()["field"] == "callback_url"
+                assert "WEBHOOK_ALLOW_PRIVATE" in response.json()["detail"], response.text
+            batch = await client.post("/api/tasks/batch", json={"tasks": [{**QUICK, "callback_url": "http://127.0.0.1/"}]})
+            assert batch.status_code == 422 and batch.json()["field"] == "tasks[0].callback_url"
+            # public addresses, and names (checked again when sent), are taken
+            for public in ("https://8.8.8.8/h", "https://example.com/h"):
+                assert (await submit(client, {**QUICK, "callback_url": public}))["callback_url"] == public
+    finally:
+        server.should_exit = True
+        await serving
+
+
+async def test_a_callback_whose_name_resolves_to_a_private_address_is_refused_when_sent(
+        redis_url: str, db_url: str, tmp_path: Path, client: httpx.AsyncClient, receiver: Receiver) -> None:
+    # this web process allows private receivers (the `settings` fixture); the worker does not
+    strict = make_settings(redis_url, db_url, tmp_path / "data", WEBHOOK_SECRET=SECRET, WEBHOOK_MAX_ATTEMPTS="3",
+                           WEBHOOK_BACKOFF_BASE="0.05")
+    worker = create_worker(strict, handle_signals=False)
+    running = asyncio.create_task(worker.async_run())
+    try:
+        task = await submit(client, {**QUICK, "callback_url": f"http://localhost:{receiver.port}/hook?source=tq"})
+        await wait_for_status(client, task["id"], FINAL)
+        [delivery] = await settled(client, task["id"], {"failed"})
+        assert delivery["attempts"] == 1, "a refusal is not tried again"
+        [attempt] = delivery["history"]
+        assert attempt["status_code"] is None
+        assert re.search(r"localhost resolves to (127\.0\.0\.1|::1), not a public address", attempt["error"]), attempt
+        assert receiver.received == []
+    finally:
+        await worker.close()
+        await asyncio.gather(running, return_exceptions=True)
+
+
+async def test_a_failed_task_deleted_at_once_still_reports_its_failure(
+        redis_url: str, db_url: str, tmp_path: Path, receiver: Receiver) -> None:
+    # the first attempt is refused and the next one comes about 3 s later: the task is deleted in between
+    settings = make_settings(redis_url, db_url, tmp_path / "data", WEBHOOK_SECRET=SECRET, WEBHOOK_URL=receiver.url,
+                             WEBHOOK_BACKOFF_BASE="3")
+    receiver.script = [503]
+    server, serving, address = await serve(settings)
+    worker = create_worker(settings, handle_signals=False)
+    running = asyncio.create_task(worker.async_run())
+    try:
+        async with httpx.AsyncClient(base_url=f"http://{address}", timeout=10) as client:
+            failed = await submit(client, FAILING)
+            assert (await wait_for_status(client, failed["id"], FINAL))["status"] == "FAILED"
+            bulk = await client.post("/api/tasks/bulk", json={"action": "delete", "ids": [failed["id"]]})
+            assert bulk.status_code == 200 and bulk.json()["applied"] == 1, bulk.text
+            assert (await client.get(f"/api/tasks/{failed['id']}")).status_code == 404
+            requests = await receiver.wait_for(2)
+            assert [r.json()["attempt"] for r in requests] == [1, 2]
+            for request in requests:
+                verify(request)
+                assert request.headers["x-tq-event"] == "task.failed" and request.json()["task"]["id"] == failed["id"]
+        async with TaskStore.open(db_url) as store:  # once sent, the delivery goes after its task
+            deadline = time.monotonic() + 20
+            while left := await WebhookStore(store).for_task(failed["id"]):
+                assert time.monotonic() < deadline, left
+                await asyncio.sleep(0.05)
+    finally:
+        await worker.close()
+        await asyncio.gather(running, return_exceptions=True)
+        server.should_exit = True
+        await serving
+
+
+async def test_a_rerun_drops_an_inherited_callback_the_server_no_longer_takes(
+        redis_url: str, db_url: str, tmp_path: Path) -> None:
+    signed = make_settings(redis_url, db_url, tmp_path / "data", WEBHOOK_SECRET=SECRET)
+    unsigned = make_settings(redis_url, db_url, tmp_path / "data")
+    server, serving, address = await serve(signed)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://{address}", timeout=10) as client:
+            source = await submit(client, {**QUICK, "delay": 3600, "callback_url": "https://example.com/h"})
+    finally:
+        server.should_exit = True
+        await serving
+    server, serving, address = await serve(unsigned)  # the secret was removed since
+    try:
+        async with httpx.AsyncClient(base_url=f"http://{address}", timeout=10) as client:
+            rerun = await client.post(f"/api/tasks/{source['id']}/rerun", json={"parameters": {"text": "again"}})
+            assert rerun.status_code == 201, rerun.text
+            assert rerun.json()["callback_url"] is None and rerun.json()["source_task_id"] == source["id"]
+            # one the caller sends is still checked
+            explicit = await client.post(f"/api/tasks/{source['id']}/rerun", json={"callback_url": "https://example.com/h"})
+            assert explicit.status_code == 422 and explicit.json()["field"] == "callback_url"
+            assert "WEBHOOK_SECRET" in explicit.json()["detail"]
+    finally:
+        server.should_exit = True
+        await serving
+
+
 # --- the outbox itself, on SQLite and PostgreSQL ------------------------------------------------
 
 
@@ -408,7 +525,7 @@ async def outbox(any_db_url: str, redis_url: str) -> AsyncIterator[tuple[TaskSto
         yield store, Changes(store, redis, Hooks(url="https://global.example/h", every_final=True, signed=True))
 
 
-async def test_final_changes_write_their_deliveries_and_removal_takes_them(
+async def test_final_changes_write_their_deliveries_and_removal_takes_the_sent_ones(
         outbox: tuple[TaskStore, Changes], tmp_path: Path) -> None:
     store, changes = outbox
     rows = [task_row("text_processing", {}, {"callback_url": "https://a.example/h"}, signed=True),
@@ -427,10 +544,19 @@ async def test_final_changes_write_their_deliveries_and_removal_takes_them(
     assert len(moved) == 2
     for task in tasks[1:]:
         assert [d["hook"] for d in await changes.webhooks.for_task(task["id"])] == ["global"]
+    # tasks[0]'s own callback was sent; every other delivery is still pending
+    [sent] = [d for d in await changes.webhooks.for_task(tasks[0]["id"]) if d["hook"] == "task"]
+    now = utcnow()
+    claimed = await changes.webhooks.claim(sent["id"], "w", now, now + timedelta(seconds=30), 8)
+    assert claimed is not None
+    attempt = {"attempt": 1, "at": now.isoformat(), "status_code": 200, "error": None, "duration_ms": 1.0}
+    assert await changes.webhooks.record(claimed, attempt, "delivered", None)  # type: ignore[arg-type]
     removed = await remove_finished(changes, tmp_path, [t["id"] for t in tasks])
     assert sorted(removed) == sorted(t["id"] for t in tasks)
-    for task in tasks:
-        assert await changes.webhooks.for_task(task["id"]) == []
+    # the sent one went with its task; the pending ones stay, to be sent with their copy of the task
+    assert [(d["hook"], d["status"]) for d in await changes.webhooks.for_task(tasks[0]["id"])] == [("global", "pending")]
+    for task in tasks[1:]:
+        assert [(d["hook"], d["status"]) for d in await changes.webhooks.for_task(task["id"])] == [("global", "pending")]
 
 
 async def test_one_claim_per_attempt_and_only_the_lease_holder_records(outbox: tuple[TaskStore, Changes]) -> None:
@@ -443,7 +569,7 @@ async def test_one_claim_per_attempt_and_only_the_lease_holder_records(outbox: t
     due = await webhooks.due(now, 10)
     assert len(due) == 2
     lease = now + timedelta(seconds=30)
-    claims = await asyncio.gather(*(webhooks.claim(due[0], f"worker-{i}", now, lease) for i in range(5)))
+    claims = await asyncio.gather(*(webhooks.claim(due[0], f"worker-{i}", now, lease, 8) for i in range(5)))
     won = [c for c in claims if c is not None]
     assert len(won) == 1 and won[0]["attempts"] == 1
     assert due[0] not in await webhooks.due(now, 10), "a leased delivery is not due again before its lease ends"
@@ -454,7 +580,7 @@ async def test_one_claim_per_attempt_and_only_the_lease_holder_records(outbox: t
     assert not await webhooks.record(won[0], attempt, "pending", now), "recorded twice"  # type: ignore[arg-type]
     [shown] = [d for d in await webhooks.for_task(task["id"]) if d["id"] == due[0]]
     assert shown["status"] == "pending" and shown["attempts"] == 1 and shown["history"] == [attempt]
-    again = await webhooks.claim(due[0], "worker-9", utcnow(), lease)
+    again = await webhooks.claim(due[0], "worker-9", utcnow(), lease, 8)
     assert again is not None and again["attempts"] == 2 and again["history"] == [attempt]
 
 
@@ -473,3 +599,101 @@ async def test_the_watchdogs_recovery_of_a_lost_attempt_writes_deliveries_too(
         found = await changes.webhooks.for_task(task["id"])
         assert sorted((d["hook"], d["event"], d["seq"]) for d in found) == [
             ("global", event, task["seq"]), ("task", event, task["seq"])]
+
+
+async def test_an_unsendable_url_fails_after_its_attempts_instead_of_looping(
+        any_db_url: str, redis_url: str, tmp_path: Path) -> None:
+    # private receivers allowed: the URL goes straight to httpx, which cannot send to its host
+    settings = make_settings(redis_url, any_db_url, tmp_path / "data", WEBHOOK_SECRET=SECRET, WEBHOOK_MAX_ATTEMPTS="3",
+                             WEBHOOK_BACKOFF_BASE="0.01", WEBHOOK_ALLOW_PRIVATE="true")
+    async with TaskStore.open(any_db_url) as store, open_redis(redis_url, "tq:test") as redis:
+        changes = Changes(store, redis, Hooks(signed=True))
+        # stored before the submit's check refused such hosts
+        task = await store.insert({**task_row("text_processing", {}, {}, signed=True),
+                                   "callback_url": "http://xn--a.com/", "seq": 9000})
+        await changes.update(task["id"], "status", WAITING, {"status": Status.CANCELLED.value}, entry(Status.CANCELLED))
+        sending = asyncio.create_task(WebhookSender(changes.webhooks, "test-worker", settings).run())
+        try:
+            deadline = time.monotonic() + 20
+            while (found := await changes.webhooks.for_task(task["id"]))[0]["status"] == "pending":
+                assert time.monotonic() < deadline, found
+                await asyncio.sleep(0.05)
+            [delivery] = found
+            assert delivery["status"] == "failed" and delivery["attempts"] == 3, delivery
+            assert [a["attempt"] for a in delivery["history"]] == [1, 2, 3]
+            assert all("Codepoint" in a["error"] for a in delivery["history"]), delivery["history"]
+            # a delivery whose attempts ran out unrecorded (its worker died mid-request) is given up, not sent
+            await store._db.execute(webhook_deliveries.update().where(webhook_deliveries.c.id == delivery["id"])
+                                    .values(status="pending", next_attempt_at=utcnow()))
+            while (found := await changes.webhooks.for_task(task["id"]))[0]["status"] == "pending":
+                assert time.monotonic() < deadline, found
+                await asyncio.sleep(0.05)
+            assert found[0]["attempts"] == 3 and "WEBHOOK_MAX_ATTEMPTS" in found[0]["last_error"]
+        finally:
+            sending.cancel()
+            await asyncio.gather(sending, return_exceptions=True)
+        now = utcnow()
+        assert await changes.webhooks.claim(delivery["id"], "w", now, now + timedelta(seconds=30), 3) is None
+
+
+async def test_a_removed_tasks_pending_delivery_is_sent_then_swept(
+        any_db_url: str, redis_url: str, tmp_path: Path, receiver: Receiver) -> None:
+    settings = make_settings(redis_url, any_db_url, tmp_path / "data", WEBHOOK_SECRET=SECRET)
+    async with TaskStore.open(any_db_url) as store, open_redis(redis_url, "tq:test") as redis:
+        changes = Changes(store, redis, Hooks(url=receiver.url, every_final=True, signed=True))
+        tasks = [await store.insert({**task_row("text_processing", {}, {}, signed=True), "seq": 9100 + i})
+                 for i in range(2)]
+        for task in tasks:
+            await changes.update(task["id"], "status", WAITING, {"status": Status.CANCELLED.value},
+                                 entry(Status.CANCELLED))
+        assert await remove_finished(changes, tmp_path, [tasks[0]["id"]]) == [tasks[0]["id"]]
+        assert [d["status"] for d in await changes.webhooks.for_task(tasks[0]["id"])] == ["pending"]
+        # a sent delivery whose task was removed without it (a removal racing the record of its last attempt)
+        [other] = await changes.webhooks.for_task(tasks[1]["id"])
+        now = utcnow()
+        claimed = await changes.webhooks.claim(other["id"], "w", now, now + timedelta(seconds=30), 8)
+        assert claimed is not None
+        attempt = {"attempt": 1, "at": now.isoformat(), "status_code": 200, "error": None, "duration_ms": 1.0}
+        assert await changes.webhooks.record(claimed, attempt, "delivered", None)  # type: ignore[arg-type]
+        await store.delete(tasks[1]["id"])
+        assert await remove_expired(changes, tmp_path, 30) == 0  # no task old enough, and the pass sweeps
+        assert await changes.webhooks.for_task(tasks[1]["id"]) == []
+        assert len(await changes.webhooks.for_task(tasks[0]["id"])) == 1, "a pending one is not swept"
+        sending = asyncio.create_task(WebhookSender(changes.webhooks, "test-worker", settings).run())
+        try:
+            [request] = await receiver.wait_for(1)
+            verify(request)
+            assert request.json()["task"]["id"] == tasks[0]["id"] and request.json()["event"] == "task.cancelled"
+            deadline = time.monotonic() + 20
+            while left := await changes.webhooks.for_task(tasks[0]["id"]):  # delivered: it goes after its task
+                assert time.monotonic() < deadline, left
+                await asyncio.sleep(0.05)
+        finally:
+            sending.cancel()
+            await asyncio.gather(sending, return_exceptions=True)
+
+
+async def test_atomically_is_joined_only_by_its_own_asyncio_task(any_db_url: str) -> None:
+    async with TaskStore.open(any_db_url) as store:
+        rows = [{**task_row("text_processing", {}, {}), "seq": 9200 + i} for i in range(2)]
+
+        async def insert_then_fail(row: dict[str, Any]) -> None:
+            await store.insert(row)
+            raise RuntimeError("rolled back")
+
+        async def start_child() -> asyncio.Task[None]:
+            # a task started inside the transaction inherits its context, not its transaction
+            return asyncio.create_task(store.atomically(lambda: insert_then_fail(rows[0])))
+
+        child = await store.atomically(start_child)
+        with pytest.raises(RuntimeError, match="rolled back"):
+            await child
+        assert await store.get(rows[0]["id"]) is None, "the child's insert was not rolled back with its transaction"
+
+        async def nested() -> None:  # the same task calling it again joins: both inserts roll back together
+            await store.atomically(lambda: store.insert(rows[1]))
+            raise RuntimeError("rolled back")
+
+        with pytest.raises(RuntimeError, match="rolled back"):
+            await store.atomically(nested)
+        assert await store.get(rows[1]["id"]) is None

@@ -14,7 +14,13 @@ import pytest
 from playwright.async_api import Page
 from websockets.asyncio.client import connect
 
+from app.changes import Changes
+from app.clientqueue import Closed
+from app.connections import open_redis
+from app.heartbeat import Heartbeat
+from app.hub import EventHub
 from app.settings import Settings
+from app.store import TaskStore
 from app.worker import ResilientWorker
 from tests.browser import CHROMIUM, SKIP_REASON
 from tests.conftest import make_settings
@@ -137,6 +143,37 @@ async def test_heartbeats_arrive_over_the_websocket_for_clients_that_follow_them
 
         await following.send(json.dumps({"type": "workers", "follow": "yes"}))
         assert (await receive(following))["type"] == "error"
+
+
+async def test_a_client_behind_on_heartbeats_keeps_each_workers_latest_and_is_not_closed(settings: Settings) -> None:
+    """Beats of four workers reach the hub (real Redis, real heartbeats) faster than this client
+    takes them: its queue of five holds each worker's latest beat, not a hundred frames."""
+    async with TaskStore.open(str(settings.database_url)) as store, \
+            open_redis(str(settings.redis_url), settings.queue_name) as redis:
+        hub = EventHub(redis, store, Changes(store, redis).sync_seq, gap_timeout=1.0, queue_size=5)
+        async with hub:
+            with hub.subscribe() as (queue, _):
+                hub.follow_workers(queue, True)
+                beats = [Heartbeat(redis, f"w{n}", {"id": f"w{n}"}, interval=1.0, ttl=5.0, running=list)
+                         for n in range(4)]
+                for _ in range(25):
+                    for heartbeat in beats:
+                        await heartbeat.beat()
+                for heartbeat in beats:
+                    await heartbeat.remove()
+                states: dict[str, str] = {}
+                first = True
+                while len(states) < 4 or set(states.values()) != {"stopped"}:
+                    try:
+                        frames = [json.loads(frame) for frame in await asyncio.wait_for(queue.take(), 5)]
+                    except Closed as closed:
+                        pytest.fail(f"the client was closed: {closed.code} {closed.reason}")
+                    ids = [frame["worker"]["id"] for frame in frames]
+                    assert len(ids) == len(set(ids)), ids  # one frame per worker at most
+                    if first:  # most beats had arrived while nothing was taken
+                        assert len(ids) >= 2, ids
+                        first = False
+                    states |= {frame["worker"]["id"]: frame["worker"]["state"] for frame in frames}
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason=SKIP_REASON)

@@ -63,7 +63,7 @@ const connection = new Connection({
     workers.load().catch(() => {});
     charts.refresh().catch(() => {});
   },
-  poll: () => Promise.all([dashboard.poll(), workers.load(), charts.refresh()]),
+  poll: () => Promise.all([dashboard.poll(), workers.load(), charts.poll()]),
   token: auth.token, onAuthRefused: auth.refused,
 });
 keeper.onChange((token) => {

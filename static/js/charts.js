@@ -1,14 +1,16 @@
 // The charts panel: GET /api/metrics/series for the chosen window (last hour or day), drawn on
-// canvases by our own code (chartdraw.js). Fetched again after task changes (at most every 2 s) and
-// every 15 s (the time axis moves on); redrawn when the panel's width or the colour scheme changes.
+// canvases by our own code (chartdraw.js). Fetched again after task changes (the hour at most every
+// 2 s, the day every 60 s) and as the time axis moves on (every 15 s, the day every 60 s), never while
+// the tab is hidden; redrawn when the panel's width or the colour scheme changes.
 // Each canvas says what it shows in its aria-label; a tooltip gives the bucket under the pointer.
 
 import { MARGIN, highlight, palette, plotArea, prepare, runtimeArea, runtimeBars, seriesLine, stackedBars, timeFrame, ROW } from './chartdraw.js';
 import { barFactor, bucketAt, clockLabel, coarsen, formatSeconds, maxOf, queueSummary, runtimeSummary, stepLabel, throughputSummary, waitSummary } from './chartmath.js';
 import { setAttr, setText } from './dom.js';
 
-const AFTER_CHANGE = 2000; // ms: task changes refetch at most this often
-const REFETCH_EVERY = 15000; // ms: and without any, this often
+// ms: task changes refetch at most every `change`, and without any, every `idle`. A day's bars sum
+// several minutes each (and its series is 1,440 of them): fetched no more than once a minute.
+const EVERY = { hour: { change: 2000, idle: 15000 }, day: { change: 60000, idle: 60000 } };
 const HEIGHTS = { throughput: 210, queue: 170, wait: 170 };
 const plain = (v) => String(v);
 
@@ -20,6 +22,7 @@ export class ChartsPanel {
     this.bars = null; // the throughput as drawn (minutes merged on a narrow chart)
     this.fetchedAt = -Infinity;
     this.timer = null;
+    this.stale = false; // tasks changed since the last fetch
     this.token = 0;
     this.pointer = { chart: null, x: 0, y: 0 };
     this.plots = {};
@@ -45,6 +48,10 @@ export class ChartsPanel {
       this.draw();
     }).observe(this.root);
     matchMedia('(prefers-color-scheme: dark)').addEventListener('change', () => this.draw());
+    // Changes that came while the tab was hidden are fetched once it is shown again.
+    document.addEventListener('visibilitychange', () => {
+      if (!document.hidden && this.stale) this.refreshSoon();
+    });
   }
 
   setWindow(window) {
@@ -59,22 +66,31 @@ export class ChartsPanel {
   }
 
   refreshSoon() {
-    if (this.timer) return;
-    const wait = Math.max(0, this.fetchedAt + AFTER_CHANGE - this.now());
+    this.stale = true;
+    if (this.timer || document.hidden) return;
+    const wait = Math.max(0, this.fetchedAt + EVERY[this.window].change - this.now());
     this.timer = setTimeout(() => {
       this.timer = null;
-      this.refresh().catch(() => {});
+      if (!document.hidden) this.refresh().catch(() => {});
     }, wait);
   }
 
   /** Every second: the slow refetch, for the moving time axis (not while the tab is hidden). */
   tick() {
-    if (!document.hidden && this.now() - this.fetchedAt >= REFETCH_EVERY) this.refresh().catch(() => {});
+    if (!document.hidden && this.now() - this.fetchedAt >= EVERY[this.window].idle) this.refresh().catch(() => {});
+  }
+
+  /** A round of the REST fallback while the socket is down: changes may have been missed, so as after one. */
+  poll() {
+    this.refreshSoon();
   }
 
   async refresh() {
     const token = ++this.token;
     this.fetchedAt = this.now();
+    this.stale = false;
+    clearTimeout(this.timer); // this fetch is the one a pending change waited for
+    this.timer = null;
     try {
       const series = await this.api.series(this.window);
       if (token !== this.token) return; // a later fetch (another window) is the one to show
