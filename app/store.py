@@ -100,11 +100,8 @@ class TaskStore:
         self.dialect = database.url.dialect
         # SQLite lets one writer in at a time: there, several changes in one transaction cannot deadlock
         self.one_writer_at_a_time = self.dialect == "sqlite"
-        # The asyncio task running `atomically`'s transaction: work that calls `atomically` again, in
-        # that same task, joins it. Tasks created inside inherit the value (contexts are copied) but
-        # are not that task: they take their own transaction.
-        self._transaction_owner: contextvars.ContextVar[asyncio.Task[Any] | None] = contextvars.ContextVar(
-            f"transaction_owner_{id(self)}", default=None)
+        # Set inside `atomically`'s transaction: work that calls `atomically` again joins it.
+        self._in_transaction = contextvars.ContextVar(f"in_transaction_{id(self)}", default=False)
 
     @classmethod
     @asynccontextmanager
@@ -276,16 +273,14 @@ class TaskStore:
         reads first and writes after another process committed would fail at once with "database is
         locked" (its snapshot is stale), never waiting in the busy handler.
 
-        Called from inside such work (by the same asyncio task), it runs `work` as part of that transaction
-        (a change that must be atomic with what it writes beside the task, written within a group commit
-        or alone); an asyncio task started inside it takes a transaction of its own."""
-        owner = self._transaction_owner.get()
-        if owner is not None and owner is asyncio.current_task():
+        Called from inside such work, it runs `work` as part of that transaction (a change that must be
+        atomic with what it writes beside the task, written within a group commit or alone)."""
+        if self._in_transaction.get():
             return await work()
         begin = "BEGIN IMMEDIATE" if self.dialect == "sqlite" else "BEGIN"
 
         async def run() -> T:
-            self._transaction_owner.set(asyncio.current_task())  # in this task's own context only
+            self._in_transaction.set(True)  # in this task's own context only
             async with self._db.connection() as connection:
                 await connection.execute(begin)
                 try:
