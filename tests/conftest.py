@@ -4,6 +4,7 @@ the real app served by uvicorn on a free port, real arq workers, and Debian's ch
 import asyncio
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -128,13 +129,22 @@ async def serve(settings: Settings, ws: str = WS_PROTOCOL,
     return server, task, f"127.0.0.1:{port}"
 
 
+@asynccontextmanager
+async def served(settings: Settings) -> AsyncIterator[str]:
+    """`serve` for a block: yields host:port, and stops the server when the block ends."""
+    server, task, address = await serve(settings)
+    try:
+        yield address
+    finally:
+        server.should_exit = True
+        await task
+
+
 @pytest.fixture
 async def web(settings: Settings) -> AsyncIterator[str]:
     """The app served by a real uvicorn on a free port; yields host:port."""
-    server, task, address = await serve(settings)
-    yield address
-    server.should_exit = True
-    await task
+    async with served(settings) as address:
+        yield address
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from app.series import SETTLE, MinuteCache, quantile
 from app.settings import Settings
 from app.status import CANCELLABLE, RETRYABLE, WAITING, Status
 from app.worker import create_worker
-from tests.conftest import make_settings, serve
+from tests.conftest import make_settings, served
 from tests.helpers import receive, submit, wait_for_status
 
 FINAL = {"SUCCESS", "FAILED", "CANCELLED"}
@@ -251,10 +251,8 @@ async def test_series_refuses_an_unknown_window(client: httpx.AsyncClient, windo
 
 @pytest.fixture
 async def second_web(settings: Settings) -> AsyncIterator[str]:
-    server, task, address = await serve(settings)
-    yield address
-    server.should_exit = True
-    await task
+    async with served(settings) as address:
+        yield address
 
 
 async def test_every_web_process_reports_the_same_totals_and_each_ones_clients(
@@ -285,17 +283,12 @@ async def test_every_web_process_reports_the_same_totals_and_each_ones_clients(
 
 async def test_metrics_need_the_read_token_when_tokens_are_set(redis_url: str, db_url: str, tmp_path: Path) -> None:
     settings = make_settings(redis_url, db_url, tmp_path, API_TOKEN="w" * 32, READ_TOKEN="r" * 32)
-    server, task, address = await serve(settings)
-    try:
-        async with httpx.AsyncClient(base_url=f"http://{address}", timeout=10) as http:
-            assert (await http.get("/metrics")).status_code == 401
-            assert (await http.get("/metrics", headers={"Authorization": "Bearer nope"})).status_code == 401
-            read = await http.get("/metrics", headers={"Authorization": f"Bearer {'r' * 32}"})
-            assert read.status_code == 200 and "tq_tasks_submitted_total" in read.text
-            assert (await http.get("/api/metrics/series")).status_code == 401
-    finally:
-        server.should_exit = True
-        await task
+    async with served(settings) as address, httpx.AsyncClient(base_url=f"http://{address}", timeout=10) as http:
+        assert (await http.get("/metrics")).status_code == 401
+        assert (await http.get("/metrics", headers={"Authorization": "Bearer nope"})).status_code == 401
+        read = await http.get("/metrics", headers={"Authorization": f"Bearer {'r' * 32}"})
+        assert read.status_code == 200 and "tq_tasks_submitted_total" in read.text
+        assert (await http.get("/api/metrics/series")).status_code == 401
 
 
 def depth(found: dict[str, Any], name: str = "tq_queue_depth") -> dict[str, float]:

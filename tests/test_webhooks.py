@@ -11,6 +11,7 @@ import json
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -37,7 +38,7 @@ from app.webhook_store import WebhookStore
 from app.webhooks import Hooks
 from app.worker import ResilientWorker, build_worker_settings, create_worker
 from tests.browser import CHROMIUM, Console, http_status
-from tests.conftest import make_settings, serve
+from tests.conftest import make_settings, served
 from tests.helpers import wait_for_status
 
 SECRET = "test-secret-0123456789"
@@ -167,6 +168,27 @@ async def settled(client: httpx.AsyncClient, task_id: str, statuses: set[str], c
         await asyncio.sleep(0.05)
 
 
+@asynccontextmanager
+async def running_worker(settings: Settings) -> AsyncIterator[ResilientWorker]:
+    """An arq worker with these settings (unlike the `settings` fixture's) for the block."""
+    worker = create_worker(settings, handle_signals=False)
+    running = asyncio.create_task(worker.async_run())
+    try:
+        yield worker
+    finally:
+        await worker.close()
+        await asyncio.gather(running, return_exceptions=True)
+
+
+@asynccontextmanager
+async def running_app(settings: Settings, *, worker: bool = True) -> AsyncIterator[httpx.AsyncClient]:
+    """The app served with these settings, with a worker of its own unless `worker` is False: a client on it."""
+    async with served(settings) as address, AsyncExitStack() as stack:
+        if worker:
+            await stack.enter_async_context(running_worker(settings))
+        yield await stack.enter_async_context(httpx.AsyncClient(base_url=f"http://{address}", timeout=10))
+
+
 async def test_a_task_callback_is_delivered_signed_on_success(
         client: httpx.AsyncClient, worker: ResilientWorker, receiver: Receiver) -> None:
     task = await submit(client, {**QUICK, "callback_url": receiver.url})
@@ -215,30 +237,21 @@ async def test_a_hanging_receiver_delays_neither_its_task_nor_the_next(
     settings = make_settings(redis_url, db_url, tmp_path / "data", WEBHOOK_SECRET=SECRET, WEBHOOK_TIMEOUT="5",
                              WEBHOOK_MAX_ATTEMPTS="1", WORKER_CONCURRENCY="1", WEBHOOK_ALLOW_PRIVATE="true")
     receiver.script = ["hang"]
-    server, serving, address = await serve(settings)
-    worker = create_worker(settings, handle_signals=False)
-    running = asyncio.create_task(worker.async_run())
-    try:
-        async with httpx.AsyncClient(base_url=f"http://{address}", timeout=10) as client:
-            first = await submit(client, {**QUICK, "callback_url": receiver.url})
-            await wait_for_status(client, first["id"], FINAL)
-            await receiver.wait_for(1)
-            # the one slot of this worker runs the next task while the receiver still holds its request
-            following = await submit(client, QUICK)
-            done = await wait_for_status(client, following["id"], FINAL)
-            assert done["status"] == "SUCCESS"
-            [delivery] = await deliveries(client, first["id"])
-            assert receiver.hanging == 1 and delivery["status"] == "pending" and delivery["history"] == [], \
-                "the next task ended only after the hung request was given up"
-            [delivery] = await settled(client, first["id"], {"failed"})
-            [attempt] = delivery["history"]
-            assert attempt["status_code"] is None and attempt["error"] == "no answer within 5 s"
-            assert 4_500 <= attempt["duration_ms"] < 20_000
-    finally:
-        await worker.close()
-        await asyncio.gather(running, return_exceptions=True)
-        server.should_exit = True
-        await serving
+    async with running_app(settings) as client:
+        first = await submit(client, {**QUICK, "callback_url": receiver.url})
+        await wait_for_status(client, first["id"], FINAL)
+        await receiver.wait_for(1)
+        # the one slot of this worker runs the next task while the receiver still holds its request
+        following = await submit(client, QUICK)
+        done = await wait_for_status(client, following["id"], FINAL)
+        assert done["status"] == "SUCCESS"
+        [delivery] = await deliveries(client, first["id"])
+        assert receiver.hanging == 1 and delivery["status"] == "pending" and delivery["history"] == [], \
+            "the next task ended only after the hung request was given up"
+        [delivery] = await settled(client, first["id"], {"failed"})
+        [attempt] = delivery["history"]
+        assert attempt["status_code"] is None and attempt["error"] == "no answer within 5 s"
+        assert 4_500 <= attempt["duration_ms"] < 20_000
 
 
 async def test_the_global_hook_hears_only_of_failures_by_default(
@@ -246,61 +259,43 @@ async def test_the_global_hook_hears_only_of_failures_by_default(
     settings = make_settings(redis_url, db_url, tmp_path / "data", WEBHOOK_SECRET=SECRET,
                              WEBHOOK_URL=receiver.url)
     assert settings.webhook_events == "failed"
-    server, serving, address = await serve(settings)
-    worker = create_worker(settings, handle_signals=False)
-    running = asyncio.create_task(worker.async_run())
-    try:
-        async with httpx.AsyncClient(base_url=f"http://{address}", timeout=10) as client:
-            succeeded = await submit(client, QUICK)
-            failed = await submit(client, FAILING)
-            assert (await wait_for_status(client, succeeded["id"], FINAL))["status"] == "SUCCESS"
-            assert (await wait_for_status(client, failed["id"], FINAL))["status"] == "FAILED"
-            [request] = await receiver.wait_for(1)
-            verify(request)
-            assert request.headers["x-tq-event"] == "task.failed"
-            assert request.json()["task"]["id"] == failed["id"] and request.json()["task"]["error_message"]
-            # written with the final state or never: a SUCCESS without deliveries gets none later
-            assert await deliveries(client, succeeded["id"]) == []
-            [delivery] = await settled(client, failed["id"], {"delivered"})
-            # the global hook's URL may hold a secret: shown only up to its host
-            assert delivery["hook"] == "global" and delivery["url"] == f"http://127.0.0.1:{receiver.port}/…"
-            assert len(receiver.received) == 1
-    finally:
-        await worker.close()
-        await asyncio.gather(running, return_exceptions=True)
-        server.should_exit = True
-        await serving
+    async with running_app(settings) as client:
+        succeeded = await submit(client, QUICK)
+        failed = await submit(client, FAILING)
+        assert (await wait_for_status(client, succeeded["id"], FINAL))["status"] == "SUCCESS"
+        assert (await wait_for_status(client, failed["id"], FINAL))["status"] == "FAILED"
+        [request] = await receiver.wait_for(1)
+        verify(request)
+        assert request.headers["x-tq-event"] == "task.failed"
+        assert request.json()["task"]["id"] == failed["id"] and request.json()["task"]["error_message"]
+        # written with the final state or never: a SUCCESS without deliveries gets none later
+        assert await deliveries(client, succeeded["id"]) == []
+        [delivery] = await settled(client, failed["id"], {"delivered"})
+        # the global hook's URL may hold a secret: shown only up to its host
+        assert delivery["hook"] == "global" and delivery["url"] == f"http://127.0.0.1:{receiver.port}/…"
+        assert len(receiver.received) == 1
 
 
 async def test_cancels_of_waiting_tasks_fire_one_by_one_and_in_bulk(
         redis_url: str, db_url: str, tmp_path: Path, receiver: Receiver) -> None:
     settings = make_settings(redis_url, db_url, tmp_path / "data", WEBHOOK_SECRET=SECRET, WEBHOOK_URL=receiver.url,
                              WEBHOOK_EVENTS="final", WEBHOOK_ALLOW_PRIVATE="true")
-    server, serving, address = await serve(settings)
-    worker = create_worker(settings, handle_signals=False)
-    running = asyncio.create_task(worker.async_run())
-    try:
-        async with httpx.AsyncClient(base_url=f"http://{address}", timeout=10) as client:
-            one = await submit(client, {**QUICK, "delay": 3600, "callback_url": receiver.url})
-            many = [await submit(client, {**QUICK, "delay": 3600}) for _ in range(2)]
-            cancelled = await client.delete(f"/api/tasks/{one['id']}")
-            assert cancelled.json()["status"] == "CANCELLED"
-            bulk = await client.post("/api/tasks/bulk", json={"action": "cancel", "ids": [t["id"] for t in many]})
-            assert bulk.json()["applied"] == 2
-            requests = await receiver.wait_for(4)  # the cancelled task's own hook and the global one, twice more
-            assert {r.headers["x-tq-event"] for r in requests} == {"task.cancelled"}
-            by_task: dict[str, int] = {}
-            for request in requests:
-                verify(request)
-                by_task[request.json()["task"]["id"]] = by_task.get(request.json()["task"]["id"], 0) + 1
-            assert by_task == {one["id"]: 2, many[0]["id"]: 1, many[1]["id"]: 1}
-            hooks = sorted(d["hook"] for d in await settled(client, one["id"], {"delivered"}, count=2))
-            assert hooks == ["global", "task"]
-    finally:
-        await worker.close()
-        await asyncio.gather(running, return_exceptions=True)
-        server.should_exit = True
-        await serving
+    async with running_app(settings) as client:
+        one = await submit(client, {**QUICK, "delay": 3600, "callback_url": receiver.url})
+        many = [await submit(client, {**QUICK, "delay": 3600}) for _ in range(2)]
+        cancelled = await client.delete(f"/api/tasks/{one['id']}")
+        assert cancelled.json()["status"] == "CANCELLED"
+        bulk = await client.post("/api/tasks/bulk", json={"action": "cancel", "ids": [t["id"] for t in many]})
+        assert bulk.json()["applied"] == 2
+        requests = await receiver.wait_for(4)  # the cancelled task's own hook and the global one, twice more
+        assert {r.headers["x-tq-event"] for r in requests} == {"task.cancelled"}
+        by_task: dict[str, int] = {}
+        for request in requests:
+            verify(request)
+            by_task[request.json()["task"]["id"]] = by_task.get(request.json()["task"]["id"], 0) + 1
+        assert by_task == {one["id"]: 2, many[0]["id"]: 1, many[1]["id"]: 1}
+        hooks = sorted(d["hook"] for d in await settled(client, one["id"], {"delivered"}, count=2))
+        assert hooks == ["global", "task"]
 
 
 async def test_bad_callback_urls_are_refused_naming_the_field(client: httpx.AsyncClient) -> None:
@@ -326,16 +321,11 @@ async def test_bad_callback_urls_are_refused_naming_the_field(client: httpx.Asyn
 async def test_without_a_secret_callbacks_are_refused_and_a_global_hook_refuses_to_start(
         redis_url: str, db_url: str, tmp_path: Path) -> None:
     unsigned = make_settings(redis_url, db_url, tmp_path / "data")
-    server, serving, address = await serve(unsigned)
-    try:
-        async with httpx.AsyncClient(base_url=f"http://{address}", timeout=10) as client:
-            response = await client.post("/api/tasks/submit", json={**QUICK, "callback_url": "https://example.com/h"})
-            assert response.status_code == 422 and response.json()["field"] == "callback_url"
-            assert "WEBHOOK_SECRET" in response.json()["detail"]
-            assert (await client.post("/api/tasks/submit", json={**QUICK, "callback_url": None})).status_code == 201
-    finally:
-        server.should_exit = True
-        await serving
+    async with running_app(unsigned, worker=False) as client:
+        response = await client.post("/api/tasks/submit", json={**QUICK, "callback_url": "https://example.com/h"})
+        assert response.status_code == 422 and response.json()["field"] == "callback_url"
+        assert "WEBHOOK_SECRET" in response.json()["detail"]
+        assert (await client.post("/api/tasks/submit", json={**QUICK, "callback_url": None})).status_code == 201
     no_secret = make_settings(redis_url, db_url, tmp_path / "data", WEBHOOK_URL="https://example.com/h")
     with pytest.raises(RuntimeError, match="WEBHOOK_SECRET"):
         create_app(no_secret)
@@ -355,9 +345,7 @@ async def test_a_pending_delivery_survives_its_worker_and_the_next_worker_sends_
     slow_retry = make_settings(redis_url, db_url, tmp_path / "data", WEBHOOK_SECRET=SECRET, WEBHOOK_BACKOFF_BASE="2",
                                WEBHOOK_ALLOW_PRIVATE="true")
     receiver.script = [503]
-    first = create_worker(slow_retry, handle_signals=False)
-    running = asyncio.create_task(first.async_run())
-    try:
+    async with running_worker(slow_retry):
         task = await submit(client, {**QUICK, "callback_url": receiver.url})
         await wait_for_status(client, task["id"], FINAL)
         [delivery] = await settled(client, task["id"], {"pending"})
@@ -365,9 +353,6 @@ async def test_a_pending_delivery_survives_its_worker_and_the_next_worker_sends_
         while not (delivery := (await deliveries(client, task["id"]))[0])["history"]:
             assert time.monotonic() < deadline
             await asyncio.sleep(0.05)
-    finally:
-        await first.close()
-        await asyncio.gather(running, return_exceptions=True)
     assert delivery["status"] == "pending" and delivery["attempts"] == 1 and delivery["last_status_code"] == 503
     assert len(receiver.received) == 1
     await start_worker()  # a new worker process, the same outbox
@@ -415,25 +400,20 @@ async def test_callbacks_to_private_addresses_are_refused_at_submit_unless_allow
         redis_url: str, db_url: str, tmp_path: Path) -> None:
     strict = make_settings(redis_url, db_url, tmp_path / "data", WEBHOOK_SECRET=SECRET)
     assert strict.webhook_allow_private is False  # the default
-    server, serving, address = await serve(strict)
-    try:
-        async with httpx.AsyncClient(base_url=f"http://{address}", timeout=10) as client:
-            for private in ("http://127.0.0.1:8000/hook", "http://169.254.169.254/latest/meta-data/", "http://[::1]/h",
-                            "http://10.1.2.3/h", "http://192.168.0.1/h", "http://localhost:6379/", "http://LOCALHOST./",
-                            "http://2130706433/h", "http://127.1/h", "http://0.0.0.0/h", "http://[::ffff:10.0.0.1]/h",
-                            "http://224.0.0.1/h"):
-                response = await client.post("/api/tasks/submit", json={**QUICK, "callback_url": private})
-                assert response.status_code == 422, (private, response.text)
-                assert response.json()["field"] == "callback_url"
-                assert "WEBHOOK_ALLOW_PRIVATE" in response.json()["detail"], response.text
-            batch = await client.post("/api/tasks/batch", json={"tasks": [{**QUICK, "callback_url": "http://127.0.0.1/"}]})
-            assert batch.status_code == 422 and batch.json()["field"] == "tasks[0].callback_url"
-            # public addresses, and names (checked again when sent), are taken
-            for public in ("https://8.8.8.8/h", "https://example.com/h"):
-                assert (await submit(client, {**QUICK, "callback_url": public}))["callback_url"] == public
-    finally:
-        server.should_exit = True
-        await serving
+    async with running_app(strict, worker=False) as client:
+        for private in ("http://127.0.0.1:8000/hook", "http://169.254.169.254/latest/meta-data/", "http://[::1]/h",
+                        "http://10.1.2.3/h", "http://192.168.0.1/h", "http://localhost:6379/", "http://LOCALHOST./",
+                        "http://2130706433/h", "http://127.1/h", "http://0.0.0.0/h", "http://[::ffff:10.0.0.1]/h",
+                        "http://224.0.0.1/h"):
+            response = await client.post("/api/tasks/submit", json={**QUICK, "callback_url": private})
+            assert response.status_code == 422, (private, response.text)
+            assert response.json()["field"] == "callback_url"
+            assert "WEBHOOK_ALLOW_PRIVATE" in response.json()["detail"], response.text
+        batch = await client.post("/api/tasks/batch", json={"tasks": [{**QUICK, "callback_url": "http://127.0.0.1/"}]})
+        assert batch.status_code == 422 and batch.json()["field"] == "tasks[0].callback_url"
+        # public addresses, and names (checked again when sent), are taken
+        for public in ("https://8.8.8.8/h", "https://example.com/h"):
+            assert (await submit(client, {**QUICK, "callback_url": public}))["callback_url"] == public
 
 
 async def test_a_callback_whose_name_resolves_to_a_private_address_is_refused_when_sent(
@@ -441,9 +421,7 @@ async def test_a_callback_whose_name_resolves_to_a_private_address_is_refused_wh
     # this web process allows private receivers (the `settings` fixture); the worker does not
     strict = make_settings(redis_url, db_url, tmp_path / "data", WEBHOOK_SECRET=SECRET, WEBHOOK_MAX_ATTEMPTS="3",
                            WEBHOOK_BACKOFF_BASE="0.05")
-    worker = create_worker(strict, handle_signals=False)
-    running = asyncio.create_task(worker.async_run())
-    try:
+    async with running_worker(strict):
         task = await submit(client, {**QUICK, "callback_url": f"http://localhost:{receiver.port}/hook?source=tq"})
         await wait_for_status(client, task["id"], FINAL)
         [delivery] = await settled(client, task["id"], {"failed"})
@@ -452,9 +430,6 @@ async def test_a_callback_whose_name_resolves_to_a_private_address_is_refused_wh
         assert attempt["status_code"] is None
         assert re.search(r"localhost resolves to (127\.0\.0\.1|::1), not a public address", attempt["error"]), attempt
         assert receiver.received == []
-    finally:
-        await worker.close()
-        await asyncio.gather(running, return_exceptions=True)
 
 
 async def test_a_failed_task_deleted_at_once_still_reports_its_failure(
@@ -463,57 +438,38 @@ async def test_a_failed_task_deleted_at_once_still_reports_its_failure(
     settings = make_settings(redis_url, db_url, tmp_path / "data", WEBHOOK_SECRET=SECRET, WEBHOOK_URL=receiver.url,
                              WEBHOOK_BACKOFF_BASE="3")
     receiver.script = [503]
-    server, serving, address = await serve(settings)
-    worker = create_worker(settings, handle_signals=False)
-    running = asyncio.create_task(worker.async_run())
-    try:
-        async with httpx.AsyncClient(base_url=f"http://{address}", timeout=10) as client:
-            failed = await submit(client, FAILING)
-            assert (await wait_for_status(client, failed["id"], FINAL))["status"] == "FAILED"
-            bulk = await client.post("/api/tasks/bulk", json={"action": "delete", "ids": [failed["id"]]})
-            assert bulk.status_code == 200 and bulk.json()["applied"] == 1, bulk.text
-            assert (await client.get(f"/api/tasks/{failed['id']}")).status_code == 404
-            requests = await receiver.wait_for(2)
-            assert [r.json()["attempt"] for r in requests] == [1, 2]
-            for request in requests:
-                verify(request)
-                assert request.headers["x-tq-event"] == "task.failed" and request.json()["task"]["id"] == failed["id"]
+    async with running_app(settings) as client:
+        failed = await submit(client, FAILING)
+        assert (await wait_for_status(client, failed["id"], FINAL))["status"] == "FAILED"
+        bulk = await client.post("/api/tasks/bulk", json={"action": "delete", "ids": [failed["id"]]})
+        assert bulk.status_code == 200 and bulk.json()["applied"] == 1, bulk.text
+        assert (await client.get(f"/api/tasks/{failed['id']}")).status_code == 404
+        requests = await receiver.wait_for(2)
+        assert [r.json()["attempt"] for r in requests] == [1, 2]
+        for request in requests:
+            verify(request)
+            assert request.headers["x-tq-event"] == "task.failed" and request.json()["task"]["id"] == failed["id"]
         async with TaskStore.open(db_url) as store:  # once sent, the delivery goes after its task
             deadline = time.monotonic() + 20
             while left := await WebhookStore(store).for_task(failed["id"]):
                 assert time.monotonic() < deadline, left
                 await asyncio.sleep(0.05)
-    finally:
-        await worker.close()
-        await asyncio.gather(running, return_exceptions=True)
-        server.should_exit = True
-        await serving
 
 
 async def test_a_rerun_drops_an_inherited_callback_the_server_no_longer_takes(
         redis_url: str, db_url: str, tmp_path: Path) -> None:
     signed = make_settings(redis_url, db_url, tmp_path / "data", WEBHOOK_SECRET=SECRET)
     unsigned = make_settings(redis_url, db_url, tmp_path / "data")
-    server, serving, address = await serve(signed)
-    try:
-        async with httpx.AsyncClient(base_url=f"http://{address}", timeout=10) as client:
-            source = await submit(client, {**QUICK, "delay": 3600, "callback_url": "https://example.com/h"})
-    finally:
-        server.should_exit = True
-        await serving
-    server, serving, address = await serve(unsigned)  # the secret was removed since
-    try:
-        async with httpx.AsyncClient(base_url=f"http://{address}", timeout=10) as client:
-            rerun = await client.post(f"/api/tasks/{source['id']}/rerun", json={"parameters": {"text": "again"}})
-            assert rerun.status_code == 201, rerun.text
-            assert rerun.json()["callback_url"] is None and rerun.json()["source_task_id"] == source["id"]
-            # one the caller sends is still checked
-            explicit = await client.post(f"/api/tasks/{source['id']}/rerun", json={"callback_url": "https://example.com/h"})
-            assert explicit.status_code == 422 and explicit.json()["field"] == "callback_url"
-            assert "WEBHOOK_SECRET" in explicit.json()["detail"]
-    finally:
-        server.should_exit = True
-        await serving
+    async with running_app(signed, worker=False) as client:
+        source = await submit(client, {**QUICK, "delay": 3600, "callback_url": "https://example.com/h"})
+    async with running_app(unsigned, worker=False) as client:  # the secret was removed since
+        rerun = await client.post(f"/api/tasks/{source['id']}/rerun", json={"parameters": {"text": "again"}})
+        assert rerun.status_code == 201, rerun.text
+        assert rerun.json()["callback_url"] is None and rerun.json()["source_task_id"] == source["id"]
+        # one the caller sends is still checked
+        explicit = await client.post(f"/api/tasks/{source['id']}/rerun", json={"callback_url": "https://example.com/h"})
+        assert explicit.status_code == 422 and explicit.json()["field"] == "callback_url"
+        assert "WEBHOOK_SECRET" in explicit.json()["detail"]
 
 
 # --- the outbox itself, on SQLite and PostgreSQL ------------------------------------------------
