@@ -17,10 +17,9 @@ from pathlib import Path
 
 import httpx
 import websockets
-from arq.connections import RedisSettings, create_pool
 
 from app.redisserver import RedisServer, free_port
-from bench.bare_arq import QUEUE
+from bench.bare_arq import QUEUE, queued_noops, results
 from bench.rawhttp import Http
 from bench.report import Options, Row
 from bench.stack import ROOT, running_stack
@@ -36,13 +35,7 @@ GOAL = 0.8
 
 async def _bare_drain(redis_url: str, count: int) -> float:
     """Jobs per second: no-op jobs enqueued first, then drained by a fresh bare arq worker."""
-    pool = await create_pool(RedisSettings.from_dsn(redis_url), default_queue_name=QUEUE,
-                             job_serializer=lambda value: json.dumps(value).encode())
-    try:
-        ids: list[str] = []
-        for start in range(0, count, 500):
-            jobs = await asyncio.gather(*(pool.enqueue_job("noop") for _ in range(start, min(count, start + 500))))
-            ids += [job.job_id for job in jobs if job is not None]
+    async with queued_noops(redis_url, count) as (pool, ids):
         worker = subprocess.Popen([sys.executable, "-m", "bench.bare_arq"], cwd=ROOT,
                                   env={**os.environ, "REDIS_URL": redis_url},
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -55,11 +48,8 @@ async def _bare_drain(redis_url: str, count: int) -> float:
         finally:
             worker.terminate()
             worker.wait(timeout=30)
-        results = [json.loads(raw) for raw in await pool.mget([f"arq:result:{job_id}" for job_id in ids])]
-        assert len(results) == count and all(r["s"] for r in results), "bare jobs missing or failed"
-        return count / ((max(r["ft"] for r in results) - min(r["st"] for r in results)) / 1000)
-    finally:
-        await pool.aclose()
+        done = await results(pool, ids, count)
+        return count / ((max(r["ft"] for r in done) - min(r["st"] for r in done)) / 1000)
 
 
 def bare_drain(count: int) -> float:

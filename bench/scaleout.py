@@ -9,7 +9,6 @@ they share the workers' two cores. A drain rate is counted from the first start 
 the tasks (or jobs) recorded."""
 
 import asyncio
-import json
 import os
 import subprocess
 import sys
@@ -19,10 +18,9 @@ from datetime import datetime
 from pathlib import Path
 
 import httpx
-from arq.connections import RedisSettings, create_pool
 
 from app.redisserver import RedisServer, free_port
-from bench.bare_arq import QUEUE
+from bench.bare_arq import QUEUE, queued_noops, results
 from bench.drain import ENV, TINY
 from bench.report import Options, Row
 from bench.stack import ROOT, running_stack, start_worker, stop
@@ -77,13 +75,7 @@ def _span(starts: list[float], ends: list[float], count: int) -> float:
 
 
 async def _bare(redis_url: str, count: int, workers: int) -> float:
-    pool = await create_pool(RedisSettings.from_dsn(redis_url), default_queue_name=QUEUE,
-                             job_serializer=lambda value: json.dumps(value).encode())
-    try:
-        ids: list[str] = []
-        for start in range(0, count, 500):
-            jobs = await asyncio.gather(*(pool.enqueue_job("noop") for _ in range(start, min(count, start + 500))))
-            ids += [job.job_id for job in jobs if job is not None]
+    async with queued_noops(redis_url, count) as (pool, ids):
         procs = [subprocess.Popen([sys.executable, "-m", "bench.bare_arq"], cwd=ROOT,
                                   env={**os.environ, "REDIS_URL": redis_url},
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(workers)]
@@ -95,11 +87,8 @@ async def _bare(redis_url: str, count: int, workers: int) -> float:
                 await asyncio.sleep(0.05)
         finally:
             stop(procs)
-        results = [json.loads(raw) for raw in await pool.mget([f"arq:result:{i}" for i in ids])]
-        assert len(results) == count and all(r and r["s"] for r in results), "bare jobs missing or failed"
-        return _span([r["st"] / 1000 for r in results], [r["ft"] / 1000 for r in results], count)
-    finally:
-        await pool.aclose()
+        done = await results(pool, ids, count)
+        return _span([r["st"] / 1000 for r in done], [r["ft"] / 1000 for r in done], count)
 
 
 def bare(count: int, workers: int) -> float:
