@@ -9,7 +9,7 @@ deliver events in seq order without waiting on a gap.
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from arq.connections import ArqRedis
 
@@ -215,6 +215,16 @@ async def publish_all(redis: ArqRedis, payloads: list[str], tally: Tally | None 
 Write = Callable[[int], Awaitable[TaskDict | None]]
 
 
+class Waiting(NamedTuple):
+    """A change waiting for its group: how to write it, what it is, the statuses its guard allows
+    (they tell the figures what kind of move it was: app/metrics.py), and where its outcome goes."""
+
+    write: Write
+    change: Change
+    guard: frozenset[Status]
+    done: "asyncio.Future[tuple[TaskDict | None, int]]"
+
+
 class GroupWriter:
     """Group commit: the changes that arrive while one group is being written form the next group,
     which takes its seqs with one INCRBY, is written in one transaction and published in one
@@ -225,16 +235,14 @@ class GroupWriter:
 
     def __init__(self, changes: Changes) -> None:
         self._changes = changes
-        self._waiting: list[tuple[Write, Change, asyncio.Future[tuple[TaskDict | None, int]]]] = []
-        self._guards: dict[asyncio.Future[tuple[TaskDict | None, int]], frozenset[Status]] = {}
+        self._waiting: list[Waiting] = []
         self._writer: asyncio.Task[None] | None = None
 
     async def apply(self, write: Write, change: Change, statuses: frozenset[Status]) -> tuple[TaskDict | None, int]:
         """The task as written (None if the guard refused it) and the seq it was written with.
-        `statuses`: the guard's, which tell the figures what kind of move this was (app/metrics.py)."""
+        `statuses`: the guard's."""
         done: asyncio.Future[tuple[TaskDict | None, int]] = asyncio.get_running_loop().create_future()
-        self._waiting.append((write, change, done))
-        self._guards[done] = statuses
+        self._waiting.append(Waiting(write, change, statuses, done))
         if self._writer is None or self._writer.done():
             self._writer = detached(self._write_groups(), name="group-writer")  # a group is many tasks' changes
         return await done
@@ -245,23 +253,22 @@ class GroupWriter:
             try:
                 await self._write(group)
             except BaseException as exc:
-                for _, _, done in group:
-                    if not done.done():
-                        done.set_exception(exc)
+                for waiting in group:
+                    if not waiting.done.done():
+                        waiting.done.set_exception(exc)
                 if not isinstance(exc, Exception):
                     raise
 
-    async def _write(self, group: list[tuple[Write, Change, asyncio.Future[tuple[TaskDict | None, int]]]]) -> None:
-        guards = [self._guards.pop(done) for _, _, done in group]
+    async def _write(self, group: list[Waiting]) -> None:
         changes = self._changes
         last = int(await changes.redis.incrby(keys.SEQ, len(group)))
         seqs = range(last - len(group) + 1, last + 1)
 
         async def write_each() -> list[TaskDict | None | Exception]:
-            return [await _outcome(write, seq) for (write, _, _), seq in zip(group, seqs, strict=True)]
+            return [await _outcome(waiting.write, seq) for waiting, seq in zip(group, seqs, strict=True)]
 
         async def write_all() -> list[TaskDict | None | Exception]:
-            return [await write(seq) for (write, _, _), seq in zip(group, seqs, strict=True)]
+            return [await waiting.write(seq) for waiting, seq in zip(group, seqs, strict=True)]
 
         if not changes.store.one_writer_at_a_time:
             # PostgreSQL: each change commits alone. A status move locks two rows of task_counts
@@ -274,20 +281,21 @@ class GroupWriter:
             except Exception as exc:
                 # one change's error must not become the others': then each is written on its own
                 outcomes = [exc] if len(group) == 1 else await write_each()
-        payloads = [encode_skip(seq) if outcome is None or isinstance(outcome, Exception) else encode_event(outcome, change)
-                    for (_, change, _), seq, outcome in zip(group, seqs, outcomes, strict=True)]
+        payloads = [encode_skip(seq) if outcome is None or isinstance(outcome, Exception)
+                    else encode_event(outcome, waiting.change)
+                    for waiting, seq, outcome in zip(group, seqs, outcomes, strict=True)]
         tally = Tally()
-        for (_, change, _), guard, outcome in zip(group, guards, outcomes, strict=True):
+        for waiting, outcome in zip(group, outcomes, strict=True):
             if outcome is not None and not isinstance(outcome, Exception):
-                tally.observe(outcome, change, guard)
+                tally.observe(outcome, waiting.change, waiting.guard)
         await publish_all(changes.redis, payloads, tally)
-        for (_, _, done), seq, outcome in zip(group, seqs, outcomes, strict=True):
-            if done.done():
+        for waiting, seq, outcome in zip(group, seqs, outcomes, strict=True):
+            if waiting.done.done():
                 continue
             if isinstance(outcome, Exception):
-                done.set_exception(outcome)
+                waiting.done.set_exception(outcome)
             else:
-                done.set_result((outcome, seq))
+                waiting.done.set_result((outcome, seq))
 
 
 async def _outcome(write: Write, seq: int) -> TaskDict | None | Exception:
