@@ -5,7 +5,7 @@ VENV := .venv
 .PHONY: run test bench clean
 
 run: $(VENV)/.installed
-	$(VENV)/bin/python -m app.launcher
+	$(VENV)/bin/python -m launcher
 
 test: $(VENV)/.installed
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)

@@ -5,7 +5,7 @@ but exits when Redis goes away.
 """
 
 from app.settings import load_settings
-from app.worker import build_worker_settings, main
+from app.worker.main import build_worker_settings, main
 
 WorkerSettings = build_worker_settings(load_settings())
 

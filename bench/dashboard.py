@@ -1,7 +1,7 @@
 """The dashboard under load, in Debian's chromium: 10,000 tasks stored, 100 changes/s.
 
 One web process (no worker) on a fresh SQLite file (in /dev/shm: see `database`) holding 10,000
-finished tasks. A driver thread makes the changes the way workers do (`app.changes.Changes`: INCR
+finished tasks. A driver thread makes the changes the way workers do (`lifecycle/changes.py`: INCR
 seq, guarded write, publish), paced at a steady rate: tasks created, started, reporting progress
 every 0.2 s (the workers' PROGRESS_INTERVAL) and finishing, 20 of them in flight, so every change
 lands on page 1. The page:
@@ -32,9 +32,13 @@ from arq import create_pool
 from arq.connections import RedisSettings
 from playwright.async_api import Browser, CDPSession, Page, async_playwright
 
-from app.changes import Changes, entry
-from app.status import Status
-from app.store import TaskStore, utcnow
+from app.core.clock import utcnow
+from app.core.status import PROGRESS, START, SUCCEED, Status
+from app.core.wire import entry
+from app.lifecycle.changes import Changes
+from app.lifecycle.submit import Submissions
+from app.store.stores import open_stores
+from app.store.uploads import UploadStore
 from bench.report import Options, Row, percentile
 from bench.stack import running_stack
 
@@ -112,7 +116,8 @@ class Published:
 async def fill(database_url: str, count: int) -> None:
     """`count` finished tasks, written straight to the store."""
     start = datetime.now(UTC) - timedelta(days=1)
-    async with TaskStore.open(database_url) as store:
+    async with open_stores(database_url) as stores:
+        store = stores.tasks
         for i in range(count):
             status, result, error = (("SUCCESS", {"word_count": 56}, None) if i % 10 < 7
                                      else ("FAILED", None, "ValueError: bad item") if i % 10 < 9
@@ -128,41 +133,36 @@ async def fill(database_url: str, count: int) -> None:
 
 
 async def _step(changes: Changes, task_id: str, n: int) -> str | None:
-    """Change number `n` of a task's life; the status it showed, or None for a progress report."""
-    if n == 0:
-        now = utcnow()
-        await changes.insert({
-            "id": task_id, "task_type": "batch_processing", "status": Status.PENDING.value,
-            "parameters": {"data": list(range(PROGRESS_STEPS)), "delay_per_item": 0.2, "fail_fast": False},
-            "progress": 0.0, "created_at": now, "updated_at": now, "attempts": 0, "dispatch": 1,
-            "cancel_requested": False, "timeline": [entry(Status.PENDING)],
-        })
-        return Status.PENDING.value
+    """Change number `n` (1…) of a task's life after its submit; the status it showed, or None for a
+    progress report."""
     if n == 1:
-        values = {"status": Status.RUNNING.value, "started_at": utcnow(), "worker": "bench", "stage": "started",
-                  "attempts": 1}
-        await changes.update(task_id, "status", {Status.PENDING}, values, entry(Status.RUNNING, worker="bench"))
+        values = {"started_at": utcnow(), "worker": "bench", "stage": "started", "attempts": 1}
+        await changes.update(task_id, START, values, entry(Status.RUNNING, worker="bench"))
         return Status.RUNNING.value
     if n <= PROGRESS_STEPS + 1:
         done = n - 1
-        await changes.update(task_id, "progress", {Status.RUNNING},
+        await changes.update(task_id, PROGRESS,
                              {"progress": 100.0 * done / (PROGRESS_STEPS + 1), "stage": f"item {done} of {PROGRESS_STEPS}"})
         return None
-    values = {"status": Status.SUCCESS.value, "completed_at": utcnow(), "stage": "success", "progress": 100.0,
+    values = {"completed_at": utcnow(), "stage": "success", "progress": 100.0,
               "result_data": {"processed": PROGRESS_STEPS}}
-    await changes.update(task_id, "status", {Status.RUNNING}, values, entry(Status.SUCCESS))
+    await changes.update(task_id, SUCCEED, values, entry(Status.SUCCESS))
     return Status.SUCCESS.value
 
 
-async def _slot(changes: Changes, slot: int, start: float, count: int, published: Published) -> None:
+async def _slot(changes: Changes, submissions: Submissions, slot: int, start: float, count: int,
+                published: Published) -> None:
     """Changes number slot, slot + SLOTS, … of the run, each at its due time: one task after another."""
     task_id = ""
     for n, k in enumerate(range(slot, count, SLOTS)):
         await asyncio.sleep(max(0.0, start + k / RATE - time.monotonic()))
         life = n % (PROGRESS_STEPS + 3)
         if life == 0:
-            task_id = uuid.uuid4().hex
-        status = await _step(changes, task_id, life)
+            task, _ = await submissions.submit("batch_processing", {"data": list(range(PROGRESS_STEPS)),
+                                                                    "delay_per_item": 0.2})
+            task_id, status = task["id"], task["status"]
+        else:
+            status = await _step(changes, task_id, life)
         published.count += 1
         if status is not None:
             published.at[f"{task_id}/{status}"] = time.time()
@@ -171,11 +171,13 @@ async def _slot(changes: Changes, slot: int, start: float, count: int, published
 async def _drive(redis_url: str, database_url: str, seconds: float, published: Published) -> None:
     pool = await create_pool(RedisSettings.from_dsn(redis_url))
     try:
-        async with TaskStore.open(database_url) as store:
-            changes = Changes(store, pool)
+        async with open_stores(database_url) as stores:
+            changes = Changes(stores, pool)
+            submissions = Submissions(stores.tasks, pool, UploadStore(Path(tempfile.gettempdir()), 0), 10**6)
             start = time.monotonic() + 0.1
             count = round(seconds * RATE)
-            await asyncio.gather(*(_slot(changes, slot, start, count, published) for slot in range(SLOTS)))
+            await asyncio.gather(*(_slot(changes, submissions, slot, start, count, published)
+                                   for slot in range(SLOTS)))
             published.window = (start, time.monotonic())
     finally:
         await pool.aclose()

@@ -18,11 +18,11 @@ from pathlib import Path
 import httpx
 import websockets
 
-from app.redisserver import RedisServer, free_port
 from bench.bare_arq import QUEUE, queued_noops, results
 from bench.rawhttp import Http
 from bench.report import Options, Row
 from bench.stack import ROOT, running_stack
+from launcher.redis_server import RedisServer, free_port
 
 TASKS = 5_000
 CONCURRENCY = 32  # REST submits in flight, one connection each

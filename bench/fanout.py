@@ -25,11 +25,11 @@ from redis.asyncio import Redis
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from app import keys  # noqa: E402
-from app.redisserver import free_port  # noqa: E402
-from app.wire import TaskDict, encode_event  # noqa: E402
+from app.core import keys  # noqa: E402
+from app.core.wire import TaskDict, encode_event  # noqa: E402
 from bench.report import Options, Row  # noqa: E402
 from bench.stack import BIN, running_stack, stop  # noqa: E402
+from launcher.redis_server import free_port  # noqa: E402
 
 CLIENTS = 1000
 TASKS = 100
@@ -40,7 +40,7 @@ RATE_FACTOR = 1.4
 RATE_MAX = 20_000.0
 P99_GOAL_MS = 50.0
 UVICORN_FLAGS = ["--log-level", "warning", "--ws-max-size", "65536"]  # as bench/stack.py and the Procfile
-OURS = ["app.main:create_app", "--factory", "--ws", "app.wsprotocol:FramesProtocol"]
+OURS = ["app.main:create_app", "--factory", "--ws", "app.web.live.frames:FramesProtocol"]
 NAIVE = ["bench.naive_fanout:create_app", "--factory"]
 
 

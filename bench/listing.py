@@ -18,8 +18,8 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
-from app.store import prepare_database
-from app.tables import tasks
+from app.store.stores import prepare_database
+from app.store.tables import tasks
 from bench.report import Options, Row, percentile
 from bench.stack import running_stack
 

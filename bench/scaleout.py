@@ -19,11 +19,11 @@ from pathlib import Path
 
 import httpx
 
-from app.redisserver import RedisServer, free_port
 from bench.bare_arq import QUEUE, queued_noops, results
 from bench.drain import ENV, TINY
 from bench.report import Options, Row
 from bench.stack import ROOT, running_stack, start_worker, stop
+from launcher.redis_server import RedisServer, free_port
 
 TASKS = 3_000
 BATCH = 500

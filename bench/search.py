@@ -18,9 +18,9 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
-from app import search
-from app.store import prepare_database
-from app.tables import tasks
+from app.store import search
+from app.store.stores import prepare_database
+from app.store.tables import tasks
 from bench.listing import _row, _timed
 from bench.report import Options, Row
 from bench.stack import running_stack

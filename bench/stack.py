@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 
-from app.redisserver import RedisServer, free_port
+from launcher.redis_server import RedisServer, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -77,7 +77,7 @@ def running_stack(env: dict[str, str] | None = None, prepare: Callable[[str], No
         ports = [free_port() for _ in range(webs)]
         procs = [subprocess.Popen([str(BIN / "uvicorn"), "app.main:create_app", "--factory", "--port", str(port),
                                    "--log-level", "warning", "--ws-max-size", "65536",
-                                   "--ws", "app.wsprotocol:FramesProtocol"], cwd=ROOT, env=environment)
+                                   "--ws", "app.web.live.frames:FramesProtocol"], cwd=ROOT, env=environment)
                  for port in ports]
         procs += [start_worker(environment) for _ in range(workers)]
         try:

@@ -14,7 +14,7 @@ import json
 import time
 import uuid
 
-from app.connections import redis_client
+from app.core.connections import redis_client
 from bench.rawhttp import Http
 from bench.report import Options, Row, percentile
 from bench.stack import running_stack

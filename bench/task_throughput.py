@@ -17,9 +17,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from app.params import validate_parameters  # noqa: E402
 from app.tasks import TASK_TYPES  # noqa: E402
-from app.tasks.data_processing import generate_chunks  # noqa: E402
+from app.tasks.builtin.data_processing import generate_chunks  # noqa: E402
+from app.tasks.params import validate_parameters  # noqa: E402
 
 ROWS = 1_000_000
 IMAGES = 100

@@ -15,10 +15,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from app.redisserver import free_port  # noqa: E402
 from bench.fanout import OURS, Clients, start_server  # noqa: E402
 from bench.report import Options, Row  # noqa: E402
 from bench.stack import running_stack, stop  # noqa: E402
+from launcher.redis_server import free_port  # noqa: E402
 
 CLIENTS = 10_000
 GOAL_KB = 30.0

@@ -15,9 +15,10 @@ import uvicorn
 from playwright.async_api import Browser, Page, async_playwright
 
 from app.main import create_app
-from app.redisserver import RedisServer, free_port
 from app.settings import Settings, load_settings
-from app.worker import ResilientWorker, create_worker
+from app.worker.main import create_worker
+from app.worker.resilient import ResilientWorker
+from launcher.redis_server import RedisServer, free_port
 from tests.browser import CHROMIUM, CHROMIUM_ARGS, Console
 
 PG_URL = os.environ.get("TEST_DATABASE_URL")
@@ -105,7 +106,7 @@ def make_settings(redis_url: str, db_url: str, data_dir: Path, **extra: str) -> 
     })
 
 
-WS_PROTOCOL = "app.wsprotocol:FramesProtocol"  # the Procfile's `--ws`
+WS_PROTOCOL = "app.web.live.frames:FramesProtocol"  # the Procfile's `--ws`
 
 
 @pytest.fixture

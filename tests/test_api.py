@@ -6,7 +6,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.api import MAX_BATCH
+from app.web.tasks import MAX_BATCH
 from tests.conftest import make_settings, serve
 from tests.helpers import submit, wait_for_status
 

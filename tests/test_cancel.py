@@ -8,8 +8,8 @@ from collections.abc import Awaitable, Callable
 import httpx
 import redis.asyncio as aioredis
 
-from app import keys
-from app.worker import ResilientWorker
+from app.core import keys
+from app.worker.resilient import ResilientWorker
 from tests.helpers import submit, wait_for_status
 
 StartWorker = Callable[..., Awaitable[ResilientWorker]]

@@ -8,7 +8,7 @@ import httpx
 import pytest
 from playwright.async_api import Page, expect
 
-from app.worker import ResilientWorker
+from app.worker.resilient import ResilientWorker
 from tests.browser import CHROMIUM, SKIP_REASON
 from tests.helpers import submit, wait_for_status
 

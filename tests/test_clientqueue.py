@@ -2,8 +2,8 @@
 
 import pytest
 
-from app.clientqueue import ClientQueue, Closed
-from app.wire import Event
+from app.core.wire import Event
+from app.web.live.client_queue import ClientQueue, Closed
 
 
 def ev(seq: int, task: str, change: str) -> Event:

@@ -13,10 +13,10 @@ import pytest
 from PIL import Image
 from playwright.async_api import Browser, Page, Route, WebSocketRoute
 
-from app.redisserver import free_port
 from app.settings import Settings
-from app.store import TaskStore
-from app.worker import ResilientWorker
+from app.store.stores import open_stores
+from app.worker.resilient import ResilientWorker
+from launcher.redis_server import free_port
 from tests.browser import (
     CHROMIUM,
     SERVER_DOWN,
@@ -265,9 +265,9 @@ new MutationObserver(() => window.connectionStates.push(indicator.dataset.connec
 
 async def wait_in_database(settings: Settings, task_id: str, status: str, timeout: float = 20.0) -> dict[str, Any]:
     """The task as stored, once it reached `status` (the web process, and its API, are down)."""
-    async with TaskStore.open(str(settings.database_url)) as store:
+    async with open_stores(str(settings.database_url)) as stores:
         async with asyncio.timeout(timeout):
-            while (task := await store.get(task_id)) is None or task["status"] != status:
+            while (task := await stores.tasks.get(task_id)) is None or task["status"] != status:
                 await asyncio.sleep(0.05)
     return dict(task)
 

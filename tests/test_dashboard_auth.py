@@ -11,7 +11,7 @@ import httpx
 import pytest
 from playwright.async_api import Page, Request, Response, WebSocket
 
-from app.worker import ResilientWorker
+from app.worker.resilient import ResilientWorker
 from tests.browser import CHROMIUM, SKIP_REASON, Console, http_status, row, stop
 from tests.conftest import make_settings, serve
 from tests.helpers import submit, wait_for_status

@@ -82,7 +82,7 @@ def procfile_command(process: str, environment: dict[str, str]) -> list[str]:
     tokens = procfile(process)
     assert tokens[0] == "exec", tokens
     tokens = tokens[1:]
-    if tokens[:3] == ["python", "-m", "app.respawn"]:
+    if tokens[:3] == ["python", "-m", "launcher.respawn"]:
         tokens = tokens[3:]
     expanded = [re.sub(r"\$\{(\w+):-([^}]*)\}|\$(\w+)",
                        lambda m: environment.get(m[1] or m[3], m[2] or ""), token) for token in tokens]

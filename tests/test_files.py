@@ -10,7 +10,7 @@ from PIL import Image
 from websockets.asyncio.client import connect
 
 from app.settings import Settings
-from app.worker import ResilientWorker
+from app.worker.resilient import ResilientWorker
 from tests.conftest import make_settings
 from tests.helpers import receive, submit, wait_for_status
 

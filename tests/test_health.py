@@ -5,8 +5,8 @@ from pathlib import Path
 
 import httpx
 
-from app.redisserver import RedisServer, free_port
-from app.worker import create_worker
+from app.worker.main import create_worker
+from launcher.redis_server import RedisServer, free_port
 from tests.conftest import make_settings, serve
 
 

@@ -1,4 +1,4 @@
-"""The embedded Redis and `python -m app.launcher`, through real processes."""
+"""The embedded Redis and `python -m launcher`, through real processes."""
 
 import os
 import queue
@@ -17,8 +17,8 @@ import httpx
 import pytest
 import redis
 
-from app.launcher import obscure
-from app.redisserver import RedisServer, find_redis_server, free_port, stop_stale_server
+from launcher.redis_server import RedisServer, find_redis_server, free_port, stop_stale_server
+from launcher.stack import obscure
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -154,7 +154,7 @@ def _launcher_env(tmp_path: Path, **extra: str) -> dict[str, str]:
 def test_launcher_refuses_a_redis_url_that_does_not_answer(tmp_path: Path) -> None:
     url = f"redis://:s3cret@127.0.0.1:{free_port()}/0"
     result = subprocess.run(
-        [sys.executable, "-m", "app.launcher"], cwd=ROOT, env=_launcher_env(tmp_path, REDIS_URL=url),
+        [sys.executable, "-m", "launcher"], cwd=ROOT, env=_launcher_env(tmp_path, REDIS_URL=url),
         capture_output=True, text=True, timeout=30,
     )  # fmt: skip
     assert result.returncode == 1
@@ -189,7 +189,7 @@ def test_launcher_runs_everything_and_ctrl_c_stops_it_all(tmp_path: Path) -> Non
     web_port, redis_port = free_port(), free_port()
     env = _launcher_env(tmp_path, PORT=str(web_port), EMBEDDED_REDIS_PORT=str(redis_port))
     with subprocess.Popen(
-        [sys.executable, "-m", "app.launcher"], cwd=ROOT, env=env, text=True,
+        [sys.executable, "-m", "launcher"], cwd=ROOT, env=env, text=True,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     ) as launcher:  # fmt: skip
         assert launcher.stdout is not None
@@ -213,7 +213,7 @@ def test_launcher_runs_everything_and_ctrl_c_stops_it_all(tmp_path: Path) -> Non
 
 def _start_launcher(env: dict[str, str]) -> "subprocess.Popen[str]":
     launcher = subprocess.Popen(
-        [sys.executable, "-m", "app.launcher"], cwd=ROOT, env=env, text=True,
+        [sys.executable, "-m", "launcher"], cwd=ROOT, env=env, text=True,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )  # fmt: skip
     assert launcher.stdout is not None
@@ -271,7 +271,7 @@ def test_a_worker_that_dies_is_restarted_and_the_web_stays_up(tmp_path: Path) ->
     web_port = free_port()
     env = _launcher_env(tmp_path, PORT=str(web_port), EMBEDDED_REDIS_PORT=str(free_port()))
     launcher = subprocess.Popen(
-        [sys.executable, "-m", "app.launcher"], cwd=ROOT, env=env, text=True,
+        [sys.executable, "-m", "launcher"], cwd=ROOT, env=env, text=True,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )  # fmt: skip
     assert launcher.stdout is not None

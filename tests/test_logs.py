@@ -16,9 +16,9 @@ from typing import Any
 import httpx
 import pytest
 
-from app.logs import JsonFormatter, TextFormatter, about_task, detached, name_task, set_attempt
-from app.redisserver import free_port
+from app.core.logs import JsonFormatter, TextFormatter, about_task, detached, name_task, set_attempt
 from app.settings import load_settings
+from launcher.redis_server import free_port
 from tests.helpers import submit, wait_for_status
 from tests.processes import ROOT, process_env, workers
 
@@ -135,7 +135,7 @@ async def test_worker_and_web_write_json_lines_naming_task_and_attempt(
     attempts = [line.get("attempt") for line in worker_lines if line.get("task_id") == retried["id"]]
     assert 1 in attempts and 2 in attempts and attempts.index(2) > max(i for i, a in enumerate(attempts) if a == 1)
     failed = [line for line in worker_lines if line["message"].startswith(f"task {broken['id']} failed")]
-    assert failed and failed[0]["attempt"] == 1 and failed[0]["logger"] == "app.runner", worker_lines
+    assert failed and failed[0]["attempt"] == 1 and failed[0]["logger"] == "app.worker.runner", worker_lines
 
     web_lines = json_lines(tmp_path / "web.log")
     assert {line["role"] for line in web_lines} == {"web"}
@@ -168,7 +168,7 @@ async def test_recovered_attempt_lines_name_the_task_and_lost_attempt(
     json_lines(tmp_path / "web.log")
     lines = json_lines(tmp_path / "worker-1.log")
     check_named(lines, [task["id"]])
-    recovered = [line for line in lines if line["logger"] == "app.watchdog"]
+    recovered = [line for line in lines if line["logger"] == "app.worker.watchdog"]
     assert recovered and all(line["task_id"] == task["id"] and line["attempt"] == 1 for line in recovered), lines
     assert "stopped responding" in recovered[0]["message"]
     run = [line for line in about(lines, task["id"]) if "→" in line["message"] or "←" in line["message"]]
@@ -182,7 +182,7 @@ def record(message: str, *args: Any, exc: bool = False, **extra: Any) -> logging
             raise RuntimeError("boom")
         except RuntimeError:
             exc_info = sys.exc_info()
-    made = logging.LogRecord("app.runner", logging.WARNING, __file__, 1, message, args, exc_info)
+    made = logging.LogRecord("app.worker.runner", logging.WARNING, __file__, 1, message, args, exc_info)
     made.__dict__.update(extra)
     return made
 
@@ -191,17 +191,17 @@ def test_text_lines_show_time_level_logger_task_and_attempt() -> None:
     text = TextFormatter()
     plain = text.format(record("waiting %d s", 3))
     date, time_, level, logger, message = plain.split(" ", 4)
-    assert len(date) == 10 and time_.endswith("Z") and (level, logger, message) == ("WARNING", "app.runner:", "waiting 3 s")
+    assert len(date) == 10 and time_.endswith("Z") and (level, logger, message) == ("WARNING", "app.worker.runner:", "waiting 3 s")
     with about_task("3f2c") as scope:
-        assert text.format(record("claimed")).endswith("app.runner: [task 3f2c] claimed")
+        assert text.format(record("claimed")).endswith("app.worker.runner: [task 3f2c] claimed")
         set_attempt(2)
         assert scope.attempt == 2
-        assert text.format(record("claimed")).endswith("app.runner: [task 3f2c #2] claimed")
+        assert text.format(record("claimed")).endswith("app.worker.runner: [task 3f2c #2] claimed")
         with about_task("3f2c"):  # the same task: the scope open for it, attempt kept
             assert "[task 3f2c #2]" in text.format(record("deeper"))
     assert "[task" not in text.format(record("after"))
     failed = text.format(record("failed", exc=True)).splitlines()
-    assert failed[0].endswith("app.runner: failed") and failed[-1] == "RuntimeError: boom"
+    assert failed[0].endswith("app.worker.runner: failed") and failed[-1] == "RuntimeError: boom"
 
 
 def test_json_lines_carry_context_exception_and_extra_fields() -> None:
@@ -241,6 +241,6 @@ def test_an_unknown_log_format_is_refused_at_start(tmp_path: Path) -> None:
     run = subprocess.run([sys.executable, "worker.py"], cwd=ROOT, capture_output=True, text=True, timeout=60,
                          env={**os.environ, "LOG_FORMAT": "xml", "DATA_DIR": str(tmp_path)})
     assert run.returncode != 0 and "LOG_FORMAT must be" in run.stderr
-    launch = subprocess.run([sys.executable, "-m", "app.launcher"], cwd=ROOT, capture_output=True, text=True,
+    launch = subprocess.run([sys.executable, "-m", "launcher"], cwd=ROOT, capture_output=True, text=True,
                             timeout=60, env={**os.environ, "LOG_FORMAT": "xml", "DATA_DIR": str(tmp_path)})
     assert launch.returncode == 1 and launch.stderr.startswith("launcher: LOG_FORMAT must be 'text'"), launch.stderr

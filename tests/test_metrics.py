@@ -14,13 +14,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 from websockets.asyncio.client import connect
 
-from app.connections import open_redis
-from app.metrics import BUCKETS, Tally, bucket, minute_key
-from app.redisserver import free_port
-from app.series import SETTLE, MinuteCache, quantile
+from app.core.connections import open_redis
+from app.core.status import CANCEL, CANCEL_REQUEST, MANUAL_RETRY, REQUEUE, START, STOP
+from app.metrics.series import SETTLE, MinuteCache, quantile
+from app.metrics.tally import BUCKETS, Tally, bucket, minute_key
 from app.settings import Settings
-from app.status import CANCELLABLE, RETRYABLE, WAITING, Status
-from app.worker import create_worker
+from app.worker.main import create_worker
+from launcher.redis_server import free_port
 from tests.conftest import make_settings, served
 from tests.helpers import receive, submit, wait_for_status
 
@@ -86,18 +86,18 @@ def task(status: str, **fields: Any) -> dict[str, Any]:
 
 def test_a_cancel_request_is_not_a_start_and_a_queued_cancel_is_not_a_run() -> None:
     tally = Tally()
-    tally.observe(task("RUNNING"), "status", {Status.RUNNING})  # cancel_requested set: still RUNNING
-    tally.observe(task("CANCELLED", completed_at="2026-01-01T00:00:05+00:00"), "status", WAITING)
-    tally.observe(task("RETRYING"), "status", WAITING)  # the reconciler queueing a lost job again
+    tally.observe(task("RUNNING"), CANCEL_REQUEST)  # cancel_requested set: still RUNNING
+    tally.observe(task("CANCELLED", completed_at="2026-01-01T00:00:05+00:00"), CANCEL)
+    tally.observe(task("PENDING"), REQUEUE)  # the reconciler queueing a lost job again
     assert dict(tally.counts) == {("tq:metrics", "cancelled|text_processing"): 1}
 
 
 def test_a_run_and_a_wait_are_observed_once_each() -> None:
     tally = Tally()
-    tally.observe(task("RUNNING", run_at="2026-01-01T00:00:01+00:00"), "status", WAITING)
-    tally.observe(task("CANCELLED", completed_at="2026-01-01T00:00:05+00:00"), "status", CANCELLABLE - WAITING)
-    tally.observe(task("PENDING", started_at=None), "status", RETRYABLE)
-    tally.observe(task("RUNNING", attempts=2), "status", WAITING)  # not a first attempt: no wait
+    tally.observe(task("RUNNING", run_at="2026-01-01T00:00:01+00:00"), START)
+    tally.observe(task("CANCELLED", completed_at="2026-01-01T00:00:05+00:00"), STOP)
+    tally.observe(task("PENDING", started_at=None), MANUAL_RETRY)
+    tally.observe(task("RUNNING", attempts=2), START)  # not a first attempt: no wait
     found = {field: n for (_, field), n in tally.counts.items()}
     assert found[f"wait|text_processing|{bucket(1.0)}"] == 1  # started 1 s after run_at
     assert found[f"run|text_processing|{bucket(3.0)}"] == 1  # ran 3 s

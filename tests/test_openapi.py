@@ -17,11 +17,11 @@ from schemathesis.engine import Status, events, from_schema
 from schemathesis.engine.recorder import ScenarioRecorder
 from starlette.routing import Mount, Route, WebSocketRoute
 
+from app.core.wire import TaskDict
 from app.main import create_app
-from app.openapi import document
 from app.settings import Settings
 from app.tasks import TASK_TYPES
-from app.wire import TaskDict
+from app.web.openapi import document
 from tests.conftest import make_settings, serve
 
 MIN_REQUESTS = 1_000

@@ -1,7 +1,7 @@
 """SeqOrder: events leave in seq order, gaps close on skips, a stuck gap is given up after a timeout."""
 
-from app.ordering import SeqOrder
-from app.wire import Event
+from app.core.wire import Event
+from app.web.live.ordering import SeqOrder
 
 
 class Clock:

@@ -12,8 +12,8 @@ import redis.asyncio as aioredis
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from app.redisserver import RedisServer, free_port
-from app.status import FINAL
+from app.core.status import FINAL
+from launcher.redis_server import RedisServer, free_port
 from tests.conftest import make_settings, serve
 from tests.helpers import receive, submit, wait_for_status
 from tests.processes import process_env, workers

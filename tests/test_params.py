@@ -5,8 +5,8 @@ import math
 
 import pytest
 
-from app.errors import InvalidParameters
-from app.params import Bool, Choice, Float, Int, List, Size, Str, Uploads, validate_parameters
+from app.core.errors import InvalidParameters
+from app.tasks.params import Bool, Choice, Float, Int, List, Size, Str, Uploads, validate_parameters
 
 
 def refused(param: object, value: object, field: str = "f") -> InvalidParameters:

@@ -12,14 +12,15 @@ import pytest
 from redis.asyncio import Redis
 from websockets.asyncio.client import connect
 
-from app import artifacts
-from app.changes import Changes
-from app.connections import open_redis
-from app.jobs import delayed_keys
-from app.retention import remove_expired
+from app.core.connections import open_redis
+from app.core.keys import delayed_keys
+from app.lifecycle.changes import Changes
 from app.settings import Settings
-from app.store import TaskStore
-from app.worker import ResilientWorker, create_worker
+from app.store import artifacts
+from app.store.stores import open_stores
+from app.worker.main import create_worker
+from app.worker.resilient import ResilientWorker
+from app.worker.retention import remove_expired
 from tests.conftest import make_settings
 from tests.helpers import receive, receive_until, submit, wait_for_status
 
@@ -203,8 +204,8 @@ async def test_retention_removes_only_finished_tasks_older_than_the_limit(
     recent = await submit(client, "batch_processing", data=[1], delay_per_item=0)
     waiting = await post(client, "/api/tasks/submit", {"task_type": "text_processing", "delay": 3600})
     await wait_for_status(client, recent["id"], {"SUCCESS"})
-    async with TaskStore.open(str(settings.database_url)) as store, open_redis(redis_url, settings.queue_name) as redis:
-        removed = await remove_expired(Changes(store, redis), settings.data_dir, keep_days=1.0 / 86_400)
+    async with open_stores(str(settings.database_url)) as stores, open_redis(redis_url, settings.queue_name) as redis:
+        removed = await remove_expired(Changes(stores, redis), settings.data_dir, keep_days=1.0 / 86_400)
     assert removed == 1
     assert (await client.get(f"/api/tasks/{old['id']}")).status_code == 404
     for task in (recent, waiting):
@@ -229,7 +230,7 @@ async def test_the_worker_runs_retention_by_itself(
 
 
 async def test_an_older_database_gains_the_new_columns_with_their_defaults(db_url: str) -> None:
-    async with TaskStore.open(db_url):
+    async with open_stores(db_url):
         pass
     path = db_url.split("///", 1)[1]
     with sqlite3.connect(path) as raw:
@@ -240,6 +241,6 @@ async def test_an_older_database_gains_the_new_columns_with_their_defaults(db_ur
         raw.execute("INSERT INTO tasks (id, task_type, status, parameters, progress, created_at, updated_at, "
                     "attempts, dispatch, seq, cancel_requested, timeline) VALUES ('ab', 'text_processing', "
                     f"'SUCCESS', '{{}}', 100, '{now}', '{now}', 1, 1, 1, 0, '[]')")
-    async with TaskStore.open(db_url) as store:
-        task = await store.get("ab")
+    async with open_stores(db_url) as stores:
+        task = await stores.tasks.get("ab")
         assert task is not None and task["priority"] == "default" and task["source_task_id"] is None

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from playwright.async_api import Page
 
-from app.worker import ResilientWorker
+from app.worker.resilient import ResilientWorker
 from tests.browser import CHROMIUM, SKIP_REASON, row
 from tests.helpers import submit, wait_for_status
 

@@ -17,12 +17,12 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
-from app import keys
+from app.core import keys
+from app.core.status import FINAL
 from app.main import create_app
-from app.redisserver import free_port
 from app.settings import Settings
-from app.status import FINAL
-from app.worker import create_worker
+from app.worker.main import create_worker
+from launcher.redis_server import free_port
 from tests.conftest import make_settings, serve
 from tests.helpers import submit, wait_for_status
 from tests.processes import process_env, workers

@@ -12,9 +12,9 @@ import httpx
 import pytest
 from playwright.async_api import Page
 
-from app.errors import InvalidParameters
-from app.schedules import check_cron, following_tick, next_tick
-from app.worker import ResilientWorker
+from app.core.errors import InvalidParameters
+from app.schedules.rules import check_cron, following_tick, next_tick
+from app.worker.resilient import ResilientWorker
 from tests.browser import CHROMIUM, SKIP_REASON, Console, http_status
 from tests.helpers import wait_for_status
 from tests.processes import process_env, workers

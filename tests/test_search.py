@@ -13,10 +13,11 @@ import httpx
 import pytest
 from playwright.async_api import Page
 
-from app import search
-from app.filters import TaskFilter
-from app.status import Status
-from app.store import TaskStore, utcnow
+from app.core.clock import utcnow
+from app.core.status import FAIL, MANUAL_RETRY, PROGRESS, SUCCEED, Status
+from app.store import search
+from app.store.filters import TaskFilter
+from app.store.stores import Stores, open_stores
 from tests.browser import CHROMIUM, SKIP_REASON
 from tests.test_dashboard import ROWS_SHOWN, open_dashboard, row
 
@@ -34,8 +35,8 @@ def db_url(any_db_url: str) -> str:
 
 
 @pytest.fixture
-async def store(any_db_url: str) -> AsyncIterator[TaskStore]:
-    async with TaskStore.open(any_db_url) as opened:
+async def stores(any_db_url: str) -> AsyncIterator[Stores]:
+    async with open_stores(any_db_url) as opened:
         yield opened
 
 
@@ -92,35 +93,35 @@ QUERIES = ("alpha", "ALPHA", "alph", "Alphabet", "zeb", "zürich", "ZÜRICH", "s
            "alpha beta", "beta zebra gamma", "zebra x1", "nothing-like-this", "a", "z", "!!!")
 
 
-async def _search(store: TaskStore, limit: int = 1000, **filters: Any) -> tuple[list[str], int]:
+async def _search(stores: Stores, limit: int = 1000, **filters: Any) -> tuple[list[str], int]:
     where = TaskFilter(**filters)
-    found, total = await store.page(where, limit=limit, offset=0)
+    found, total = await stores.queries.page(where, limit=limit, offset=0)
     return [task["id"] for task in found], total
 
 
 @pytest.mark.parametrize("windows", [search.WINDOWS, (20, 60)])
-async def test_search_finds_exactly_the_matching_tasks(store: TaskStore, windows: tuple[int, ...],
+async def test_search_finds_exactly_the_matching_tasks(stores: Stores, windows: tuple[int, ...],
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     # windows smaller than the tasks: SQLite's pages are found among the newest or, failing, among all
     monkeypatch.setattr(search, "WINDOWS", windows)
     monkeypatch.setattr(search, "FEW", 0 if windows != search.WINDOWS else search.FEW)
     rows = generated(400)
-    await store.insert_many(rows)
+    await stores.tasks.insert_many(rows)
     for query in QUERIES:
         expected = reference(rows, query)
-        found, total = await _search(store, text=query)
+        found, total = await _search(stores, text=query)
         assert found == expected, query
         assert total == len(expected), query
-        first, _ = await _search(store, limit=5, text=query)
+        first, _ = await _search(stores, limit=5, text=query)
         assert first == expected[:5], query
-    assert (await _search(store, text="alpha"))[0], "the vocabulary is searched at all"
+    assert (await _search(stores, text="alpha"))[0], "the vocabulary is searched at all"
 
 
-async def test_search_combines_with_every_other_filter(store: TaskStore, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_search_combines_with_every_other_filter(stores: Stores, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(search, "WINDOWS", (20, 60))
     monkeypatch.setattr(search, "FEW", 0)
     rows = generated(300, seed=5)
-    await store.insert_many(rows)
+    await stores.tasks.insert_many(rows)
     middle = rows[150]["created_at"]
     cases = [
         ({"status": "FAILED"}, lambda t: t["status"] == "FAILED"),
@@ -135,21 +136,21 @@ async def test_search_combines_with_every_other_filter(store: TaskStore, monkeyp
     for query in ("alpha", "zeb", "error", "x1 beta", "4096"):
         for filters, keep in cases:
             expected = reference([t for t in rows if keep(t)], query)
-            found, total = await _search(store, text=query, **filters)
+            found, total = await _search(stores, text=query, **filters)
             assert (found, total) == (expected, len(expected)), (query, filters)
 
 
-async def test_keyset_paging_walks_every_match_once_newest_first(store: TaskStore,
+async def test_keyset_paging_walks_every_match_once_newest_first(stores: Stores,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(search, "WINDOWS", (20, 60))
     monkeypatch.setattr(search, "FEW", 0)
     rows = generated(300, seed=9)
-    await store.insert_many(rows)
+    await stores.tasks.insert_many(rows)
     for query in ("alpha", "zebra x1"):
         seen: list[str] = []
         after = None
         while True:
-            shown, _ = await store.page(TaskFilter(text=query), limit=7, offset=0, after=after)
+            shown, _ = await stores.queries.page(TaskFilter(text=query), limit=7, offset=0, after=after)
             seen += [task["id"] for task in shown]
             if len(shown) < 7:
                 break
@@ -157,38 +158,40 @@ async def test_keyset_paging_walks_every_match_once_newest_first(store: TaskStor
         assert seen == reference(rows, query)
 
 
-async def test_a_result_arriving_later_becomes_findable_and_a_deleted_task_is_not(store: TaskStore) -> None:
+async def test_a_result_arriving_later_becomes_findable_and_a_deleted_task_is_not(stores: Stores) -> None:
     now = utcnow()
     base = {"task_type": "text_processing", "progress": 0.0, "created_at": now, "updated_at": now, "attempts": 0,
             "dispatch": 1, "cancel_requested": False, "timeline": []}
+    store = stores.tasks
     await store.insert({**base, "id": "a", "status": "RUNNING", "seq": 1, "parameters": {"text": "hello"}})
     await store.insert({**base, "id": "b", "status": "RUNNING", "seq": 2, "parameters": {"text": "walrus"}})
-    assert (await _search(store, text="quokka"))[0] == []
-    await store.update("a", 3, statuses={Status.RUNNING}, values={"progress": 50.0, "stage": "quokka"})
-    assert (await _search(store, text="quokka"))[0] == [], "the stage is not searched"
-    await store.update("a", 4, statuses={Status.RUNNING},
-                       values={"status": "SUCCESS", "result_data": {"animal": "Quokka"}})
-    assert (await _search(store, text="quokka"))[0] == ["a"]
-    assert (await _search(store, text="hello quok"))[0] == ["a"], "parameters stay searchable"
-    await store.update("b", 5, statuses={Status.RUNNING}, values={"status": "FAILED", "error_message": "quokkas bit"})
-    assert (await _search(store, text="quokka"))[0] == ["b", "a"]
-    await store.update("a", 6, statuses={Status.SUCCESS}, values={"status": "PENDING", "result_data": None})
-    assert (await _search(store, text="quokka"))[0] == ["b"], "a retry clears the old result from the index"
+    assert (await _search(stores, text="quokka"))[0] == []
+    await store.update("a", 3, PROGRESS, {"progress": 50.0, "stage": "quokka"})
+    assert (await _search(stores, text="quokka"))[0] == [], "the stage is not searched"
+    await store.update("a", 4, SUCCEED, {"result_data": {"animal": "Quokka"}})
+    assert (await _search(stores, text="quokka"))[0] == ["a"]
+    assert (await _search(stores, text="hello quok"))[0] == ["a"], "parameters stay searchable"
+    await store.update("b", 5, FAIL, {"error_message": "quokkas bit"})
+    assert (await _search(stores, text="quokka"))[0] == ["b", "a"]
+    await store.update("b", 6, MANUAL_RETRY, {"error_message": None})
+    assert (await _search(stores, text="quokka"))[0] == ["a"], "a retry clears the old error from the index"
+    await store.delete("a")
+    assert (await _search(stores, text="quokka"))[0] == []
     await store.delete("b")
-    assert (await _search(store, text="quokka"))[0] == []
-    assert (await _search(store, text="walrus"))[0] == []
+    assert (await _search(stores, text="walrus"))[0] == []
 
 
 async def test_an_existing_database_gets_the_index_on_open(any_db_url: str) -> None:
     rows = generated(50, seed=11)
-    async with TaskStore.open(any_db_url) as store:
-        await store.insert_many(rows)
-        await store._db.execute("DROP TRIGGER task_search_insert" + (" ON tasks" if store.dialect == "postgresql" else ""))
-        if store.dialect == "postgresql":
-            await store._db.execute("UPDATE tasks SET search = NULL")
-    async with TaskStore.open(any_db_url) as store:
+    async with open_stores(any_db_url) as stores:
+        await stores.tasks.insert_many(rows)
+        db = stores.db
+        await db.execute("DROP TRIGGER task_search_insert" + (" ON tasks" if db.dialect == "postgresql" else ""))
+        if db.dialect == "postgresql":
+            await db.execute("UPDATE tasks SET search = NULL")
+    async with open_stores(any_db_url) as stores:
         for query in ("alpha", "zebra", "x1 beta"):
-            assert (await _search(store, text=query))[0] == reference(rows, query)
+            assert (await _search(stores, text=query))[0] == reference(rows, query)
 
 
 async def test_search_over_http(client: httpx.AsyncClient) -> None:

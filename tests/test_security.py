@@ -13,9 +13,9 @@ import redis.asyncio as aioredis
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from app import keys
+from app.core import keys
 from app.main import create_app
-from app.redisserver import free_port
+from launcher.redis_server import free_port
 from tests.conftest import make_settings, serve
 from tests.helpers import receive, submit
 
@@ -174,7 +174,7 @@ def test_serving_beyond_loopback_without_a_token_is_refused(redis_url: str, db_u
     create_app(make_settings(redis_url, db_url, tmp_path, HOST="0.0.0.0", API_TOKEN="t" * 32))
     create_app(make_settings(redis_url, db_url, tmp_path, HOST="::1"))
     env = {k: v for k, v in __import__("os").environ.items() if k not in ("API_TOKEN", "REDIS_URL")}
-    result = subprocess.run([sys.executable, "-m", "app.launcher"], cwd=ROOT, capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-m", "launcher"], cwd=ROOT, capture_output=True, text=True,
                             env={**env, "HOST": "0.0.0.0", "DATA_DIR": str(tmp_path / "var"),
                                  "PORT": str(free_port())}, timeout=60)
     assert result.returncode == 1 and "API_TOKEN" in result.stderr

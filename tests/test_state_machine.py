@@ -16,16 +16,16 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
+from app.core.status import FINAL, RETRYABLE, TRANSITIONS, Status
 from app.main import create_app
-from app.redisserver import free_port
 from app.settings import Settings
-from app.status import FINAL, MOVES, RETRYABLE, Status
+from launcher.redis_server import free_port
 from tests.conftest import WS_PROTOCOL
 from tests.processes import process_env, workers
 
 STATUSES = {status.value for status in Status}
 # Moves that happen by themselves; the one left out, FAILED | CANCELLED → PENDING, is a manual retry.
-ON_THEIR_OWN = {(source.value, target.value) for target, sources in MOVES.items() for source in sources
+ON_THEIR_OWN = {(source.value, target.value) for target, sources in TRANSITIONS.items() for source in sources
                 if target != Status.PENDING}
 ITEMS = st.lists(st.text(max_size=8) | st.integers(-1000, 1000), max_size=4)
 

@@ -27,15 +27,16 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
 from PIL import Image
 
-from app.errors import InvalidParameters
-from app.params import Float, Int, validate_parameters
-from app.redisserver import free_port
-from app.tasks import TASK_TYPES, csvstats, get_task_type
+from app.core.errors import InvalidParameters
+from app.tasks import TASK_TYPES, get_task_type
 from app.tasks.base import TaskCancelled
-from app.tasks.csvstats import quantile
-from app.tasks.data_processing import generate_chunks, generate_csv
-from app.tasks.email_simulation import failures
-from app.tasks.mailers import SmtpError
+from app.tasks.builtin import csvstats
+from app.tasks.builtin.csvstats import quantile
+from app.tasks.builtin.data_processing import generate_chunks, generate_csv
+from app.tasks.builtin.email_simulation import failures
+from app.tasks.builtin.mailers import SmtpError
+from app.tasks.params import Float, Int, validate_parameters
+from launcher.redis_server import free_port
 
 # parameters that keep every type's run short in tests
 FAST = {

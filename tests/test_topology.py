@@ -20,7 +20,7 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
-from app.status import FINAL
+from app.core.status import FINAL
 from tests.helpers import submit, wait_for_status
 from tests.processes import process_env
 from tests.test_reliability import check_task_invariants

@@ -21,22 +21,24 @@ import httpx
 import pytest
 from playwright.async_api import Page
 
-from app.attempts import Attempts
-from app.changes import Changes, entry
-from app.connections import open_redis
+from app.core.clock import utcnow
+from app.core.connections import open_redis
+from app.core.status import CANCEL, REQUEUE, Status
+from app.core.wire import entry
+from app.lifecycle.attempts import Attempts
+from app.lifecycle.changes import Changes
+from app.lifecycle.new_task import task_row
+from app.lifecycle.removal import remove_finished
 from app.main import create_app
-from app.newtask import task_row
-from app.removal import remove_finished
-from app.retention import remove_expired
 from app.settings import Settings
-from app.status import WAITING, Status
-from app.store import TaskStore, utcnow
-from app.tables import webhook_deliveries
+from app.store.stores import Stores, open_stores
+from app.store.tables import webhook_deliveries
 from app.tasks.base import RetryPolicy
-from app.webhook_sender import WebhookSender
-from app.webhook_store import WebhookStore
-from app.webhooks import Hooks
-from app.worker import ResilientWorker, build_worker_settings, create_worker
+from app.webhooks.hooks import Hooks
+from app.webhooks.sender import WebhookSender
+from app.worker.main import build_worker_settings, create_worker
+from app.worker.resilient import ResilientWorker
+from app.worker.retention import remove_expired
 from tests.browser import CHROMIUM, Console, http_status
 from tests.conftest import make_settings, served
 from tests.helpers import wait_for_status
@@ -449,9 +451,9 @@ async def test_a_failed_task_deleted_at_once_still_reports_its_failure(
         for request in requests:
             verify(request)
             assert request.headers["x-tq-event"] == "task.failed" and request.json()["task"]["id"] == failed["id"]
-        async with TaskStore.open(db_url) as store:  # once sent, the delivery goes after its task
+        async with open_stores(db_url) as stores:  # once sent, the delivery goes after its task
             deadline = time.monotonic() + 20
-            while left := await WebhookStore(store).for_task(failed["id"]):
+            while left := await stores.webhooks.for_task(failed["id"]):
                 assert time.monotonic() < deadline, left
                 await asyncio.sleep(0.05)
 
@@ -476,51 +478,50 @@ async def test_a_rerun_drops_an_inherited_callback_the_server_no_longer_takes(
 
 
 @pytest.fixture
-async def outbox(any_db_url: str, redis_url: str) -> AsyncIterator[tuple[TaskStore, Changes]]:
-    async with TaskStore.open(any_db_url) as store, open_redis(redis_url, "tq:test") as redis:
-        yield store, Changes(store, redis, Hooks(url="https://global.example/h", every_final=True, signed=True))
+async def outbox(any_db_url: str, redis_url: str) -> AsyncIterator[tuple[Stores, Changes]]:
+    async with open_stores(any_db_url) as stores, open_redis(redis_url, "tq:test") as redis:
+        yield stores, Changes(stores, redis, Hooks(url="https://global.example/h", every_final=True, signed=True))
 
 
 async def test_final_changes_write_their_deliveries_and_removal_takes_the_sent_ones(
-        outbox: tuple[TaskStore, Changes], tmp_path: Path) -> None:
-    store, changes = outbox
+        outbox: tuple[Stores, Changes], tmp_path: Path) -> None:
+    _, changes = outbox
     rows = [task_row("text_processing", {}, {"callback_url": "https://a.example/h"}, signed=True),
             task_row("text_processing", {}, {}, signed=True), task_row("text_processing", {}, {}, signed=True)]
     tasks = [await changes.store.insert({**row, "seq": 1000 + i}) for i, row in enumerate(rows)]
-    ended = await changes.update(tasks[0]["id"], "status", WAITING, {"status": Status.CANCELLED.value},
-                                 entry(Status.CANCELLED))
+    ended = await changes.update(tasks[0]["id"], CANCEL, {}, entry(Status.CANCELLED))
     assert ended is not None
-    assert sorted((d["hook"], d["event"], d["seq"]) for d in await changes.webhooks.for_task(tasks[0]["id"])) == [
+    assert sorted((d["hook"], d["event"], d["seq"]) for d in await changes.stores.webhooks.for_task(tasks[0]["id"])) == [
         ("global", "task.cancelled", ended["seq"]), ("task", "task.cancelled", ended["seq"])]
     # a change that is not final writes none; a bulk move to a final state writes one per task
-    await changes.update(tasks[1]["id"], "progress", WAITING, {"stage": "still waiting"})
-    assert await changes.webhooks.for_task(tasks[1]["id"]) == []
-    moved = await changes.update_many([t["id"] for t in tasks[1:]], WAITING, {"status": Status.CANCELLED.value},
-                                      entry(Status.CANCELLED))
+    await changes.update(tasks[1]["id"], REQUEUE, {"stage": "still waiting"})
+    assert await changes.stores.webhooks.for_task(tasks[1]["id"]) == []
+    moved = await changes.update_many([t["id"] for t in tasks[1:]], CANCEL, {}, entry(Status.CANCELLED))
     assert len(moved) == 2
     for task in tasks[1:]:
-        assert [d["hook"] for d in await changes.webhooks.for_task(task["id"])] == ["global"]
+        assert [d["hook"] for d in await changes.stores.webhooks.for_task(task["id"])] == ["global"]
     # tasks[0]'s own callback was sent; every other delivery is still pending
-    [sent] = [d for d in await changes.webhooks.for_task(tasks[0]["id"]) if d["hook"] == "task"]
+    [sent] = [d for d in await changes.stores.webhooks.for_task(tasks[0]["id"]) if d["hook"] == "task"]
     now = utcnow()
-    claimed = await changes.webhooks.claim(sent["id"], "w", now, now + timedelta(seconds=30), 8)
+    claimed = await changes.stores.webhooks.claim(sent["id"], "w", now, now + timedelta(seconds=30), 8)
     assert claimed is not None
     attempt = {"attempt": 1, "at": now.isoformat(), "status_code": 200, "error": None, "duration_ms": 1.0}
-    assert await changes.webhooks.record(claimed, attempt, "delivered", None)  # type: ignore[arg-type]
+    assert await changes.stores.webhooks.record(claimed, attempt, "delivered", None)  # type: ignore[arg-type]
     removed = await remove_finished(changes, tmp_path, [t["id"] for t in tasks])
     assert sorted(removed) == sorted(t["id"] for t in tasks)
     # the sent one went with its task; the pending ones stay, to be sent with their copy of the task
-    assert [(d["hook"], d["status"]) for d in await changes.webhooks.for_task(tasks[0]["id"])] == [("global", "pending")]
+    assert [(d["hook"], d["status"]) for d in await changes.stores.webhooks.for_task(tasks[0]["id"])] == [("global", "pending")]
     for task in tasks[1:]:
-        assert [(d["hook"], d["status"]) for d in await changes.webhooks.for_task(task["id"])] == [("global", "pending")]
+        assert [(d["hook"], d["status"]) for d in await changes.stores.webhooks.for_task(task["id"])] == [("global", "pending")]
 
 
-async def test_one_claim_per_attempt_and_only_the_lease_holder_records(outbox: tuple[TaskStore, Changes]) -> None:
-    store, changes = outbox
+async def test_one_claim_per_attempt_and_only_the_lease_holder_records(outbox: tuple[Stores, Changes]) -> None:
+    stores, changes = outbox
+    store = stores.tasks
     task = await store.insert({**task_row("text_processing", {}, {"callback_url": "https://a.example/h"},
                                           signed=True), "seq": 5000})
-    await changes.update(task["id"], "status", WAITING, {"status": Status.CANCELLED.value}, entry(Status.CANCELLED))
-    webhooks = changes.webhooks
+    await changes.update(task["id"], CANCEL, {}, entry(Status.CANCELLED))
+    webhooks = changes.stores.webhooks
     now = utcnow()
     due = await webhooks.due(now, 10)
     assert len(due) == 2
@@ -541,8 +542,9 @@ async def test_one_claim_per_attempt_and_only_the_lease_holder_records(outbox: t
 
 
 async def test_the_watchdogs_recovery_of_a_lost_attempt_writes_deliveries_too(
-        outbox: tuple[TaskStore, Changes]) -> None:
-    store, changes = outbox
+        outbox: tuple[Stores, Changes]) -> None:
+    stores, changes = outbox
+    store = stores.tasks
     attempts = Attempts(changes)
     row = task_row("text_processing", {}, {"callback_url": "https://a.example/h", "max_attempts": 1}, signed=True)
     lost = [await store.insert({**row, "id": f"{i}{row['id'][1:]}", "seq": 7000 + i, "status": "RUNNING",
@@ -552,7 +554,7 @@ async def test_the_watchdogs_recovery_of_a_lost_attempt_writes_deliveries_too(
     assert failed is not None and failed["status"] == "FAILED"
     assert cancelled is not None and cancelled["status"] == "CANCELLED"
     for task, event in ((failed, "task.failed"), (cancelled, "task.cancelled")):
-        found = await changes.webhooks.for_task(task["id"])
+        found = await changes.stores.webhooks.for_task(task["id"])
         assert sorted((d["hook"], d["event"], d["seq"]) for d in found) == [
             ("global", event, task["seq"]), ("task", event, task["seq"])]
 
@@ -562,16 +564,16 @@ async def test_an_unsendable_url_fails_after_its_attempts_instead_of_looping(
     # private receivers allowed: the URL goes straight to httpx, which cannot send to its host
     settings = make_settings(redis_url, any_db_url, tmp_path / "data", WEBHOOK_SECRET=SECRET, WEBHOOK_MAX_ATTEMPTS="3",
                              WEBHOOK_BACKOFF_BASE="0.01", WEBHOOK_ALLOW_PRIVATE="true")
-    async with TaskStore.open(any_db_url) as store, open_redis(redis_url, "tq:test") as redis:
-        changes = Changes(store, redis, Hooks(signed=True))
+    async with open_stores(any_db_url) as stores, open_redis(redis_url, "tq:test") as redis:
+        store, changes = stores.tasks, Changes(stores, redis, Hooks(signed=True))
         # stored before the submit's check refused such hosts
         task = await store.insert({**task_row("text_processing", {}, {}, signed=True),
                                    "callback_url": "http://xn--a.com/", "seq": 9000})
-        await changes.update(task["id"], "status", WAITING, {"status": Status.CANCELLED.value}, entry(Status.CANCELLED))
-        sending = asyncio.create_task(WebhookSender(changes.webhooks, "test-worker", settings).run())
+        await changes.update(task["id"], CANCEL, {}, entry(Status.CANCELLED))
+        sending = asyncio.create_task(WebhookSender(changes.stores.webhooks, "test-worker", settings).run())
         try:
             deadline = time.monotonic() + 20
-            while (found := await changes.webhooks.for_task(task["id"]))[0]["status"] == "pending":
+            while (found := await changes.stores.webhooks.for_task(task["id"]))[0]["status"] == "pending":
                 assert time.monotonic() < deadline, found
                 await asyncio.sleep(0.05)
             [delivery] = found
@@ -579,9 +581,9 @@ async def test_an_unsendable_url_fails_after_its_attempts_instead_of_looping(
             assert [a["attempt"] for a in delivery["history"]] == [1, 2, 3]
             assert all("Codepoint" in a["error"] for a in delivery["history"]), delivery["history"]
             # a delivery whose attempts ran out unrecorded (its worker died mid-request) is given up, not sent
-            await store._db.execute(webhook_deliveries.update().where(webhook_deliveries.c.id == delivery["id"])
+            await stores.db.execute(webhook_deliveries.update().where(webhook_deliveries.c.id == delivery["id"])
                                     .values(status="pending", next_attempt_at=utcnow()))
-            while (found := await changes.webhooks.for_task(task["id"]))[0]["status"] == "pending":
+            while (found := await changes.stores.webhooks.for_task(task["id"]))[0]["status"] == "pending":
                 assert time.monotonic() < deadline, found
                 await asyncio.sleep(0.05)
             assert found[0]["attempts"] == 3 and "WEBHOOK_MAX_ATTEMPTS" in found[0]["last_error"]
@@ -589,39 +591,39 @@ async def test_an_unsendable_url_fails_after_its_attempts_instead_of_looping(
             sending.cancel()
             await asyncio.gather(sending, return_exceptions=True)
         now = utcnow()
-        assert await changes.webhooks.claim(delivery["id"], "w", now, now + timedelta(seconds=30), 3) is None
+        assert await changes.stores.webhooks.claim(delivery["id"], "w", now, now + timedelta(seconds=30), 3) is None
 
 
 async def test_a_removed_tasks_pending_delivery_is_sent_then_swept(
         any_db_url: str, redis_url: str, tmp_path: Path, receiver: Receiver) -> None:
     settings = make_settings(redis_url, any_db_url, tmp_path / "data", WEBHOOK_SECRET=SECRET)
-    async with TaskStore.open(any_db_url) as store, open_redis(redis_url, "tq:test") as redis:
-        changes = Changes(store, redis, Hooks(url=receiver.url, every_final=True, signed=True))
+    async with open_stores(any_db_url) as stores, open_redis(redis_url, "tq:test") as redis:
+        store, changes = stores.tasks, Changes(stores, redis, Hooks(url=receiver.url, every_final=True, signed=True))
         tasks = [await store.insert({**task_row("text_processing", {}, {}, signed=True), "seq": 9100 + i})
                  for i in range(2)]
         for task in tasks:
-            await changes.update(task["id"], "status", WAITING, {"status": Status.CANCELLED.value},
+            await changes.update(task["id"], CANCEL, {},
                                  entry(Status.CANCELLED))
         assert await remove_finished(changes, tmp_path, [tasks[0]["id"]]) == [tasks[0]["id"]]
-        assert [d["status"] for d in await changes.webhooks.for_task(tasks[0]["id"])] == ["pending"]
+        assert [d["status"] for d in await changes.stores.webhooks.for_task(tasks[0]["id"])] == ["pending"]
         # a sent delivery whose task was removed without it (a removal racing the record of its last attempt)
-        [other] = await changes.webhooks.for_task(tasks[1]["id"])
+        [other] = await changes.stores.webhooks.for_task(tasks[1]["id"])
         now = utcnow()
-        claimed = await changes.webhooks.claim(other["id"], "w", now, now + timedelta(seconds=30), 8)
+        claimed = await changes.stores.webhooks.claim(other["id"], "w", now, now + timedelta(seconds=30), 8)
         assert claimed is not None
         attempt = {"attempt": 1, "at": now.isoformat(), "status_code": 200, "error": None, "duration_ms": 1.0}
-        assert await changes.webhooks.record(claimed, attempt, "delivered", None)  # type: ignore[arg-type]
+        assert await changes.stores.webhooks.record(claimed, attempt, "delivered", None)  # type: ignore[arg-type]
         await store.delete(tasks[1]["id"])
         assert await remove_expired(changes, tmp_path, 30) == 0  # no task old enough, and the pass sweeps
-        assert await changes.webhooks.for_task(tasks[1]["id"]) == []
-        assert len(await changes.webhooks.for_task(tasks[0]["id"])) == 1, "a pending one is not swept"
-        sending = asyncio.create_task(WebhookSender(changes.webhooks, "test-worker", settings).run())
+        assert await changes.stores.webhooks.for_task(tasks[1]["id"]) == []
+        assert len(await changes.stores.webhooks.for_task(tasks[0]["id"])) == 1, "a pending one is not swept"
+        sending = asyncio.create_task(WebhookSender(changes.stores.webhooks, "test-worker", settings).run())
         try:
             [request] = await receiver.wait_for(1)
             verify(request)
             assert request.json()["task"]["id"] == tasks[0]["id"] and request.json()["event"] == "task.cancelled"
             deadline = time.monotonic() + 20
-            while left := await changes.webhooks.for_task(tasks[0]["id"]):  # delivered: it goes after its task
+            while left := await changes.stores.webhooks.for_task(tasks[0]["id"]):  # delivered: it goes after its task
                 assert time.monotonic() < deadline, left
                 await asyncio.sleep(0.05)
         finally:
@@ -630,13 +632,14 @@ async def test_a_removed_tasks_pending_delivery_is_sent_then_swept(
 
 
 async def test_atomically_called_inside_its_own_work_joins_the_transaction(any_db_url: str) -> None:
-    async with TaskStore.open(any_db_url) as store:
+    async with open_stores(any_db_url) as stores:
         row = {**task_row("text_processing", {}, {}), "seq": 9201}
+        db, store = stores.db, stores.tasks
 
         async def nested() -> None:  # the same task calling it again joins: both inserts roll back together
-            await store.atomically(lambda: store.insert(row))
+            await db.atomically(lambda: store.insert(row))
             raise RuntimeError("rolled back")
 
         with pytest.raises(RuntimeError, match="rolled back"):
-            await store.atomically(nested)
+            await db.atomically(nested)
         assert await store.get(row["id"]) is None

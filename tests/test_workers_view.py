@@ -14,14 +14,14 @@ import pytest
 from playwright.async_api import Page
 from websockets.asyncio.client import connect
 
-from app.changes import Changes
-from app.clientqueue import Closed
-from app.connections import open_redis
-from app.heartbeat import Heartbeat
-from app.hub import EventHub
+from app.core.connections import open_redis
+from app.lifecycle.changes import Changes
 from app.settings import Settings
-from app.store import TaskStore
-from app.worker import ResilientWorker
+from app.store.stores import open_stores
+from app.web.live.client_queue import Closed
+from app.web.live.hub import EventHub
+from app.worker.heartbeat import Heartbeat
+from app.worker.resilient import ResilientWorker
 from tests.browser import CHROMIUM, SKIP_REASON
 from tests.conftest import make_settings
 from tests.helpers import receive, receive_until, submit, wait_for_status
@@ -148,9 +148,9 @@ async def test_heartbeats_arrive_over_the_websocket_for_clients_that_follow_them
 async def test_a_client_behind_on_heartbeats_keeps_each_workers_latest_and_is_not_closed(settings: Settings) -> None:
     """Beats of four workers reach the hub (real Redis, real heartbeats) faster than this client
     takes them: its queue of five holds each worker's latest beat, not a hundred frames."""
-    async with TaskStore.open(str(settings.database_url)) as store, \
+    async with open_stores(str(settings.database_url)) as stores, \
             open_redis(str(settings.redis_url), settings.queue_name) as redis:
-        hub = EventHub(redis, store, Changes(store, redis).sync_seq, gap_timeout=1.0, queue_size=5)
+        hub = EventHub(redis, stores.tasks, Changes(stores, redis).sync_seq, gap_timeout=1.0, queue_size=5)
         async with hub:
             with hub.subscribe() as (queue, _):
                 hub.follow_workers(queue, True)

@@ -13,7 +13,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from app.settings import Settings
-from app.worker import ResilientWorker
+from app.worker.resilient import ResilientWorker
 from tests.conftest import WS_PROTOCOL, make_settings, serve
 from tests.helpers import receive, receive_until, submit, wait_for_status
 

@@ -20,7 +20,7 @@ import pytest
 from PIL import Image
 from playwright.async_api import Browser, Dialog, Page, WebSocket
 
-from app.worker import ResilientWorker
+from app.worker.resilient import ResilientWorker
 from tests.browser import CHROMIUM, SKIP_REASON, Console, http_status
 from tests.helpers import submit, wait_for_status
 

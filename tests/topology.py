@@ -27,10 +27,10 @@ import redis.asyncio as aioredis
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from app import keys
-from app.redisserver import RedisServer, free_port
-from app.status import FINAL
-from app.store import prepare_database
+from app.core import keys
+from app.core.status import FINAL
+from app.store.stores import prepare_database
+from launcher.redis_server import RedisServer, free_port
 from tests.processes import ROOT, process_env
 
 TOKEN = "topology-token"

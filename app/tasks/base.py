@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from app.params import Param
+from app.tasks.params import Param
 
 
 class TaskCancelled(Exception):

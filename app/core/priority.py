@@ -1,0 +1,36 @@
+"""Task priorities, and the band of arq's queue each one's jobs are scored in.
+
+arq reads its one queue, a sorted set, in score order up to "now" (the score is the time a job may
+start). A due job's score is its time minus a band per priority, so every queued job of a higher
+priority sorts before any job of a lower one and, within a priority, the older first.
+"""
+
+from enum import StrEnum
+
+BAND_MS = 10**13  # ~317 years of milliseconds: wider than any time a job can wait
+
+
+class Priority(StrEnum):
+    HIGH = "high"
+    DEFAULT = "default"
+    LOW = "low"
+
+
+BANDS = {Priority.HIGH: 2, Priority.DEFAULT: 1, Priority.LOW: 0}
+
+
+def queue_score(priority: str, due_ms: int) -> int:
+    return due_ms - BANDS[Priority(priority)] * BAND_MS
+
+
+def band_range(priority: Priority) -> tuple[float, float]:
+    """The scores of a priority's due jobs in arq's queue."""
+    band = BANDS[priority]
+    low = float("-inf") if band == max(BANDS.values()) else -(band + 0.5) * BAND_MS
+    high = float("inf") if band == min(BANDS.values()) else -(band - 0.5) * BAND_MS
+    return low, high
+
+
+def of_score(score: float) -> Priority:
+    """The priority of a job queued with this score."""
+    return next(p for p in Priority if band_range(p)[0] <= score < band_range(p)[1])

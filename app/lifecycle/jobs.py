@@ -1,0 +1,148 @@
+"""Where tasks' arq jobs go: priorities as score bands in arq's one queue, and delayed jobs held
+aside until they are due.
+
+arq has one queue per worker, a sorted set it reads in score order up to "now" (the score is the
+time a job may start). Scores here are the time minus a band per priority, so every due job of a
+higher priority sorts before any of a lower one and, within a priority, the older first; arq then
+takes them in that order, and `ZRANK` is a job's true place in line. A job that must wait (a
+scheduled task, a retry's backoff) cannot sit in that queue with a banded score (it would start
+early), so it waits in a delayed set of its priority and the workers move it into the queue when
+it is due, by Redis' clock (`PROMOTE`).
+"""
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+
+from arq.connections import ArqRedis
+from arq.jobs import serialize_job
+from arq.utils import timestamp_ms
+from redis.asyncio.client import Pipeline
+
+from app.core import keys
+from app.core.errors import OUTAGES
+from app.core.keys import delayed_key, delayed_keys
+from app.core.priority import BAND_MS, queue_score
+from app.core.wire import TaskDict
+from app.metrics.tally import Tally
+
+log = logging.getLogger(__name__)
+
+# KEYS: the queue, then the N job keys; ARGV: expiry beyond the due time (ms), now (ms), the events
+# channel, the number of events E, then for each job: id, serialised job, due time (ms), target
+# (queue or delayed set), score, then the E events to publish, then the figures to add (hash, field,
+# amount: app/metrics.py). One round trip, atomic like arq's MULTI: the figures count only what was
+# queued.
+WRITE = """
+local now = tonumber(ARGV[2])
+local n = #KEYS - 1
+for i = 1, n do
+  local at = 4 + (i - 1) * 5
+  local due = tonumber(ARGV[at + 3])
+  redis.call('PSETEX', KEYS[i + 1], math.max(due - now, 0) + tonumber(ARGV[1]), ARGV[at + 2])
+  redis.call('ZADD', ARGV[at + 4], ARGV[at + 5], ARGV[at + 1])
+end
+local events = 5 + n * 5
+local figures = events + tonumber(ARGV[4])
+for i = events, figures - 1 do redis.call('PUBLISH', ARGV[3], ARGV[i]) end
+for i = figures, #ARGV, 3 do redis.call('HINCRBY', ARGV[i], ARGV[i + 1], ARGV[i + 2]) end
+return n
+"""
+
+# KEYS: the queue, then the delayed sets from the highest priority down; ARGV: the band (ms), the
+# most jobs to move per set. Moves the jobs due by Redis' clock into the queue with their banded
+# score; returns {jobs moved, ms until the next one is due (-1: none waiting)}.
+PROMOTE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local moved, wait = 0, -1
+for i = 2, #KEYS do
+  local band = (#KEYS - i) * tonumber(ARGV[1])
+  local due = redis.call('ZRANGEBYSCORE', KEYS[i], '-inf', now, 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[2]))
+  for j = 1, #due, 2 do
+    redis.call('ZADD', KEYS[1], tonumber(due[j + 1]) - band, due[j])
+    redis.call('ZREM', KEYS[i], due[j])
+    moved = moved + 1
+  end
+  local first = redis.call('ZRANGE', KEYS[i], 0, 0, 'WITHSCORES')
+  if #first > 0 then
+    local left = math.max(tonumber(first[2]) - now, 0)
+    if wait < 0 or left < wait then wait = left end
+  end
+end
+return {moved, wait}
+"""
+PROMOTE_BATCH = 500
+PROMOTE_EVERY = 0.1  # seconds between looks at the delayed sets, at most (a new delayed job may be due sooner)
+
+
+class Jobs:
+    """Writes tasks' jobs exactly as arq's `enqueue_job` would (its serializer, key and expiry),
+    except for the score and the delayed sets."""
+
+    def __init__(self, redis: ArqRedis) -> None:
+        self.redis = redis
+        self.queue = redis.default_queue_name
+        self._write = redis.register_script(WRITE)
+        self._promote = redis.register_script(PROMOTE)
+
+    async def write(self, tasks: Sequence[TaskDict], *, defer_ms: int = 0, events: Sequence[str] = (),
+                    tally: Tally | None = None) -> None:
+        """Queue a job for each task's current dispatch (after `defer_ms`, or at its `next_run_at`
+        if later: a scheduled task's start), then publish `events`; all in one script, with the
+        figures of `tally` (app/metrics.py: counts only)."""
+        now = timestamp_ms()
+        args: list[str | int | bytes] = [self.redis.expires_extra_ms, now, keys.EVENTS, len(events)]
+        job_keys = []
+        for task in tasks:
+            job = keys.job_id(task["id"], task["dispatch"])
+            due = max(now + defer_ms, _ms(task["next_run_at"]) if task["next_run_at"] else 0)
+            if due > now:
+                target, score = delayed_key(self.queue, task["priority"]), due
+            else:
+                target, score = self.queue, queue_score(task["priority"], now)
+            serialized = serialize_job("run_task", (task["id"], task["dispatch"]), {}, None, now,
+                                       serializer=self.redis.job_serializer)
+            args += [job, serialized, due, target, score]
+            job_keys.append(keys.ARQ_JOB_PREFIX + job)
+        figures = [value for increment in (tally.increments() if tally else []) for value in increment]
+        await self._write(keys=[self.queue, *job_keys], args=[*args, *events, *figures])
+
+    async def promote(self) -> tuple[int, float | None]:
+        """Move due delayed jobs into the queue: (jobs moved, seconds until the next is due)."""
+        moved, wait = await self._promote(keys=[self.queue, *delayed_keys(self.queue)],
+                                          args=[BAND_MS, PROMOTE_BATCH])
+        return int(moved), None if int(wait) < 0 else int(wait) / 1000
+
+    def remove(self, pipe: Pipeline, job: str) -> None:
+        """Queue, on a pipeline, the commands that drop a job wherever it waits."""
+        for key in [self.queue, *delayed_keys(self.queue)]:
+            pipe.zrem(key, job)
+        pipe.delete(keys.ARQ_JOB_PREFIX + job)
+
+    async def waiting(self) -> int:
+        """Jobs in the queue and the delayed sets (the queue-depth cap counts both)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for key in [self.queue, *delayed_keys(self.queue)]:
+                pipe.zcard(key)
+            return sum(await pipe.execute())
+
+
+def _ms(iso: str) -> int:
+    return int(datetime.fromisoformat(iso).timestamp() * 1000)
+
+
+async def promote_forever(jobs: Jobs) -> None:
+    """A worker's loop moving delayed jobs into the queue as they fall due (every worker runs it:
+    the script is atomic, so a job moves once)."""
+    while True:
+        try:
+            _, wait = await jobs.promote()
+        except OUTAGES as exc:
+            log.warning("could not move due jobs (%s); trying again", exc)
+            wait = 1.0
+        except Exception:  # a dead loop would leave every delayed job waiting: say why and go on
+            log.exception("could not move due jobs; trying again")
+            wait = 1.0
+        await asyncio.sleep(PROMOTE_EVERY if wait is None else min(wait, PROMOTE_EVERY))

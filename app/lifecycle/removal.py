@@ -1,0 +1,37 @@
+"""Removing finished tasks for good (a bulk delete, retention): rows, log lines, sent webhook deliveries
+and artifacts, and one "deleted" event so that every dashboard drops them."""
+
+from pathlib import Path
+
+from app.core import keys
+from app.core.wire import encode_deleted, encode_skip
+from app.lifecycle.changes import Changes
+from app.lifecycle.publish import publish_all
+from app.store import artifacts
+
+
+async def remove_finished(changes: Changes, data_dir: Path, task_ids: list[str]) -> list[str]:
+    """Remove those of these tasks that are final (a task running again is left alone); returns
+    the ids removed. The event's seq is taken first and published either way (lifecycle/changes.py).
+    Pending webhook deliveries stay: each holds its own copy of the task and is still sent."""
+    if not task_ids:
+        return []
+    stores = changes.stores
+    seq = await changes.redis.incr(keys.SEQ)
+
+    async def remove() -> list[str]:
+        removed = await stores.tasks.delete_finished(task_ids)
+        if removed:
+            await stores.logs.delete_for(removed)
+            await stores.webhooks.delete_settled(removed)
+        return removed
+
+    try:
+        removed = await stores.db.atomically(remove)
+    except BaseException:
+        await changes.publish_skip(seq)
+        raise
+    for task_id in removed:
+        artifacts.remove(data_dir, task_id)
+    await publish_all(changes.redis, [encode_deleted(seq, removed) if removed else encode_skip(seq)])
+    return removed

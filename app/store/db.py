@@ -1,0 +1,146 @@
+"""The process's one database handle, shared by every store: statements, transactions, and batches
+run by the driver's own executemany. The only place that holds a `databases.Database`."""
+
+import asyncio
+import contextvars
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, NamedTuple, TypeVar
+
+import sqlalchemy as sa
+from databases.core import Connection
+from databases.interfaces import Record
+
+from app.store.backends import TaskDatabase
+
+T = TypeVar("T")
+
+SQLITE_BUSY_TIMEOUT = 30.0  # seconds a writer waits for the lock before "database is locked"
+Query = sa.ClauseElement | str
+
+
+class DriverStatement(NamedTuple):
+    """A compiled statement as the driver takes it: its text, the names its arguments take in order,
+    their bind processors (JSON, timestamps, booleans) and the values compiled into it."""
+
+    sql: str
+    names: list[str]
+    processors: dict[str, Callable[[Any], Any]]
+    params: dict[str, Any]
+
+    def args(self, rows: Iterable[Mapping[str, Any]]) -> list[list[Any]]:
+        return [[self.processors[name](row[name]) if name in self.processors else row[name] for name in self.names]
+                for row in rows]
+
+
+class Db:
+    def __init__(self, database: TaskDatabase) -> None:
+        self._database = database
+        self.dialect = database.url.dialect
+        # SQLite lets one writer in at a time: there, several changes in one transaction cannot deadlock
+        self.one_writer_at_a_time = self.dialect == "sqlite"
+        # Set inside `atomically`'s transaction: work that calls `atomically` again joins it.
+        self._in_transaction = contextvars.ContextVar(f"in_transaction_{id(self)}", default=False)
+
+    @classmethod
+    @asynccontextmanager
+    async def open(cls, url: str) -> AsyncIterator["Db"]:
+        if url.startswith("sqlite"):
+            path = url.split("///", 1)[-1].split("?", 1)[0]
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            database = TaskDatabase(url, timeout=SQLITE_BUSY_TIMEOUT)  # one connection per process: store/sqlite.py
+        else:
+            database = TaskDatabase(url)
+        await database.connect()
+        try:
+            yield cls(database)
+        finally:
+            await database.disconnect()
+
+    async def fetch_one(self, query: Query, values: Mapping[str, Any] | None = None) -> Record | None:
+        return await self._database.fetch_one(query, values)  # type: ignore[arg-type]
+
+    async def fetch_all(self, query: Query, values: Mapping[str, Any] | None = None) -> list[Record]:
+        return await self._database.fetch_all(query, values)  # type: ignore[arg-type]
+
+    async def fetch_val(self, query: Query, values: Mapping[str, Any] | None = None) -> Any:
+        return await self._database.fetch_val(query, values)  # type: ignore[arg-type]
+
+    async def execute(self, query: Query, values: Mapping[str, Any] | None = None) -> Any:
+        return await self._database.execute(query, values)  # type: ignore[arg-type]
+
+    async def ping(self) -> None:
+        await self.fetch_val("SELECT 1")
+
+    def compiled(self, statement: sa.Executable, columns: Sequence[str] | None = None) -> DriverStatement:
+        """A statement (of these columns only, for an INSERT) in the driver's own placeholders, for its
+        executemany: SQLAlchemy compiling each row costs more than the database's own work."""
+        compiled = statement.compile(dialect=self._database.sql_dialect, column_keys=list(columns) if columns else None)
+        processors = dict(compiled._bind_processors)  # type: ignore[attr-defined]
+        if self.dialect == "postgresql":  # pyformat, turned into asyncpg's $n as `databases` does
+            names = list(compiled.params)
+            sql = compiled.string % {name: f"${i}" for i, name in enumerate(names, start=1)}
+            return DriverStatement(sql, names, processors, compiled.params)
+        return DriverStatement(compiled.string, list(compiled.positiontup or ()), processors, compiled.params)
+
+    def column_definition(self, column: sa.Column[Any]) -> str:
+        """A column's DDL as `ALTER TABLE … ADD COLUMN` takes it, in this database's dialect."""
+        return str(sa.schema.CreateColumn(column).compile(dialect=self._database.sql_dialect))
+
+    async def executemany(self, statement: DriverStatement, rows: Iterable[Mapping[str, Any]]) -> None:
+        """The statement once per row, by the driver (in the transaction of `atomically`, when inside one)."""
+        await self._database.connection().raw_connection.executemany(statement.sql, statement.args(rows))
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[Connection]:
+        """One connection held for a block (a session-level lock, statements that must share it)."""
+        async with self._database.connection() as connection:
+            yield connection
+
+    async def atomically(self, work: Callable[[], Awaitable[T]]) -> T:
+        """`work`'s statements in one transaction, carried to its end even if the caller is cancelled.
+
+        BEGIN and COMMIT are plain statements on a connection held by `async with`, not `databases`'
+        transaction object, which keeps its connection for good when cancelled inside BEGIN or
+        COMMIT or when COMMIT fails: on SQLite that is the process's only connection (store/sqlite.py),
+        with the write lock. On SQLite the write lock is taken at BEGIN (IMMEDIATE): a transaction that
+        reads first and writes after another process committed would fail at once with "database is
+        locked" (its snapshot is stale), never waiting in the busy handler.
+
+        Called from inside such work, it runs `work` as part of that transaction (a change that must be
+        atomic with what it writes beside the task, written within a group commit or alone)."""
+        if self._in_transaction.get():
+            return await work()
+        begin = "BEGIN IMMEDIATE" if self.dialect == "sqlite" else "BEGIN"
+
+        async def run() -> T:
+            self._in_transaction.set(True)  # in this task's own context only
+            async with self._database.connection() as connection:
+                await connection.execute(begin)
+                try:
+                    result = await work()
+                except BaseException:
+                    await connection.execute("ROLLBACK")
+                    raise
+                await connection.execute("COMMIT")
+                return result
+
+        return await asyncio.shield(asyncio.ensure_future(run()))
+
+    @asynccontextmanager
+    async def writers_held_off(self, table: str) -> AsyncIterator[Connection]:
+        """A transaction that holds the write lock (SQLite) or keeps writers of `table` out (PostgreSQL)."""
+        async with self._database.connection() as connection:
+            if self.dialect == "sqlite":
+                await connection.raw_connection.execute("BEGIN IMMEDIATE")  # the write lock, before reading
+            else:
+                await connection.execute("BEGIN")
+                await connection.execute(f"LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE")
+            try:
+                yield connection
+            except BaseException:
+                await connection.execute("ROLLBACK")
+                raise
+            await connection.execute("COMMIT")

@@ -1,0 +1,118 @@
+"""The `email_simulation` task: builds a real message per recipient, delivered over SMTP or into a Maildir."""
+
+import asyncio
+import random
+import time
+from datetime import datetime, timezone
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from typing import Any
+
+from app.tasks.base import Reporter, TaskType
+from app.tasks.builtin.mailers import MaildirMailer, Mailer, SmtpMailer
+from app.tasks.params import Float, Int, Str
+
+SENDER = "Task Queue <noreply@example.test>"
+MAX_LISTED = 100
+
+
+def recipient(number: int) -> str:
+    return f"user{number}@example.test"
+
+
+def build_message(task_id: str, number: int, total: int, subject: str) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = SENDER
+    message["To"] = recipient(number)
+    message["Subject"] = subject
+    message["Date"] = format_datetime(datetime.now(timezone.utc))
+    # an explicit domain: without it make_msgid asks DNS for this host's name, which can stall
+    message["Message-ID"] = make_msgid(idstring=f"{task_id}.{number}", domain="example.test")
+    message.set_content(
+        f"Hello user {number},\n\n"
+        f"this is message {number} of {total}, sent to {recipient(number)} by task {task_id}.\n\n"
+        "-- \nThe task queue\n"
+    )
+    return message
+
+
+def failures(count: int, rate: float, seed: int) -> list[bool]:
+    """Which recipients' deliveries fail: the same for the same seed, rate and count."""
+    rng = random.Random(seed)
+    return [rng.random() < rate for _ in range(count)]
+
+
+def build_and_deliver(mailer: Mailer, task_id: str, number: int, total: int, subject: str) -> dict[str, Any]:
+    """Off the event loop, building included: the email package takes milliseconds per message."""
+    message = build_message(task_id, number, total, subject)
+    return {**mailer.deliver(message), "message_id": message["Message-ID"]}
+
+
+def open_mailer(report: Reporter) -> Mailer:
+    if report.smtp_url:
+        return SmtpMailer(report.smtp_url)
+    return MaildirMailer(report.data_dir / "mail")
+
+
+def outcome_line(outcome: dict[str, Any]) -> str:
+    if outcome["status"] == "sent":
+        answer = f" ({outcome['code']} {outcome['answer']})" if "code" in outcome else ""
+        return f"{outcome['recipient']}: sent{answer}"
+    code = f"{outcome['code']} " if "code" in outcome else ""
+    return f"{outcome['recipient']}: failed: {code}{outcome['error']}"
+
+
+async def send_all(params: dict[str, Any], mailer: Mailer, report: Reporter) -> list[dict[str, Any]]:
+    total: int = params["recipient_count"]
+    fails = failures(total, params["failure_rate"], params["seed"])
+    outcomes: list[dict[str, Any]] = []
+    start = time.monotonic()
+    for number in range(1, total + 1):
+        await report(100 * (number - 1) / total, f"sending {number}/{total}")
+        if fails[number - 1]:
+            outcome = {"status": "failed", "error": "simulated failure (failure_rate), not sent"}
+        else:
+            outcome = await asyncio.to_thread(build_and_deliver, mailer, report.task_id, number, total,
+                                              params["subject"])
+        outcomes.append({"recipient": recipient(number), **outcome})
+        await report.log(outcome_line(outcomes[-1]))
+        # the delay is a minimum pace per e-mail: sleep only what building and delivering did not take
+        await asyncio.sleep(max(0.0, start + number * params["delay_per_email"] - time.monotonic()))
+    return outcomes
+
+
+async def run(params: dict[str, Any], report: Reporter) -> dict[str, Any]:
+    mailer = await asyncio.to_thread(open_mailer, report)
+    try:
+        outcomes = await send_all(params, mailer, report)
+    finally:
+        # not awaited: after a cancel a delivery may still be running in its thread, and close waits for it
+        asyncio.get_running_loop().run_in_executor(None, mailer.close)
+    sent = [outcome for outcome in outcomes if outcome["status"] == "sent"]
+    await report.log(f"{len(sent)} sent, {len(outcomes) - len(sent)} failed")
+    await report(100, "done")
+    return {
+        **mailer.describe(),
+        "sent": len(sent),
+        "failed": len(outcomes) - len(sent),
+        "recipients": outcomes[:MAX_LISTED],
+        "recipients_truncated": len(outcomes) > MAX_LISTED,
+        "total_bytes": sum(outcome["bytes"] for outcome in sent),
+    }
+
+
+TASK_TYPE = TaskType(
+    name="email_simulation",
+    description="Builds a personalised e-mail per recipient and delivers it over SMTP (SMTP_URL) or into a "
+                "local Maildir; per-recipient outcome.",
+    params={
+        "recipient_count": Int(10, minimum=1, maximum=10_000, description="Recipients to send to."),
+        "delay_per_email": Float(0.1, minimum=0.0, maximum=10.0, description="Minimum seconds per e-mail."),
+        "subject": Str("Hello from the task queue", max_length=200, description="Subject line."),
+        "failure_rate": Float(0.0, minimum=0.0, maximum=1.0,
+                              description="Share of deliveries that fail (simulated, chosen by seed)."),
+        "seed": Int(42, minimum=0, maximum=2**31 - 1, description="Seed choosing which deliveries fail."),
+    },
+    run=run,
+    timeout=3600.0,
+)

@@ -1,0 +1,97 @@
+"""The `text_processing` task: word, character, sentence and paragraph statistics of a text."""
+
+import asyncio
+import re
+from collections import Counter
+from typing import Any
+
+from app.tasks.base import Reporter, TaskType
+from app.tasks.params import Str
+
+SAMPLE_TEXT = (
+    "Background workers keep web requests fast. A request that would take seconds is handed to a "
+    "queue, and a worker picks it up while the user watches its progress live.\n\n"
+    "When the work is done, the result is stored and the dashboard shows it at once. Failed tasks "
+    "can be retried; running ones can be cancelled."
+)
+
+STOP_WORDS = frozenset("""
+a about above after again against all also am an and any are as at be because been before being below
+between both but by can could did do does doing down during each few for from further had has have having
+he her here hers herself him himself his how i if in into is it its itself just me more most my myself no
+nor not now of off on once only or other our ours ourselves out over own same she should so some such than
+that the their theirs them themselves then there these they this those through to too under until up upon
+us very was we were what when where which while who whom why will with would you your yours yourself
+yourselves isn't aren't wasn't weren't don't doesn't didn't can't won't it's i'm i've i'd you're we're
+they're that's there's let's may might must shall one
+""".split())
+
+MAX_NORMALIZED = 10_000
+WORDS_PER_MINUTE = 200
+
+# a word may hold inner apostrophes, dots or hyphens: "don't", "3.14", "e-mail"
+_WORD = re.compile(r"[^\W_]+(?:['’.\-][^\W_]+)*")
+# a sentence runs to terminal punctuation (and any closing quote) before a space, to a blank line, or
+# to the end; matches are substrings of the text, so callers can quote sentences verbatim
+_SENTENCE = re.compile(r"\S.*?(?:[.!?]+[\"'”’)\]]*(?=\s|\Z)|(?=\n[ \t\r\f\v]*\n)|\Z)", re.S)
+_PARAGRAPH_BREAK = re.compile(r"\n[ \t\r\f\v]*\n")
+
+
+def words(text: str) -> list[str]:
+    """The lower-cased words of a text, in order."""
+    return [word.replace("’", "'") for word in _WORD.findall(text.lower())]
+
+
+def split_sentences(text: str) -> list[str]:
+    """The sentences of a text, verbatim; fragments without any word (a lone "...") are dropped."""
+    return [match.group() for match in _SENTENCE.finditer(text) if _WORD.search(match.group())]
+
+
+def count_paragraphs(text: str) -> int:
+    return sum(1 for block in _PARAGRAPH_BREAK.split(text) if block.strip())
+
+
+def top_words(tokens: list[str], limit: int = 10) -> list[dict[str, Any]]:
+    counts = Counter(token for token in tokens if token not in STOP_WORDS)
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:limit]
+    return [{"word": word, "count": count} for word, count in ranked]
+
+
+def analyse(text: str) -> dict[str, Any]:
+    """The whole result; pure and CPU-bound, so callers run it in a thread."""
+    tokens = words(text)
+    normalized = " ".join(text.split())
+    return {
+        "word_count": len(tokens),
+        "char_count": len(text),
+        "char_count_no_spaces": sum(1 for char in text if not char.isspace()),
+        "sentence_count": len(split_sentences(text)),
+        "paragraph_count": count_paragraphs(text),
+        "unique_words": len(set(tokens)),
+        "top_words": top_words(tokens),
+        "reading_time_seconds": round(len(tokens) / WORDS_PER_MINUTE * 60, 1),
+        "normalized_text": normalized[:MAX_NORMALIZED],
+        "normalized_truncated": len(normalized) > MAX_NORMALIZED,
+    }
+
+
+async def run(params: dict[str, Any], report: Reporter) -> dict[str, Any]:
+    await report(0, "analysing text")
+    await report.log(f"analysing {len(params['text'])} characters")
+    result = await asyncio.to_thread(analyse, params["text"])
+    await report.log(f"{result['word_count']} words ({result['unique_words']} distinct), "
+                     f"{result['sentence_count']} sentences, {result['paragraph_count']} paragraphs; "
+                     f"reading time {result['reading_time_seconds']} s")
+    await report(100, "done")
+    return result
+
+
+TASK_TYPE = TaskType(
+    name="text_processing",
+    description="Word, character, sentence and paragraph counts, top words and normalised text.",
+    params={
+        "text": Str(SAMPLE_TEXT, max_length=1_000_000, multiline=True, description="The text to analyse."),
+    },
+    run=run,
+    timeout=600.0,
+)

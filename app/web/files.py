@@ -1,0 +1,43 @@
+"""REST handlers for files and logs: uploads in, artifacts and log lines out."""
+
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+
+from app.core.errors import NotFound, PayloadTooLarge
+from app.lifecycle.lookup import existing
+from app.store import artifacts
+from app.web.requests import int_query
+
+
+async def upload(request: Request) -> JSONResponse:
+    """The body is the file itself (`Content-Type` its type, `?filename=` its name) → 201 with its id."""
+    uploads = request.state.uploads
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > uploads.max_bytes:
+        raise PayloadTooLarge(f"upload exceeds {uploads.max_bytes} bytes")
+    saved = await uploads.save(request.stream(), request.query_params.get("filename", ""),
+                               request.headers.get("content-type", ""))
+    return JSONResponse(saved.describe(), status_code=201)
+
+
+async def get_upload(request: Request) -> JSONResponse:
+    return JSONResponse(request.state.uploads.get(request.path_params["upload_id"]).describe())
+
+
+async def artifact(request: Request) -> Response:
+    task_id, name = request.path_params["task_id"], request.path_params["name"]
+    await existing(request.state.stores.tasks, task_id)
+    path = artifacts.find(request.state.settings.data_dir, task_id, name)
+    if path is None:
+        raise NotFound(f"task {task_id!r} has no artifact {name!r}")
+    return FileResponse(path, media_type=artifacts.content_type(name), filename=name,
+                        content_disposition_type="inline", headers={"X-Content-Type-Options": "nosniff"})
+
+
+async def task_logs(request: Request) -> JSONResponse:
+    task_id = request.path_params["task_id"]
+    await existing(request.state.stores.tasks, task_id)
+    after = int_query(request, "after", 0, 0, 2**62)
+    limit = int_query(request, "limit", 1000, 1, 5000)
+    lines = await request.state.stores.logs.read(task_id, after=after, limit=limit)
+    return JSONResponse({"task_id": task_id, "lines": lines})

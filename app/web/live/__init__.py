@@ -1,0 +1,1 @@
+"""Live updates: one Redis subscription per web process, released in seq order, fanned out to every WebSocket client."""

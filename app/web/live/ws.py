@@ -1,0 +1,139 @@
+"""`/ws`: hello, then (with `?since=S`) a replay of what changed after S, then live events.
+
+The client's queue is registered before the database is read, and the replay reads only up to the
+seq the queue starts after, so replay and live meet with no gap; a live event the replay already
+covered (same task, seq not newer) is dropped, so nothing arrives twice.
+"""
+
+import asyncio
+import json
+
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from app.core.wire import Event, dumps, hello_frame, logs_frame, task_frame, websocket_frame
+from app.settings import Settings
+from app.store.logs import LogStore
+from app.store.tasks import TaskStore
+from app.web.live import frames
+from app.web.live.client_queue import ClientQueue, Closed
+from app.web.live.hub import EventHub
+from app.web.security import token_access
+
+MAX_CLIENT_MESSAGE = 1024  # bytes; clients only ever send small control messages
+AUTH_WAIT = 5.0  # seconds a client has to authenticate
+LOG_HISTORY = 5000  # most stored log lines sent when a client starts following a task
+CLIENT_MESSAGES = ('unknown message; send {"type": "ping"}, {"type": "logs", "task_id": <id or null>} '
+                   'or {"type": "workers", "follow": <true or false>}')
+
+
+def _since(websocket: WebSocket) -> int | None:
+    raw = websocket.query_params.get("since")
+    if raw is None or raw == "":
+        return None
+    if not raw.isdigit() or len(raw) > 18:
+        raise ValueError(f"since must be a non-negative integer, got {raw[:40]!r}")
+    return int(raw)
+
+
+async def _replay(websocket: WebSocket, store: TaskStore, after: int, upto: int, limit: int) -> dict[str, int]:
+    tasks = await store.changed_between(after, upto, limit + 1)
+    if len(tasks) > limit:
+        # Too much to replay: the client reloads its view through REST and continues live.
+        await websocket.send_text(dumps({"type": "reset", "seq": upto}))
+        return {}
+    for task in tasks:
+        await websocket.send_text(task_frame(task, "replay"))
+    return {task["id"]: task["seq"] for task in tasks}
+
+
+async def _send_live(websocket: WebSocket, queue: ClientQueue, covered: dict[str, int]) -> None:
+    """Whatever queued up since the last write goes out together: through the frames extension of
+    `web/live/frames.py` as one write of ready-made frames, else one ASGI message each."""
+    send_frames = websocket.scope["extensions"].get(frames.EXTENSION, {}).get("send")
+    while True:
+        items = [item for item in await queue.take()
+                 if not isinstance(item, Event) or item.seq > covered.get(item.task_id, -1)]
+        if send_frames is not None:
+            await send_frames(b"".join(item.wire if isinstance(item, Event) else websocket_frame(item)
+                                       for item in items))
+            continue
+        for item in items:
+            await websocket.send_text(item.frame if isinstance(item, Event) else item)
+
+
+async def _receive(websocket: WebSocket, queue: ClientQueue, hub: EventHub, logs: LogStore) -> None:
+    while True:
+        text = await websocket.receive_text()
+        try:
+            message = json.loads(text) if len(text) <= MAX_CLIENT_MESSAGE else None
+        except ValueError:
+            message = None
+        kind = message.get("type") if isinstance(message, dict) else None
+        if kind == "ping":
+            queue.put_frame(dumps({"type": "pong", "seq": hub.head}))
+        elif kind == "logs" and (message["task_id"] is None or _is_task_id(message["task_id"])):
+            await _watch_logs(queue, logs, message["task_id"])
+        elif kind == "workers" and isinstance(message.get("follow", True), bool):
+            hub.follow_workers(queue, message.get("follow", True))
+        else:
+            queue.put_frame(dumps({"type": "error", "detail": CLIENT_MESSAGES}))
+
+
+def _is_task_id(value: object) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= 36
+
+
+async def _watch_logs(queue: ClientQueue, logs: LogStore, task_id: str | None) -> None:
+    """Follow one task's log: live lines from now on, then the stored history (the client merges
+    the two by line number `n`, so lines arriving during the read are neither lost nor doubled)."""
+    queue.watching = task_id
+    if task_id is not None:
+        queue.put_frame(logs_frame(task_id, await logs.read(task_id, after=0, limit=LOG_HISTORY)))
+
+
+async def _authenticated(websocket: WebSocket, settings: Settings) -> bool:
+    """With tokens configured, the first message must be `{"type": "auth", "token": …}`: the secret
+    travels inside the connection, never in a URL that ends up in logs."""
+    if settings.api_token is None:
+        return True
+    try:
+        message = json.loads(await asyncio.wait_for(websocket.receive_text(), AUTH_WAIT))
+    except (TimeoutError, ValueError):
+        message = None
+    token = message.get("token") if isinstance(message, dict) and message.get("type") == "auth" else None
+    return isinstance(token, str) and token_access(settings, token) is not None
+
+
+async def endpoint(websocket: WebSocket) -> None:
+    state = websocket.state
+    await websocket.accept()
+    try:
+        authenticated = await _authenticated(websocket, state.settings)
+    except WebSocketDisconnect:
+        return  # gone before authenticating: nothing to close
+    if not authenticated:
+        await websocket.close(1008, "authentication required: send {\"type\": \"auth\", \"token\": ...} first")
+        return
+    try:
+        since = _since(websocket)
+    except ValueError as exc:
+        await websocket.close(1008, str(exc))
+        return
+    hub: EventHub = state.hub
+    with hub.subscribe() as (queue, head):
+        await websocket.send_text(hello_frame(head))
+        covered = {}
+        floor = hub.replay_floor(since) if since is not None else head
+        if floor < head:
+            covered = await _replay(websocket, state.stores.tasks, floor, head, state.settings.ws_replay_limit)
+        sender = asyncio.create_task(_send_live(websocket, queue, covered))
+        receiver = asyncio.create_task(_receive(websocket, queue, hub, state.stores.logs))
+        done, pending = await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        error = next(iter(done)).exception()
+        if isinstance(error, Closed):
+            await websocket.close(error.code, error.reason)
+        elif error is not None and not isinstance(error, (WebSocketDisconnect, OSError, RuntimeError)):
+            raise error  # a client going away mid-send surfaces as one of the above; anything else is a bug

@@ -1,0 +1,297 @@
+"""The OpenAPI 3.1 document of the REST API: paths from the app's route table (a route without a
+description here refuses to start), schemas from web/schemas.py; served at `/openapi.json`."""
+
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute, Route
+
+from app.core.priority import Priority
+from app.core.status import Status
+from app.lifecycle.bulk import MAX_IDS
+from app.metrics.series import WINDOWS
+from app.store.filters import MAX_TEXT
+from app.tasks.base import TaskType
+from app.web.requests import MAX_BODY_BYTES
+from app.web.schemas import LIMITS, OPTIONS, Schema, components, ref
+from app.web.security import SAFE_METHODS, needs_token
+from app.web.tasks import MAX_BATCH, MAX_PAGE
+
+# What Python's str.strip() removes: the server trims `q` with it, so the schema must allow exactly that.
+SPACE = r"[\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*"
+REASONS = {400: "Malformed JSON", 401: "No valid token (only when API_TOKEN is set)",
+           403: "Foreign Origin, cross-site request, or a read-only token", 404: "Not found",
+           409: "Conflict with the task's status", 413: "Body too large", 415: "Unsupported media type",
+           422: "Invalid input (`field` names it)", 429: "Too many submits: wait Retry-After seconds",
+           503: "A dependency is down"}
+RETRY_AFTER = {"Retry-After": {"schema": {"type": "string", "pattern": "^[0-9]+$"}, "description": "Seconds."}}
+
+
+def _json(schema: Schema, description: str, **extra: Any) -> Schema:
+    return {"description": description, "content": {"application/json": {"schema": schema}}, **extra}
+
+
+def _responses(ok: Schema, *errors: int, code: int = 200) -> Schema:
+    return {str(code): ok, **{str(e): _json(ref("Error"), REASONS[e]) for e in errors}}
+
+
+def _param(name: str, where: str, schema: Schema, description: str) -> Schema:
+    return {"name": name, "in": where, "required": where == "path", "schema": schema, "description": description}
+
+
+def _caseless(word: str) -> str:
+    return "".join(f"[{c}{c.lower()}]" for c in word)
+
+
+TASK_ID = _param("task_id", "path", {"type": "string", "minLength": 1}, "The task's id.")
+# Follow-ups the stateful fuzzer chains after any answer that carries a task.
+TASK_LINKS = {"links": {
+    name: {"operationId": name, "parameters": {"task_id": "$response.body#/id"}}
+    for name in ("getTask", "cancelTask", "retryTask", "rerunTask", "taskLogs", "taskWebhooks")
+}}
+TASK = _json(ref("Task"), "The task", **TASK_LINKS)
+SCHEDULE_ID = _param("schedule_id", "path", {"type": "string", "minLength": 1}, "The schedule's id.")
+SCHEDULE = _json(ref("Schedule"), "The schedule", links={
+    name: {"operationId": name, "parameters": {"schedule_id": "$response.body#/id"}}
+    for name in ("getSchedule", "editSchedule", "deleteSchedule", "runSchedule")})
+WHEN = r"[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?(Z|[+-][0-9]{2}:[0-9]{2})?)?"
+SEARCH_QUERY = [
+    _param("text", "query", {"type": "string", "maxLength": MAX_TEXT},
+           "Words in the parameters, result or error: every word must begin a word of the task's text "
+           "(letters and digits; any letter case). Empty: all."),
+    _param("from", "query", {"type": "string", "pattern": f"^{SPACE}(|{WHEN}){SPACE}$"},
+           "Created at or after (ISO 8601 date or date and time; UTC without an offset)."),
+    _param("to", "query", {"type": "string", "pattern": f"^{SPACE}(|{WHEN}){SPACE}$"},
+           "Created before (ISO 8601 date or date and time; UTC without an offset)."),
+    _param("priority", "query", {"type": "string", "enum": ["", *Priority]}, "Only tasks of this priority."),
+    _param("schedule_id", "query", {"type": "string", "pattern": f"^{SPACE}[0-9a-f-]{{0,36}}{SPACE}$"},
+           "Only the runs of this schedule."),
+    _param("source_task_id", "query", {"type": "string", "pattern": f"^{SPACE}[0-9a-f-]{{0,36}}{SPACE}$"},
+           "Only re-runs of this task."),
+]
+FILTER_QUERY = [
+    _param("status", "query", {"type": "string", "pattern": f"^(|{'|'.join(_caseless(s) for s in Status)})$"},
+           "Only tasks in this status (any letter case); empty: all."),
+    _param("task_type", "query", {"type": "string"}, "Only tasks of this type; empty: all."),  # enum set per app
+    _param("q", "query", {"type": "string", "pattern": f"^{SPACE}-*(?:[0-9A-Fa-f]-*){{0,32}}{SPACE}$"},
+           "Task id prefix: up to 32 hex digits, dashes and surrounding blanks ignored."),
+    *SEARCH_QUERY,
+]
+LIST_QUERY = [
+    *FILTER_QUERY,
+    _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 50}, "Page size."),
+    _param("offset", "query", {"type": "integer", "minimum": 0, "maximum": 10**9, "default": 0}, "Tasks skipped."),
+    _param("after", "query", {"type": "string", "pattern": r"^(|[0-9]{1,17}\.[0-9A-Za-z_-]{1,36})$"},
+           "Keyset cursor: the `next` of the previous page; the page starts after that task (empty: first page)."),
+]
+UPLOAD_TYPES = ("text/csv", "application/csv", "text/plain", "application/vnd.ms-excel",
+                "image/png", "image/jpeg", "image/gif", "image/webp", "image/bmp")
+FILE = {"type": "string", "format": "binary"}
+UPLOADED = {**FILE, "minLength": 1}  # an empty file is refused (422)
+
+OPERATIONS: dict[tuple[str, str], Schema] = {
+    ("POST", "/api/tasks/submit"): {
+        "operationId": "submitTask", "summary": "Submit a task (status PENDING, defaults filled in)",
+        "parameters": [_param("Idempotency-Key", "header", {"type": "string", "minLength": 1, "maxLength": 200},
+                              "A repeat with the same key returns the first task (200); 422 if the body differs.")],
+        "requestBody": {"required": True, "description": f"At most {MAX_BODY_BYTES} bytes.",
+                        "content": {"application/json": {"schema": ref("Submit")}}},  # + examples, per app
+        "responses": {"201": _json(ref("Task"), "Created", **TASK_LINKS),
+                      **_responses(_json(ref("Task"), "The first task of this Idempotency-Key", **TASK_LINKS),
+                                   400, 413, 415, 422),
+                      "429": _json(ref("Error"), REASONS[429], headers=RETRY_AFTER),
+                      "503": _json(ref("Error"), "Redis is down, or the queue is full: nothing was stored",
+                                   headers=RETRY_AFTER)},
+    },
+    ("POST", "/api/tasks/batch"): {
+        "operationId": "submitBatch",
+        "summary": "Submit many tasks: all stored (one transaction) and queued, or none; each counts against "
+                   "the submit rate. An Idempotency-Key header is refused (422).",
+        "requestBody": {"required": True, "description": f"At most {MAX_BATCH} tasks and {MAX_BODY_BYTES} bytes; "
+                        "a 422 names the first invalid one as `tasks[i].<field>`, and nothing is stored.",
+                        "content": {"application/json": {"schema": ref("Batch")}}},
+        "responses": {"201": _json(ref("TaskBatch"), "Created, in request order"),
+                      **{str(code): _json(ref("Error"), REASONS[code]) for code in (400, 413, 415, 422)},
+                      "429": _json(ref("Error"), REASONS[429], headers=RETRY_AFTER),
+                      "503": _json(ref("Error"), "Redis is down, or the batch does not fit in the queue: nothing "
+                                   "was stored", headers=RETRY_AFTER)},
+    },
+    ("POST", "/api/tasks/bulk"): {
+        "operationId": "bulkAction",
+        "summary": "Cancel, retry or delete a selection (`ids`) or every task matching `filter` (the list's filter "
+                   "fields); `dry_run` only counts. Eligible: cancel PENDING/RETRYING/RUNNING, retry FAILED/"
+                   "CANCELLED, delete SUCCESS/FAILED/CANCELLED (with logs and artifacts).",
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["action"], "additionalProperties": False, "properties": {
+                "action": {"enum": ["cancel", "retry", "delete"]},
+                "ids": {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 36},
+                        "minItems": 1, "maxItems": MAX_IDS},
+                "filter": {"type": "object", "additionalProperties": False,  # null or "": any
+                           "properties": {p["name"]: {"anyOf": [p["schema"], {"type": "null"}]}
+                                          for p in FILTER_QUERY}},
+                "dry_run": {"type": "boolean", "default": False}},
+            "oneOf": [{"required": ["ids"]}, {"required": ["filter"]}]}}}},
+        "responses": _responses(_json(ref("BulkOutcome"), "Counted (dry run) or applied"), 400, 422)},
+    ("GET", "/api/tasks/"): {"operationId": "listTasks", "summary": "Tasks, newest first, with counts per status",
+                             "parameters": LIST_QUERY, "responses": _responses(_json(ref("TaskList"), "A page"), 422)},
+    ("GET", "/api/tasks/{task_id}"): {"operationId": "getTask", "summary": "One task",
+                                      "parameters": [TASK_ID], "responses": _responses(TASK, 404)},
+    ("DELETE", "/api/tasks/{task_id}"): {
+        "operationId": "cancelTask", "parameters": [TASK_ID], "responses": _responses(TASK, 404, 409),
+        "summary": "Cancel: CANCELLED at once if queued; a running task is stopped by its worker (the answer "
+                   "may still be RUNNING with cancel_requested)"},
+    ("POST", "/api/tasks/{task_id}/retry"): {"operationId": "retryTask", "summary": "FAILED or CANCELLED → PENDING",
+                                             "parameters": [TASK_ID], "responses": _responses(TASK, 404, 409)},
+    ("POST", "/api/tasks/{task_id}/rerun"): {
+        "operationId": "rerunTask",
+        "summary": "A new task from this one, linked by source_task_id: its parameters and options with the "
+                   "body's changes (`parameters` replaces them whole; `{}` duplicates it)",
+        "parameters": [TASK_ID],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "additionalProperties": False,
+            "properties": {"parameters": {"type": "object"}, **LIMITS, **OPTIONS}}}}},
+        "responses": {"201": _json(ref("Task"), "The new task", **TASK_LINKS),
+                      **_responses(TASK, 400, 404, 422),
+                      "429": _json(ref("Error"), REASONS[429], headers=RETRY_AFTER),
+                      "503": _json(ref("Error"), "Redis is down, or the queue is full: nothing was stored",
+                                   headers=RETRY_AFTER)}},
+    ("GET", "/api/tasks/{task_id}/logs"): {
+        "operationId": "taskLogs", "summary": "The task's log lines numbered after `after`, oldest first",
+        "parameters": [TASK_ID,
+                       _param("after", "query", {"type": "integer", "minimum": 0, "maximum": 2**62}, "Last n seen."),
+                       _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 5000}, "Most lines.")],
+        "responses": _responses(_json(ref("Logs"), "Log lines"), 404, 422)},
+    ("GET", "/api/tasks/{task_id}/webhooks"): {
+        "operationId": "taskWebhooks",
+        "summary": "The task's webhook deliveries, oldest first, each with every attempt (the global hook's URL "
+                   "only up to its host)",
+        "parameters": [TASK_ID], "responses": _responses(_json(ref("Webhooks"), "Deliveries"), 404)},
+    ("GET", "/api/tasks/{task_id}/artifacts/{name}"): {
+        "operationId": "taskArtifact", "summary": "A file the task produced (listed in result_data.artifacts)",
+        "parameters": [TASK_ID, _param("name", "path", {"type": "string", "minLength": 1}, "The file's name.")],
+        "responses": _responses({"description": "The file", "content": {
+            "image/*": {"schema": FILE}, "application/octet-stream": {"schema": FILE}}}, 404)},
+    ("POST", "/api/uploads"): {
+        "operationId": "upload", "summary": "Upload an input file: the body is the file, typed by Content-Type",
+        "parameters": [_param("filename", "query", {"type": "string"}, "The file's name (sanitised).")],
+        "requestBody": {"required": True, "content": {kind: {"schema": UPLOADED} for kind in UPLOAD_TYPES}},
+        "responses": _responses(_json(ref("Upload"), "Stored", links={"getUpload": {
+            "operationId": "getUpload", "parameters": {"upload_id": "$response.body#/id"}}}),
+            413, 415, 422, code=201)},
+    ("GET", "/api/uploads/{upload_id}"): {
+        "operationId": "getUpload", "summary": "An upload's description",
+        "parameters": [_param("upload_id", "path", {"type": "string", "minLength": 1}, "The upload's id.")],
+        "responses": _responses(_json(ref("Upload"), "The upload"), 404)},
+    ("GET", "/api/schedules"): {"operationId": "listSchedules", "summary": "Every schedule, oldest first",
+                                "responses": _responses(_json(ref("ScheduleList"), "The schedules"))},
+    ("POST", "/api/schedules"): {
+        "operationId": "createSchedule", "summary": "A recurring task: every tick (cron or interval) runs the task",
+        "requestBody": {"required": True, "content": {"application/json": {"schema": ref("ScheduleCreate")}}},
+        "responses": _responses(SCHEDULE, 400, 422, code=201)},
+    ("GET", "/api/schedules/{schedule_id}"): {"operationId": "getSchedule", "summary": "One schedule",
+                                             "parameters": [SCHEDULE_ID], "responses": _responses(SCHEDULE, 404)},
+    ("PATCH", "/api/schedules/{schedule_id}"): {
+        "operationId": "editSchedule", "parameters": [SCHEDULE_ID],
+        "summary": "Change any field (`paused` pauses and resumes); a new timing or a resume moves the next run "
+                   "to the first tick ahead",
+        "requestBody": {"required": True, "content": {"application/json": {"schema": ref("ScheduleEdit")}}},
+        "responses": _responses(SCHEDULE, 400, 404, 422)},
+    ("DELETE", "/api/schedules/{schedule_id}"): {
+        "operationId": "deleteSchedule", "summary": "Delete a schedule; the tasks it made stay, with its id",
+        "parameters": [SCHEDULE_ID], "responses": _responses({"description": "Deleted"}, 404, code=204)},
+    ("POST", "/api/schedules/{schedule_id}/run"): {
+        "operationId": "runSchedule", "summary": "Run the schedule's task now (the next tick stays where it is)",
+        "parameters": [SCHEDULE_ID],
+        "responses": {**_responses(_json(ref("Task"), "The new task", **TASK_LINKS), 404, code=201),
+                      "503": _json(ref("Error"), "Redis is down: nothing was stored", headers=RETRY_AFTER)}},
+    ("GET", "/api/stats"): {"operationId": "stats", "summary": "Counts per status and the latest seq",
+                            "responses": _responses(_json(ref("Stats"), "Counts"))},
+    ("GET", "/api/task-types"): {"operationId": "taskTypes", "summary": "Task types and their parameter schemas",
+                                 "responses": _responses(_json(ref("TaskTypes"), "The task types"))},
+    ("GET", "/api/health"): {"operationId": "health", "summary": "Redis, database, workers and the event stream",
+                             "responses": {"200": _json(ref("Health"), "All up"),
+                                           "503": _json(ref("Health"), "`detail` names what is down")}},
+    ("GET", "/api/workers"): {
+        "operationId": "listWorkers",
+        "summary": "Each worker from its last heartbeat (times in unix seconds): live, lost, or stopped lately",
+        "responses": {**_responses(_json(ref("WorkerList"), "The workers, oldest first")),
+                      "503": _json(ref("Error"), "Redis is down", headers=RETRY_AFTER)}},
+    ("GET", "/api/metrics/series"): {
+        "operationId": "metricsSeries",
+        "summary": "Per-minute figures for the charts over the last hour (60 minutes) or day (1440): tasks "
+                   "succeeded and failed, wait time p50/p95, sampled queue depth; run time per task type over "
+                   "the window",
+        "parameters": [_param("window", "query", {"enum": list(WINDOWS), "default": "hour"}, "The span shown.")],
+        "responses": {**_responses(_json(ref("Series"), "The series"), 422),
+                      "503": _json(ref("Error"), REASONS[503], headers=RETRY_AFTER)}},
+    ("GET", "/metrics"): {
+        "operationId": "metrics", "summary": "Prometheus metrics (text exposition format), the same on every web "
+                                             "process: see the README's Metrics section",
+        "responses": {"200": {"description": "Metrics", "content": {"text/plain": {"schema": {"type": "string"}}}},
+                      "503": _json(ref("Error"), REASONS[503], headers=RETRY_AFTER)}},
+    ("GET", "/openapi.json"): {"operationId": "openapi", "summary": "This document",
+                               "responses": _responses(_json({"type": "object"}, "OpenAPI 3.1"))},
+}
+
+
+def api_routes(routes: Iterable[BaseRoute]) -> Iterator[tuple[str, str]]:
+    """(method, path) of every HTTP route; the WebSocket and the static mount are not REST routes."""
+    for route in routes:
+        if isinstance(route, Route):
+            for method in sorted((route.methods or set()) - {"HEAD"}):  # Starlette adds HEAD to every GET
+                yield method, route.path_format
+
+
+def with_types(path: str, operation: Schema, types: Mapping[str, TaskType]) -> Schema:
+    """The parts that name the task types: a registry per app, not module constants."""
+    if path == "/api/tasks/":
+        query = [{**p, "schema": {"enum": ["", *types]}} if p["name"] == "task_type" else p
+                 for p in operation["parameters"]]
+        return {**operation, "parameters": query}
+    if path == "/api/tasks/submit":
+        examples = {name: {"summary": f"{name} with its defaults", "value": {"task_type": name, "parameters": {}}}
+                    for name in types}
+        return {**operation, "requestBody": {**operation["requestBody"], "content": {
+            "application/json": {"schema": ref("Submit"), "examples": examples}}}}
+    return operation
+
+
+def guarded(method: str, path: str, operation: Schema) -> Schema:
+    """What the security middleware adds in front of every handler (web/security.py)."""
+    responses = dict(operation["responses"])
+    extra = []
+    if needs_token(path):
+        operation = {**operation, "security": [{}, {"bearer": []}]}  # a token only when API_TOKEN is set
+        extra.append(401)
+    if method not in SAFE_METHODS:  # a foreign Origin or a read-only token; a body too big or not JSON
+        extra += [403, 413, 415]  # (an upload's body is the file: its handler answers its own 415)
+    for code in extra:
+        responses.setdefault(str(code), _json(ref("Error"), REASONS[code]))
+    return {**operation, "responses": responses}
+
+
+def document(routes: Iterable[BaseRoute], types: Mapping[str, TaskType]) -> Schema:
+    found = list(api_routes(routes))
+    if missing := [f"{m} {p}" for m, p in found if (m, p) not in OPERATIONS]:
+        raise LookupError(f"routes without an OpenAPI description in web/openapi.py: {', '.join(missing)}")
+    if stale := [f"{m} {p}" for m, p in OPERATIONS if (m, p) not in found]:
+        raise LookupError(f"OpenAPI descriptions of routes that do not exist: {', '.join(stale)}")
+    paths: Schema = {}
+    for method, path in found:
+        operation = OPERATIONS[(method, path)]
+        operation = with_types(path, operation, types)
+        paths.setdefault(path, {})[method.lower()] = guarded(method, path, operation)
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Task queue", "version": "1", "description": (
+            "Submit background tasks and follow them. Errors are `{\"detail\"}` (422s add `field`). Live "
+            "changes arrive over the WebSocket `/ws?since=S`, described in the README, not here.")},
+        "paths": paths,
+        "components": {**components(types), "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+    }
+
+
+async def openapi_json(request: Request) -> JSONResponse:
+    return JSONResponse(request.state.openapi)

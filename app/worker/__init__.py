@@ -1,0 +1,1 @@
+"""The worker process: arq's settings, running one attempt, its reporter, heartbeat, watchdog and retention."""

@@ -1,0 +1,70 @@
+"""The arq side of a worker: `WorkerSettings`, the one job function `run_task`, and the process's entry
+point (`python worker.py`)."""
+
+from collections.abc import Mapping
+from typing import Any
+
+from arq.connections import RedisSettings
+from arq.worker import get_kwargs
+
+from app.core.connections import deserialize_job, serialize_job
+from app.core.logs import configure_logging
+from app.lifecycle.new_task import TIMEOUT
+from app.settings import Settings, load_settings
+from app.tasks import configure
+from app.tasks.base import TaskType
+from app.webhooks.hooks import check_settings
+from app.worker.lifespan import shutdown, startup
+from app.worker.resilient import ResilientWorker
+from app.worker.runner import Runner
+
+
+def arq_job_timeout(types: Mapping[str, TaskType]) -> float:
+    """arq's time limit: our own limits (per type, or per task up to TIMEOUT.maximum) stop a task
+    first and record why; arq's only backs them up, so it must never come first."""
+    return max(TIMEOUT.maximum, *(kind.timeout for kind in types.values())) + 60
+
+
+async def run_task(ctx: dict[str, Any], task_id: str, dispatch: int) -> dict[str, Any]:
+    runner: Runner = ctx["runner"]
+    return await runner.run(task_id, dispatch)
+
+
+def build_worker_settings(settings: Settings) -> type:
+    check_settings(settings)  # refuses, at start, a global webhook that could not be signed
+    types = configure(settings.task_timeouts, settings.task_max_attempts)
+
+    class WorkerSettings:
+        functions = [run_task]
+        redis_settings = RedisSettings.from_dsn(str(settings.redis_url))
+        queue_name = settings.queue_name
+        max_jobs = settings.worker_concurrency
+        poll_delay = settings.poll_delay
+        job_timeout = arq_job_timeout(types)
+        keep_result = 60
+        # On SIGTERM/SIGINT: take no new job, let running ones finish for this long, then hand the
+        # rest back to the queue as new attempts (honcho kills after 5 s: the default leaves room).
+        job_completion_wait = settings.shutdown_grace
+        # Cancels travel as our own pub/sub signal plus a flag (lifecycle/cancel.py): arq's abort
+        # would cancel a job a second time while it records its end, and leaves entries for jobs
+        # that had already finished in a set it reads on every poll.
+        allow_abort_jobs = False
+        job_serializer = serialize_job
+        job_deserializer = deserialize_job
+        on_startup = startup
+        on_shutdown = shutdown
+        ctx = {"settings": settings, "job_timeout": job_timeout}  # the watchdog reads arq's lock time from it
+
+    return WorkerSettings
+
+
+def create_worker(settings: Settings, **overrides: Any) -> ResilientWorker:
+    worker_settings = build_worker_settings(settings)
+    options = {**get_kwargs(worker_settings), "ctx": dict(worker_settings.ctx), **overrides}  # type: ignore[attr-defined]
+    return ResilientWorker(**options)
+
+
+def main() -> None:
+    settings = load_settings()
+    configure_logging(settings, "worker")
+    create_worker(settings).run()

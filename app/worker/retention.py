@@ -1,0 +1,43 @@
+"""Retention: finished tasks older than RETENTION_DAYS are removed, with their logs and artifacts,
+by a pass every RETENTION_INTERVAL seconds in each worker (removal is idempotent: two workers at it
+together remove each task once). The pass also sweeps sent webhook deliveries left behind by removed
+tasks (store/webhooks.py)."""
+
+import asyncio
+import logging
+from datetime import timedelta
+from pathlib import Path
+
+from app.core.clock import utcnow
+from app.core.errors import OUTAGES
+from app.lifecycle.changes import Changes
+from app.lifecycle.removal import remove_finished
+
+log = logging.getLogger(__name__)
+
+BATCH = 500
+
+
+async def remove_expired(changes: Changes, data_dir: Path, keep_days: float) -> int:
+    """One pass: every final task that ended more than `keep_days` ago; returns how many went."""
+    before = utcnow() - timedelta(days=keep_days)
+    removed = 0
+    while ids := await changes.store.finished_before(before, BATCH):
+        gone = await remove_finished(changes, data_dir, ids)
+        removed += len(gone)
+        if not gone:  # all of them were retried meanwhile: the next pass sees them again if they end
+            break
+    await changes.stores.webhooks.sweep()
+    return removed
+
+
+async def retain_forever(changes: Changes, data_dir: Path, keep_days: float, interval: float) -> None:
+    while True:
+        try:
+            if removed := await remove_expired(changes, data_dir, keep_days):
+                log.info("retention: removed %d tasks finished more than %g days ago", removed, keep_days)
+        except OUTAGES as exc:
+            log.warning("retention pass failed (%s); trying again later", exc)
+        except Exception:  # a dead loop would keep every old task: say why and go on
+            log.exception("retention pass failed; trying again later")
+        await asyncio.sleep(interval)

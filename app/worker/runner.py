@@ -1,0 +1,160 @@
+"""Running one task attempt inside a worker: claim, execute with progress and cancel, record the end."""
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from app.core import keys
+from app.core.errors import OUTAGES
+from app.core.logs import about_task, set_attempt
+from app.core.status import STOP, SUCCEED, Move, Status
+from app.core.wire import TaskDict
+from app.lifecycle.attempts import Attempts
+from app.settings import Settings
+from app.store import artifacts
+from app.store.uploads import UploadStore
+from app.tasks.base import TaskCancelled, TaskType, TransientError
+from app.worker.reporter import ProgressReporter, Superseded
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Attempt:
+    task_id: str
+    dispatch: int
+    runner: "asyncio.Task[Any]"
+    number: int  # the task's attempts count once this one started
+    cancelled: bool = False
+    progress: float = 0.0
+
+
+class Runner:
+    def __init__(self, attempts: Attempts, types: Mapping[str, TaskType], uploads: UploadStore, worker_id: str,
+                 settings: Settings) -> None:
+        self.moves = attempts
+        self.types = types
+        self.redis = attempts.redis
+        self.uploads = uploads
+        self.worker_id = worker_id
+        self.settings = settings
+        self.attempts: dict[str, Attempt] = {}
+        self.completed = 0  # attempts this worker ended with SUCCESS…
+        self.failed = 0  # …and with FAILED or a retry to come (shown in the workers view)
+
+    def running(self) -> list[str]:
+        return list(self.attempts)
+
+    def counts(self) -> dict[str, int]:
+        return {"completed": self.completed, "failed": self.failed}
+
+    def cancel(self, task_id: str) -> None:
+        """A cancel request for a task this worker may be running: flag it and interrupt its await."""
+        attempt = self.attempts.get(task_id)
+        if attempt is not None and not attempt.cancelled:
+            attempt.cancelled = True
+            attempt.runner.cancel()
+
+    async def run(self, task_id: str, dispatch: int) -> dict[str, Any]:
+        with about_task(task_id):  # every line this attempt causes names the task (app/logs.py)
+            return await self._run(task_id, dispatch)
+
+    async def _run(self, task_id: str, dispatch: int) -> dict[str, Any]:
+        task = await self.moves.start(task_id, dispatch, self.worker_id)
+        if task is None:
+            return {"task_id": task_id, "dispatch": dispatch, "outcome": "stale"}
+        set_attempt(task["attempts"])
+        current = asyncio.current_task()
+        assert current is not None
+        attempt = Attempt(task_id, dispatch, current, task["attempts"])
+        self.attempts[task_id] = attempt
+        try:
+            attempt.cancelled = bool(await self.redis.exists(keys.cancel_key(task_id)))
+            ended = await self._execute(task, attempt)
+        finally:
+            del self.attempts[task_id]
+        if ended is not None and ended["status"] == Status.SUCCESS:
+            self.completed += 1
+        elif ended is not None and ended["status"] in (Status.FAILED, Status.RETRYING):
+            self.failed += 1
+        return {"task_id": task_id, "dispatch": dispatch, "outcome": ended["status"] if ended else "superseded"}
+
+    async def _reporter(self, attempt: Attempt) -> ProgressReporter:
+        settings = self.settings
+        return ProgressReporter(
+            attempt, self.moves, data_dir=settings.data_dir, uploads=self.uploads,
+            artifacts=artifacts.reset(artifacts.directory(settings.data_dir, attempt.task_id)),
+            smtp_url=str(settings.smtp_url) if settings.smtp_url else None,
+            interval=settings.progress_interval, log_cap=settings.log_lines_max,
+            # a first attempt has no lines yet (a manual retry keeps counting attempts: see attempts_base)
+            logged_before=await self.moves.logs.count(attempt.task_id) if attempt.number > 1 else 0,
+        )
+
+    async def _execute(self, task: TaskDict, attempt: Attempt) -> TaskDict | None:
+        kind = self.types[task["task_type"]]
+        report = await self._reporter(attempt)
+        try:
+            return await self._attempt(kind, task, attempt, report)
+        finally:
+            await asyncio.shield(report.flush_logs())
+
+    async def _attempt(self, kind: TaskType, task: TaskDict, attempt: Attempt,
+                       report: ProgressReporter) -> TaskDict | None:
+        limit = task["timeout"] or kind.timeout
+        try:
+            if attempt.cancelled:
+                raise TaskCancelled()
+            async with asyncio.timeout(limit) as deadline:
+                result = await kind.run(dict(task["parameters"]), report)
+        except Superseded:
+            return None  # the task moved on without this attempt: nothing of ours to record
+        except TaskCancelled:
+            return await self._end(attempt, STOP)
+        except asyncio.CancelledError:
+            if not attempt.cancelled and not await self.redis.exists(keys.cancel_key(attempt.task_id)):
+                await self.moves.retry_later(attempt.task_id, attempt.dispatch, "worker stopped; queued again")
+                raise
+            current = asyncio.current_task()
+            assert current is not None
+            current.uncancel()  # the cancel was the user's, fully handled here
+            return await self._end(attempt, STOP)
+        except TimeoutError as exc:
+            if deadline.expired():
+                return await self._fail(task, attempt, f"timed out after {limit:g} s", kind.retry.on_timeout, kind)
+            return await self._fail(task, attempt, _describe(exc), True, kind)
+        except (TransientError, ConnectionError) as exc:
+            return await self._fail(task, attempt, _describe(exc), True, kind)
+        except Exception as exc:
+            log.info("task %s failed: %r", attempt.task_id, exc)
+            return await self._fail(task, attempt, _describe(exc), False, kind)
+        files = artifacts.listing(report.artifacts)
+        return await self._end(attempt, SUCCEED, result={**result, "artifacts": files} if files else result)
+
+    async def _fail(self, task: TaskDict, attempt: Attempt, error: str, retryable: bool,
+                    kind: TaskType) -> TaskDict | None:
+        return await _recorded(attempt, lambda: self.moves.fail(
+            {**task, "attempts": attempt.number}, attempt.dispatch, error, retryable=retryable, policy=kind.retry,
+            progress=attempt.progress))
+
+    async def _end(self, attempt: Attempt, move: Move, *, result: dict[str, Any] | None = None) -> TaskDict | None:
+        return await _recorded(attempt, lambda: self.moves.finish(
+            attempt.task_id, attempt.dispatch, move, progress=attempt.progress, result=result))
+
+
+async def _recorded(attempt: Attempt, write: Callable[[], Awaitable[TaskDict | None]]) -> TaskDict | None:
+    """An attempt's outcome is recorded even across a Redis or database outage: the write is tried
+    again with backoff until it goes through (the attempt stays this worker's meanwhile)."""
+    delay = 0.2
+    while True:
+        try:
+            return await write()
+        except OUTAGES as exc:
+            log.warning("task %s: outcome not recorded yet (%s); again in %.1f s", attempt.task_id, exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{exc.__class__.__name__}: {exc}" if str(exc) else exc.__class__.__name__

@@ -1,0 +1,58 @@
+"""Keep one child process running: `python -m launcher.respawn <command…>`.
+
+Under honcho one process exiting stops them all, so a crashed worker would take the web down with
+it. This restarts the child with backoff when it dies for any reason, and passes SIGTERM/SIGINT on
+to it (then exits with it) so that stopping still works as before.
+"""
+
+import signal
+import subprocess
+import sys
+import threading
+import time
+from types import FrameType
+
+FIRST_DELAY = 0.5
+MAX_DELAY = 30.0
+STABLE_AFTER = 30.0  # seconds a child must live for the delay to start small again
+
+
+class Respawner:
+    def __init__(self, command: list[str]) -> None:
+        self.command = command
+        self.child: subprocess.Popen[bytes] | None = None
+        self.stopping = threading.Event()
+
+    def on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self.stopping.set()
+        if self.child is not None and self.child.poll() is None:
+            self.child.send_signal(signum)
+
+    def run(self) -> int:
+        delay = FIRST_DELAY
+        while True:
+            started = time.monotonic()
+            self.child = subprocess.Popen(self.command)
+            code = self.child.wait()
+            if self.stopping.is_set():
+                return code if code > 0 else 0
+            delay = FIRST_DELAY if time.monotonic() - started > STABLE_AFTER else delay
+            print(f"respawn: {' '.join(self.command)} exited with {code}; starting it again in {delay:.1f} s",
+                  file=sys.stderr, flush=True)
+            if self.stopping.wait(delay):
+                return 0
+            delay = min(delay * 2, MAX_DELAY)
+
+
+def main(argv: list[str]) -> int:
+    if not argv:
+        print("usage: python -m launcher.respawn <command> [args…]", file=sys.stderr)
+        return 2
+    respawner = Respawner(argv)
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, respawner.on_signal)
+    return respawner.run()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
