@@ -11,7 +11,6 @@ same transaction (webhooks/).
 import asyncio
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from arq.connections import ArqRedis
@@ -21,7 +20,7 @@ from app.core.clock import utcnow
 from app.core.errors import OUTAGES
 from app.core.status import FINAL, Move
 from app.core.wire import TaskDict, TimelineEntry, encode_event, encode_skip
-from app.lifecycle.groups import GroupWriter
+from app.lifecycle.groups import Change, GroupWriter
 from app.lifecycle.jobs import Jobs
 from app.lifecycle.publish import publish_all
 from app.metrics.tally import Tally
@@ -42,22 +41,6 @@ return current
 """
 
 
-@dataclass(frozen=True)
-class Change:
-    """One change to one task: the move it makes, the columns it writes besides the status, its
-    timeline entry, and the attempt (dispatch) it must still belong to."""
-
-    task_id: str
-    move: Move
-    values: Mapping[str, Any]
-    timeline: TimelineEntry | None = None
-    dispatch: int | None = None
-
-    @property
-    def ends_task(self) -> bool:
-        return self.move.target in FINAL
-
-
 class Changes:
     def __init__(self, stores: Stores, redis: ArqRedis, hooks: Hooks = Hooks()) -> None:
         self.stores = stores
@@ -66,7 +49,7 @@ class Changes:
         self.hooks = hooks  # the global webhook; a task's own callback_url is on its row
         self.jobs = Jobs(redis)
         self._inflight: set[asyncio.Future[Any]] = set()
-        self._groups = GroupWriter(self)
+        self._groups = GroupWriter(redis, stores.db, self._write)
 
     async def update(self, task_id: str, move: Move, values: Mapping[str, Any], timeline: TimelineEntry | None = None,
                      dispatch: int | None = None) -> TaskDict | None:
@@ -108,7 +91,7 @@ class Changes:
         log.warning("task %s: change %s lost %d seq races in a row", change.task_id, change.move.name, MAX_SEQ_RACES)
         return None
 
-    async def write(self, change: Change, seq: int) -> TaskDict | None:
+    async def _write(self, change: Change, seq: int) -> TaskDict | None:
         """One change at `seq` (called by the group writer): the guarded move, and when it ends the task
         its webhook deliveries, which commit with it or not at all."""
         if not change.ends_task:

@@ -6,32 +6,56 @@ its own outcome: a group whose transaction fails is written change by change.
 """
 
 import asyncio
-from typing import TYPE_CHECKING, NamedTuple
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from arq.connections import ArqRedis
 
 from app.core import keys
 from app.core.logs import detached
-from app.core.wire import TaskDict, encode_event, encode_skip
+from app.core.status import FINAL, Move
+from app.core.wire import TaskDict, TimelineEntry, encode_event, encode_skip
 from app.lifecycle.publish import publish_all
 from app.metrics.tally import Tally
-
-if TYPE_CHECKING:
-    from app.lifecycle.changes import Change, Changes
+from app.store.db import Db
 
 Outcome = TaskDict | None | Exception  # the task as written, None if its guard refused it, or the error
 
 
+@dataclass(frozen=True)
+class Change:
+    """One change to one task: the move it makes, the columns it writes besides the status, its
+    timeline entry, and the attempt (dispatch) it must still belong to."""
+
+    task_id: str
+    move: Move
+    values: Mapping[str, Any]
+    timeline: TimelineEntry | None = None
+    dispatch: int | None = None
+
+    @property
+    def ends_task(self) -> bool:
+        return self.move.target in FINAL
+
+
+Write = Callable[[Change, int], Awaitable[TaskDict | None]]  # one change at its seq; None if refused
+
+
 class Waiting(NamedTuple):
-    change: "Change"
+    change: Change
     done: "asyncio.Future[tuple[TaskDict | None, int]]"
 
 
 class GroupWriter:
-    def __init__(self, changes: "Changes") -> None:
-        self._changes = changes
+    def __init__(self, redis: ArqRedis, db: Db, write: Write) -> None:
+        self.redis = redis
+        self.db = db
+        self.write = write
         self._waiting: list[Waiting] = []
         self._writer: asyncio.Task[None] | None = None
 
-    async def apply(self, change: "Change") -> tuple[TaskDict | None, int]:
+    async def apply(self, change: Change) -> tuple[TaskDict | None, int]:
         """The task as written (None if the guard refused it) and the seq it was written with."""
         done: asyncio.Future[tuple[TaskDict | None, int]] = asyncio.get_running_loop().create_future()
         self._waiting.append(Waiting(change, done))
@@ -52,8 +76,7 @@ class GroupWriter:
                     raise
 
     async def _write(self, group: list[Waiting]) -> None:
-        changes = self._changes
-        last = int(await changes.redis.incrby(keys.SEQ, len(group)))
+        last = int(await self.redis.incrby(keys.SEQ, len(group)))
         seqs = range(last - len(group) + 1, last + 1)
         outcomes = await self._outcomes(group, seqs)
         tally = Tally()
@@ -64,7 +87,7 @@ class GroupWriter:
             else:
                 payloads.append(encode_event(outcome, waiting.change.move.change))
                 tally.observe(outcome, waiting.change.move)
-        await publish_all(changes.redis, payloads, tally)
+        await publish_all(self.redis, payloads, tally)
         for waiting, seq, outcome in zip(group, seqs, outcomes, strict=True):
             if waiting.done.done():
                 continue
@@ -74,26 +97,25 @@ class GroupWriter:
                 waiting.done.set_result((outcome, seq))
 
     async def _outcomes(self, group: list[Waiting], seqs: range) -> list[Outcome]:
-        changes = self._changes
-        if not changes.stores.db.one_writer_at_a_time:
+        if not self.db.one_writer_at_a_time:
             # PostgreSQL: each change commits alone. A status move locks two rows of task_counts
             # (store/tables.py); a transaction of several moves would take them out of order, and two
             # workers' groups would deadlock.
             return await self._each(group, seqs)
         try:
-            return await changes.stores.db.atomically(lambda: self._all(group, seqs))
+            return await self.db.atomically(lambda: self._all(group, seqs))
         except Exception as exc:
             # one change's error must not become the others': then each is written on its own
             return [exc] if len(group) == 1 else await self._each(group, seqs)
 
     async def _all(self, group: list[Waiting], seqs: range) -> list[Outcome]:
-        return [await self._changes.write(waiting.change, seq) for waiting, seq in zip(group, seqs, strict=True)]
+        return [await self.write(waiting.change, seq) for waiting, seq in zip(group, seqs, strict=True)]
 
     async def _each(self, group: list[Waiting], seqs: range) -> list[Outcome]:
         outcomes: list[Outcome] = []
         for waiting, seq in zip(group, seqs, strict=True):
             try:
-                outcomes.append(await self._changes.write(waiting.change, seq))
+                outcomes.append(await self.write(waiting.change, seq))
             except Exception as exc:
                 outcomes.append(exc)
         return outcomes

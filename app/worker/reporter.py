@@ -1,10 +1,12 @@
 """What a running task reports through: progress, log lines, its cancellation check, its files."""
 
+import asyncio
 import logging
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 from app.core import keys
 from app.core.clock import utcnow
@@ -13,13 +15,22 @@ from app.lifecycle.attempts import Attempts
 from app.store.uploads import Upload, UploadStore
 from app.tasks.base import TaskCancelled
 
-if TYPE_CHECKING:
-    from app.worker.runner import Attempt
-
 log = logging.getLogger(__name__)
 
 FLAG_CHECK_INTERVAL = 1.0  # seconds between reads of a running task's cancel flag
 MAX_LINE = 2000  # characters kept of one log line
+
+
+@dataclass
+class Attempt:
+    """One attempt a worker runs: its task, dispatch and asyncio task, and what its reporter learnt."""
+
+    task_id: str
+    dispatch: int
+    runner: "asyncio.Task[Any]"
+    number: int  # the task's attempts count once this one started
+    cancelled: bool = False
+    progress: float = 0.0
 
 
 class Superseded(Exception):
@@ -33,7 +44,7 @@ class ProgressReporter:
     backstop for a cancel signal the worker missed.
     """
 
-    def __init__(self, attempt: "Attempt", moves: Attempts, *, data_dir: Path, artifacts: Path,
+    def __init__(self, attempt: Attempt, moves: Attempts, *, data_dir: Path, artifacts: Path,
                  uploads: UploadStore, smtp_url: str | None, interval: float, log_cap: int,
                  logged_before: int) -> None:
         self.task_id = attempt.task_id

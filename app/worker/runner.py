@@ -3,7 +3,6 @@
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from app.core import keys
@@ -16,19 +15,9 @@ from app.settings import Settings
 from app.store import artifacts
 from app.store.uploads import UploadStore
 from app.tasks.base import TaskCancelled, TaskType, TransientError
-from app.worker.reporter import ProgressReporter, Superseded
+from app.worker.reporter import Attempt, ProgressReporter, Superseded
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Attempt:
-    task_id: str
-    dispatch: int
-    runner: "asyncio.Task[Any]"
-    number: int  # the task's attempts count once this one started
-    cancelled: bool = False
-    progress: float = 0.0
 
 
 class Runner:
