@@ -1,14 +1,19 @@
-# `make run` starts everything (web, worker, embedded Redis); `make test` runs the tests; `make bench` measures.
+# `make run` starts everything (web, worker, embedded Redis); `make test` runs the tests (`make test-fast`:
+# without browsers and chaos); `make bench` measures.
 PYTHON ?= python3
 VENV := .venv
 
-.PHONY: run test bench clean
+.PHONY: run test test-fast bench clean
 
 run: $(VENV)/.installed
 	$(VENV)/bin/python -m launcher
 
 test: $(VENV)/.installed
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+# The suite without the browser, chaos and fuzzing tests (marked slow): a few minutes.
+test-fast: $(VENV)/.installed
+	$(VENV)/bin/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 # Benchmarks against the bare engine in the same run (bench/README.md); BENCH_SCALE=0.1 for a quick look.
 bench: $(VENV)/.installed

@@ -1,5 +1,5 @@
 """The web process: `python web.py` (the Procfile's web) serves `app.main:create_app` with uvicorn on
-HOST:PORT, its own log lines (access lines included) in the process's LOG_FORMAT (app/logs.py).
+HOST:PORT, its own log lines (access lines included) in the process's LOG_FORMAT (core/logs.py).
 
 `uvicorn app.main:create_app --factory --ws app.web.live.frames:FramesProtocol` works too, with uvicorn's
 own log format.

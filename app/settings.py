@@ -1,4 +1,4 @@
-"""Every setting read from the environment, in one place (the README's table lists them)."""
+"""Every setting read from the environment, in one place (docs/configuration.md lists them)."""
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass

@@ -1,27 +1,36 @@
 """Fixtures: a real Redis server, real SQLite files (and PostgreSQL when TEST_DATABASE_URL is set),
-the real app served by uvicorn on a free port, real arq workers, and Debian's chromium."""
+the real app served by uvicorn on a free port, real arq workers, and Debian's chromium; and the
+markers: browser tests and chaos tests are `slow` (`make test-fast` leaves them out)."""
 
 import asyncio
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import redis
-import uvicorn
 from playwright.async_api import Browser, Page, async_playwright
 
-from app.main import create_app
-from app.settings import Settings, load_settings
+from app.settings import Settings
 from app.worker.main import create_worker
 from app.worker.resilient import ResilientWorker
 from launcher.redis_server import RedisServer, free_port
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, Console
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, Console
+from tests.support.servers import make_settings, served
 
 PG_URL = os.environ.get("TEST_DATABASE_URL")
+SLOW_PACKAGES = {"browser", "reliability"}  # chromium; killed processes, outages, several hosts, fuzzing
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        in_browser = {"page", "browser"} & set(getattr(item, "fixturenames", ())) or item.path.parent.name == "browser"
+        if in_browser:
+            item.add_marker(pytest.mark.browser)
+        if in_browser or item.path.parent.name in SLOW_PACKAGES:
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")
@@ -98,47 +107,9 @@ def db_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'tasks.db'}"
 
 
-def make_settings(redis_url: str, db_url: str, data_dir: Path, **extra: str) -> Settings:
-    return load_settings({
-        "REDIS_URL": redis_url, "DATABASE_URL": db_url, "DATA_DIR": str(data_dir),
-        "WORKER_POLL_DELAY": "0.01", "HEARTBEAT_INTERVAL": "0.5", "HEARTBEAT_TTL": "3",
-        "PROGRESS_INTERVAL": "0.05", **extra,
-    })
-
-
-WS_PROTOCOL = "app.web.live.frames:FramesProtocol"  # the Procfile's `--ws`
-
-
 @pytest.fixture
 def settings(redis_url: str, db_url: str, tmp_path: Path) -> Settings:
     return make_settings(redis_url, db_url, tmp_path / "data")
-
-
-async def serve(settings: Settings, ws: str = WS_PROTOCOL,
-                port: int | None = None) -> tuple[uvicorn.Server, "asyncio.Task[None]", str]:
-    """The app under uvicorn as the Procfile runs it (`ws`: another WebSocket protocol to test), on a
-    free port or on `port` (a restarted server comes back where a page looks for it)."""
-    port = port or free_port()
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning",
-                            lifespan="on", ws=ws, timeout_graceful_shutdown=2, ws_max_size=65536)
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
-    return server, task, f"127.0.0.1:{port}"
-
-
-@asynccontextmanager
-async def served(settings: Settings) -> AsyncIterator[str]:
-    """`serve` for a block: yields host:port, and stops the server when the block ends."""
-    server, task, address = await serve(settings)
-    try:
-        yield address
-    finally:
-        server.should_exit = True
-        await task
 
 
 @pytest.fixture

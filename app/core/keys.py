@@ -10,9 +10,9 @@ ARQ_JOB_PREFIX = "arq:job:"  # arq.constants.job_key_prefix
 ARQ_IN_PROGRESS_PREFIX = "arq:in-progress:"  # arq.constants.in_progress_key_prefix
 WORKERS = "tq:workers"  # sorted set: worker id → heartbeat deadline (unix seconds)
 WORKER_BEATS = "tq:worker-beats"  # pub/sub: each heartbeat, "<worker id>|<ready WebSocket frame>", for the workers view
-METRICS = "tq:metrics"  # hash: task counters and histogram buckets since the start (app/metrics.py)
-MINUTE_PREFIX = "tq:minute:"  # + unix minute: hash of that minute's figures for the charts (app/metrics.py)
-WEBS = "tq:webs"  # sorted set: web process id → deadline of its live figures (app/figures.py)
+METRICS = "tq:metrics"  # hash: task counters and histogram buckets since the start (metrics/tally.py)
+MINUTE_PREFIX = "tq:minute:"  # + unix minute: hash of that minute's figures for the charts (metrics/tally.py)
+WEBS = "tq:webs"  # sorted set: web process id → deadline of its live figures (metrics/figures.py)
 
 
 def web_key(web_id: str) -> str:

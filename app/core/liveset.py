@@ -1,5 +1,5 @@
 """Processes that announce themselves to the others: a sorted set of id → deadline, and each one's
-JSON description under its own key (workers: app/heartbeat.py; web processes: app/figures.py)."""
+JSON description under its own key (workers: worker/heartbeat.py; web processes: metrics/figures.py)."""
 
 import json
 from collections.abc import Callable

@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 # KEYS: the queue, then the N job keys; ARGV: expiry beyond the due time (ms), now (ms), the events
 # channel, the number of events E, then for each job: id, serialised job, due time (ms), target
 # (queue or delayed set), score, then the E events to publish, then the figures to add (hash, field,
-# amount: app/metrics.py). One round trip, atomic like arq's MULTI: the figures count only what was
+# amount: metrics/tally.py). One round trip, atomic like arq's MULTI: the figures count only what was
 # queued.
 WRITE = """
 local now = tonumber(ARGV[2])
@@ -91,7 +91,7 @@ class Jobs:
                     tally: Tally | None = None) -> None:
         """Queue a job for each task's current dispatch (after `defer_ms`, or at its `next_run_at`
         if later: a scheduled task's start), then publish `events`; all in one script, with the
-        figures of `tally` (app/metrics.py: counts only)."""
+        figures of `tally` (metrics/tally.py: counts only)."""
         now = timestamp_ms()
         args: list[str | int | bytes] = [self.redis.expires_extra_ms, now, keys.EVENTS, len(events)]
         job_keys = []

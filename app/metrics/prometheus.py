@@ -1,5 +1,5 @@
 """GET /metrics: the figures in Prometheus' text format, read per request from Redis (the task
-counters and histograms every process records, app/metrics.py; queue depth; live workers; each
+counters and histograms every process records, metrics/tally.py; queue depth; live workers; each
 live web process's WebSocket figures) and from the database (tasks by status).
 
 No global registry: each request builds a CollectorRegistry with one collector over what it read.

@@ -84,7 +84,7 @@ class Tally:
         self.counts[minute_key(int(at // 60)), field] += 1
 
     def increments(self) -> list[tuple[str, str, int]]:
-        """(hash, field, amount) of each count, for a script that adds them itself (app/jobs.py);
+        """(hash, field, amount) of each count, for a script that adds them itself (lifecycle/jobs.py);
         only counts: new tasks observe no histogram."""
         assert not self.sums and all(key == keys.METRICS for key, _ in self.counts), "counts of tq:metrics only"
         return [(key, field, n) for (key, field), n in self.counts.items()]

@@ -59,7 +59,7 @@ class TaskQueries:
 
     async def _search_page(self, where: TaskFilter, found: list[str], tally: list[tuple[str, str, int]], *,
                            limit: int, offset: int, after: tuple[datetime, str] | None) -> tuple[list[TaskDict], int]:
-        """SQLite, a text search (app/search.py): the index read for whole terms, from the newest tasks on
+        """SQLite, a text search (store/search.py): the index read for whole terms, from the newest tasks on
         for a common word, never every match of it."""
         if (expression := await search.expanded(self.db, found)) is None:
             return [], 0  # a word that begins no word of any task

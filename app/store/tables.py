@@ -65,7 +65,7 @@ tasks = sa.Table(
     sa.Column("run_at", UTCDateTime),  # a delayed or scheduled task's requested start; never earlier
     sa.Column("schedule_id", sa.String(36)),  # the recurring schedule that made this run
     sa.Column("source_task_id", sa.String(36)),  # the task this one re-runs (edited or duplicated)
-    sa.Column("callback_url", sa.String(2000)),  # a webhook for each final state it reaches (app/webhooks.py)
+    sa.Column("callback_url", sa.String(2000)),  # a webhook for each final state it reaches (webhooks/hooks.py)
     sa.Index("ix_tasks_created", "created_at", "id"),
     sa.Index("ux_tasks_idempotency_key", "idempotency_key", unique=True),
     sa.Index("ix_tasks_status_created", "status", "created_at", "id"),

@@ -228,7 +228,7 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
                       "503": _json(ref("Error"), REASONS[503], headers=RETRY_AFTER)}},
     ("GET", "/metrics"): {
         "operationId": "metrics", "summary": "Prometheus metrics (text exposition format), the same on every web "
-                                             "process: see the README's Metrics section",
+                                             "process: see docs/operations.md, Metrics",
         "responses": {"200": {"description": "Metrics", "content": {"text/plain": {"schema": {"type": "string"}}}},
                       "503": _json(ref("Error"), REASONS[503], headers=RETRY_AFTER)}},
     ("GET", "/openapi.json"): {"operationId": "openapi", "summary": "This document",
@@ -287,7 +287,7 @@ def document(routes: Iterable[BaseRoute], types: Mapping[str, TaskType]) -> Sche
         "openapi": "3.1.0",
         "info": {"title": "Task queue", "version": "1", "description": (
             "Submit background tasks and follow them. Errors are `{\"detail\"}` (422s add `field`). Live "
-            "changes arrive over the WebSocket `/ws?since=S`, described in the README, not here.")},
+            "changes arrive over the WebSocket `/ws?since=S`, described in docs/api.md, not here.")},
         "paths": paths,
         "components": {**components(types), "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
     }

@@ -191,7 +191,7 @@ def webhook_schema() -> Schema:
 
 
 def series_schema() -> Schema:
-    """The charts' figures per minute (app/series.py): every list holds one value per bucket."""
+    """The charts' figures per minute (metrics/series.py): every list holds one value per bucket."""
     integer, seconds = {"type": "integer", "minimum": 0}, {"type": "number", "minimum": 0}
     per_minute = {"type": "array", "items": integer}
     maybe = {"type": "array", "items": {"type": ["number", "null"], "minimum": 0}}
@@ -206,7 +206,7 @@ def series_schema() -> Schema:
 
 
 def schedule_schemas(types: Mapping[str, TaskType]) -> Schema:
-    """A schedule, and the body that creates (task_type required) or edits one (app/schedules.py)."""
+    """A schedule, and the body that creates (task_type required) or edits one (schedules/rules.py)."""
     schedule = typed_dict_schema(ScheduleDict)
     schedule["properties"].update(id=HEX_ID, priority={"enum": list(Priority)},
                                   runs={"type": "integer", "minimum": 0}, last_task_id=HEX_ID | {"type": ["string", "null"]})

@@ -18,7 +18,7 @@ from app.webhooks.urls import callback_problem, url_problem
 
 EVENTS = {Status.SUCCESS.value: "task.succeeded", Status.FAILED.value: "task.failed",
           Status.CANCELLED.value: "task.cancelled"}
-# A nudge on the workers' control channel (app/keys.py CONTROL): new deliveries are due now.
+# A nudge on the workers' control channel (core/keys.py CONTROL): new deliveries are due now.
 NUDGE = "webhooks|"
 
 

@@ -4,7 +4,7 @@ record each attempt, and retry with exponential backoff and jitter until WEBHOOK
 Apart from the tasks: its own asyncio tasks, at most MAX_IN_FLIGHT requests at once, each bounded by
 WEBHOOK_TIMEOUT as a whole (a receiver that trickles its answer is cut off too), so a slow or hanging
 receiver delays nothing but its own deliveries. A task's own callback is checked before each attempt
-(app/webhooks.py `check_resolved`) unless WEBHOOK_ALLOW_PRIVATE is set.
+(webhooks/urls.py `check_resolved`) unless WEBHOOK_ALLOW_PRIVATE is set.
 """
 
 import asyncio

@@ -81,8 +81,8 @@ class Refused(Exception):
 
 async def check_resolved(url: str) -> None:
     """Before an attempt: every address `url`'s host resolves to must be public (Refused if not;
-    OSError if it does not resolve). httpx resolves the name again when it connects: see the README
-    (DNS rebinding) for the window that leaves."""
+    OSError if it does not resolve). httpx resolves the name again when it connects: see
+    docs/webhooks.md (DNS rebinding) for the window that leaves."""
     parsed = httpx.URL(url)
     host = _host(url)
     port = parsed.port or (443 if parsed.scheme == "https" else 80)

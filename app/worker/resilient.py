@@ -35,7 +35,7 @@ class ResilientWorker(Worker):
             self._backoff = BACKOFF_MIN
 
     async def run_job(self, job_id: str, score: int) -> None:
-        # arq's own lines about the job (started, ended, expired) name its task (app/keys.py: job ids
+        # arq's own lines about the job (started, ended, expired) name its task (core/keys.py: job ids
         # are <task_id>:<dispatch>); the attempt shows on them once the task claims it.
         with about_task(job_id.rpartition(":")[0]):
             await super().run_job(job_id, score)

@@ -5,7 +5,7 @@ tasks (store/webhooks.py)."""
 
 import asyncio
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from app.core.clock import utcnow
@@ -18,9 +18,10 @@ log = logging.getLogger(__name__)
 BATCH = 500
 
 
-async def remove_expired(changes: Changes, data_dir: Path, keep_days: float) -> int:
-    """One pass: every final task that ended more than `keep_days` ago; returns how many went."""
-    before = utcnow() - timedelta(days=keep_days)
+async def remove_expired(changes: Changes, data_dir: Path, keep_days: float, now: datetime | None = None) -> int:
+    """One pass: every final task that ended more than `keep_days` before `now` (default: now); returns
+    how many went."""
+    before = (now or utcnow()) - timedelta(days=keep_days)
     removed = 0
     while ids := await changes.store.finished_before(before, BATCH):
         gone = await remove_finished(changes, data_dir, ids)

@@ -47,7 +47,7 @@ class Runner:
             attempt.runner.cancel()
 
     async def run(self, task_id: str, dispatch: int) -> dict[str, Any]:
-        with about_task(task_id):  # every line this attempt causes names the task (app/logs.py)
+        with about_task(task_id):  # every line this attempt causes names the task (core/logs.py)
             return await self._run(task_id, dispatch)
 
     async def _run(self, task_id: str, dispatch: int) -> dict[str, Any]:

@@ -1,0 +1,169 @@
+"""Uploads in, artifacts and logs out, queue positions: through the real API, worker and storage."""
+
+import io
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+from PIL import Image
+from websockets.asyncio.client import connect
+
+from app.settings import Settings
+from app.worker.resilient import ResilientWorker
+from tests.support.servers import make_settings
+from tests.support.waits import receive, submit, wait_for_status
+
+
+@pytest.fixture
+def settings(redis_url: str, db_url: str, tmp_path: Path) -> Settings:
+    return make_settings(redis_url, db_url, tmp_path / "data", UPLOAD_MAX_BYTES="200000", LOG_LINES_MAX="50")
+
+
+async def upload(client: httpx.AsyncClient, content: bytes, content_type: str, filename: str) -> httpx.Response:
+    return await client.post("/api/uploads", params={"filename": filename}, content=content,
+                             headers={"content-type": content_type})
+
+
+def png(size: tuple[int, int] = (120, 80), color: str = "teal") -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, color).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+CSV = b"name,amount,city\nann,1.5,Oslo\nbob,,Rome\n\"c, d\",4.5,Oslo\neve,3,\n"
+
+
+async def test_upload_is_stored_described_and_fetched_by_id(client: httpx.AsyncClient) -> None:
+    response = await upload(client, CSV, "text/csv", "../../sales data.csv")
+    assert response.status_code == 201
+    meta = response.json()
+    assert meta["kind"] == "csv" and meta["size"] == len(CSV) and meta["filename"] == "sales_data.csv"
+    assert (await client.get(f"/api/uploads/{meta['id']}")).json() == meta
+    assert (await client.get("/api/uploads/" + "0" * 32)).status_code == 404
+    assert (await client.get("/api/uploads/..%2F..%2Fetc")).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("content", "content_type", "status", "says"),
+    [
+        (b"x" * 200_001, "text/csv", 413, "exceeds"),
+        (b"a,b\n1,2\n", "application/zip", 415, "cannot upload"),
+        (b"\x00\x01\x02binary", "text/csv", 415, "UTF-8"),
+        (b"just some text", "image/png", 415, "not an image"),
+        (b"", "text/csv", 422, "empty"),
+    ],
+)
+async def test_bad_uploads_are_refused_with_a_clear_4xx(
+    client: httpx.AsyncClient, content: bytes, content_type: str, status: int, says: str
+) -> None:
+    response = await upload(client, content, content_type, "f")
+    assert response.status_code == status and says in response.json()["detail"]
+
+
+async def test_an_oversized_upload_without_a_length_is_cut_off_at_the_cap(client: httpx.AsyncClient) -> None:
+    async def chunks():
+        for _ in range(100):
+            yield b"y" * 10_000
+
+    response = await client.post("/api/uploads", content=chunks(), headers={"content-type": "text/csv"})
+    assert response.status_code == 413
+
+
+async def test_submit_checks_that_uploads_exist_and_are_of_the_right_kind(client: httpx.AsyncClient) -> None:
+    csv_id = (await upload(client, CSV, "text/csv", "a.csv")).json()["id"]
+    wrong = await client.post("/api/tasks/submit", json={"task_type": "image_processing",
+                                                         "parameters": {"uploads": [csv_id]}})
+    assert wrong.status_code == 422 and wrong.json()["field"] == "uploads" and "csv" in wrong.json()["detail"]
+    unknown = await client.post("/api/tasks/submit", json={"task_type": "data_processing",
+                                                           "parameters": {"upload": ["f" * 32]}})
+    assert unknown.status_code == 422 and "unknown upload" in unknown.json()["detail"]
+
+
+async def test_uploaded_csv_is_analysed(client: httpx.AsyncClient, worker: ResilientWorker) -> None:
+    csv_id = (await upload(client, CSV, "text/csv", "a.csv")).json()["id"]
+    task = await submit(client, "data_processing", upload=[csv_id], processing_time=0)
+    done = await wait_for_status(client, task["id"], {"SUCCESS", "FAILED"})
+    assert done["status"] == "SUCCESS", done["error_message"]
+    result = done["result_data"]
+    assert result["rows"] == 4 and result["source"] == "upload"
+    amount = result["columns"]["amount"]
+    assert amount["count"] == 3 and amount["missing"] == 1 and amount["mean"] == pytest.approx(3.0)
+
+
+async def test_malformed_csv_upload_fails_naming_the_line(client: httpx.AsyncClient, worker: ResilientWorker) -> None:
+    bad = b"a,b,c\n1,2,3\n4,5\n"
+    csv_id = (await upload(client, bad, "text/csv", "bad.csv")).json()["id"]
+    task = await submit(client, "data_processing", upload=[csv_id], processing_time=0)
+    done = await wait_for_status(client, task["id"], {"SUCCESS", "FAILED"})
+    assert done["status"] == "FAILED" and "line 3" in done["error_message"]
+
+
+async def test_uploaded_images_become_downloadable_artifacts(client: httpx.AsyncClient, worker: ResilientWorker) -> None:
+    ids = [(await upload(client, png(), "image/png", f"p{i}.png")).json()["id"] for i in range(2)]
+    task = await submit(client, "image_processing", uploads=ids, operation="resize", target_size=[40, 30])
+    done = await wait_for_status(client, task["id"], {"SUCCESS", "FAILED"})
+    assert done["status"] == "SUCCESS", done["error_message"]
+    listed = done["result_data"]["artifacts"]
+    assert len(listed) == 2
+    for item in listed:
+        response = await client.get(f"/api/tasks/{task['id']}/artifacts/{item['name']}")
+        assert response.status_code == 200 and response.headers["content-type"] == "image/png"
+        assert int(response.headers["content-length"]) == item["size"]
+        assert Image.open(io.BytesIO(response.content)).size == (40, 30)
+    # (a bare ".." would be resolved by the client itself; encoded, it reaches the server as is)
+    for evil in ("..%2F..%2Ftasks.db", "%2e%2e", "%2e%2e%2f%2e%2e%2ftasks.db", ".hidden", "..%5C..%5Ctasks.db",
+                 "nope.png"):
+        assert (await client.get(f"/api/tasks/{task['id']}/artifacts/{evil}")).status_code == 404, evil
+    assert (await client.get(f"/api/tasks/{'0' * 32}/artifacts/{listed[0]['name']}")).status_code == 404
+
+
+async def test_a_non_image_upload_fails_the_task_with_a_clear_message(
+    client: httpx.AsyncClient, worker: ResilientWorker
+) -> None:
+    fake = b"\x89PNG\r\n\x1a\n" + b"not really an image" * 20
+    image_id = (await upload(client, fake, "image/png", "fake.png")).json()["id"]
+    task = await submit(client, "image_processing", uploads=[image_id])
+    done = await wait_for_status(client, task["id"], {"SUCCESS", "FAILED"})
+    assert done["status"] == "FAILED" and "fake.png" in done["error_message"]
+
+
+async def test_logs_are_kept_capped_and_streamed_live(web: str, client: httpx.AsyncClient, worker: ResilientWorker) -> None:
+    task = await submit(client, "email_simulation", recipient_count=80, delay_per_email=0.02)
+    async with connect(f"ws://{web}/ws") as ws:
+        await receive(ws)
+        await ws.send(json.dumps({"type": "logs", "task_id": task["id"]}))
+        lines: dict[int, str] = {}
+        while not any("truncated" in line for line in lines.values()):
+            frame = await receive(ws)
+            if frame["type"] == "logs":
+                assert frame["task_id"] == task["id"]
+                lines.update({entry["n"]: entry["line"] for entry in frame["lines"]})
+    await wait_for_status(client, task["id"], {"SUCCESS"})
+    stored = (await client.get(f"/api/tasks/{task['id']}/logs")).json()["lines"]
+    assert len(stored) == 51 and "truncated" in stored[-1]["line"]  # the cap (50) plus its notice
+    assert {entry["n"]: entry["line"] for entry in stored} == lines
+    after = (await client.get(f"/api/tasks/{task['id']}/logs", params={"after": stored[9]["n"]})).json()["lines"]
+    assert after == stored[10:]
+
+
+async def test_queued_tasks_show_their_position(client: httpx.AsyncClient) -> None:
+    tasks = [await submit(client, "text_processing") for _ in range(3)]
+    positions = [(await client.get(f"/api/tasks/{t['id']}")).json()["queue_position"] for t in tasks]
+    assert positions == [1, 2, 3]
+    await client.delete(f"/api/tasks/{tasks[0]['id']}")
+    listing = (await client.get("/api/tasks/", params={"status": "PENDING"})).json()["tasks"]
+    assert {t["id"]: t["queue_position"] for t in listing} == {tasks[1]["id"]: 1, tasks[2]["id"]: 2}
+    assert "queue_position" not in (await client.get(f"/api/tasks/{tasks[0]['id']}")).json()
+
+
+async def test_queue_positions_do_not_count_running_tasks(client: httpx.AsyncClient, start_worker) -> None:
+    await start_worker(max_jobs=2)
+    running = [await submit(client, "batch_processing", data=list(range(50)), delay_per_item=0.05) for _ in range(2)]
+    for task in running:
+        await wait_for_status(client, task["id"], {"RUNNING"})
+    queued = [await submit(client, "text_processing") for _ in range(2)]
+    positions = [(await client.get(f"/api/tasks/{t['id']}")).json()["queue_position"] for t in queued]
+    assert positions == [1, 2]
+    for task in running:
+        await client.delete(f"/api/tasks/{task['id']}")

@@ -1,0 +1,205 @@
+"""`/ws` over a real uvicorn server with a real WebSocket client: hello, live, since-replay, slow client."""
+
+import asyncio
+import base64
+import os
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from app.settings import Settings
+from app.worker.resilient import ResilientWorker
+from tests.support.servers import WS_PROTOCOL, make_settings, serve
+from tests.support.waits import receive, receive_until, submit, wait_for_status
+
+
+def final(task_id: str):
+    return lambda f: f["type"] == "task" and f["task"]["id"] == task_id and f["task"]["status"] == "SUCCESS"
+
+
+async def test_hello_then_live_frames_in_seq_order_to_success(
+    web: str, client: httpx.AsyncClient, worker: ResilientWorker
+) -> None:
+    async with connect(f"ws://{web}/ws") as ws:
+        hello = await receive(ws)
+        assert hello["type"] == "hello" and isinstance(hello["seq"], int)
+        task = await submit(client, "batch_processing", data=list(range(10)), delay_per_item=0.05)
+        frames = await receive_until(ws, final(task["id"]))
+    seqs = [f["seq"] for f in frames]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs) and seqs[0] > hello["seq"]
+    statuses = [f["task"]["status"] for f in frames]
+    assert statuses[0] == "PENDING" and frames[0]["change"] == "created"
+    assert "RUNNING" in statuses and statuses[-1] == "SUCCESS"
+    assert any(f["change"] == "progress" and 0 < f["task"]["progress"] < 100 for f in frames)
+
+
+async def test_resume_with_since_gets_every_change_with_no_gap_and_no_duplicate(
+    web: str, client: httpx.AsyncClient, worker: ResilientWorker
+) -> None:
+    async with connect(f"ws://{web}/ws") as ws:
+        await receive(ws)
+        first = await submit(client, "text_processing")
+        seen = await receive_until(ws, final(first["id"]))
+    last_seq = seen[-1]["seq"]
+    # While disconnected: new tasks run to the end, and one stays pending.
+    missed = [await submit(client, "text_processing") for _ in range(5)]
+    for task in missed:
+        await wait_for_status(client, task["id"], {"SUCCESS"})
+    async with connect(f"ws://{web}/ws?since={last_seq}") as ws:
+        hello = await receive(ws)
+        live_task = await submit(client, "batch_processing", data=[1, 2], delay_per_item=0.05)
+        frames = await receive_until(ws, final(live_task["id"]))
+    replayed = [f for f in frames if f["change"] == "replay"]
+    assert {f["task"]["id"] for f in replayed} == {t["id"] for t in missed}
+    assert all(f["task"]["status"] == "SUCCESS" and last_seq < f["seq"] <= hello["seq"] for f in replayed)
+    live = [f for f in frames if f["change"] != "replay"]
+    assert live and all(f["seq"] > hello["seq"] for f in live)
+    pairs = [(f["task"]["id"], f["seq"]) for f in frames]
+    assert len(pairs) == len(set(pairs))
+    seqs = [f["seq"] for f in frames]
+    assert seqs == sorted(seqs)
+
+
+async def test_replay_and_live_meet_without_gap_under_concurrent_changes(
+    web: str, client: httpx.AsyncClient, worker: ResilientWorker
+) -> None:
+    """Reconnect repeatedly while tasks change: the union of what one client sees equals the database."""
+    tasks = [await submit(client, "batch_processing", data=list(range(6)), delay_per_item=0.05) for _ in range(6)]
+    latest: dict[str, int] = {}
+    statuses: dict[str, str] = {}
+    since = 0
+    for _ in range(6):
+        async with connect(f"ws://{web}/ws?since={since}") as ws:
+            await receive(ws)
+            end = asyncio.get_running_loop().time() + 0.4
+            while asyncio.get_running_loop().time() < end:
+                try:
+                    frame = await receive(ws, 0.1)
+                except TimeoutError:
+                    continue
+                task = frame["task"]
+                assert frame["seq"] > latest.get(task["id"], 0), "duplicate or out-of-order frame"
+                latest[task["id"]] = frame["seq"]
+                statuses[task["id"]] = task["status"]
+                since = max(since, frame["seq"])
+    for task in tasks:
+        await wait_for_status(client, task["id"], {"SUCCESS"})
+    async with connect(f"ws://{web}/ws?since={since}") as ws:
+        hello = await receive(ws)
+        while since < hello["seq"]:
+            frame = await receive(ws, 2)
+            latest[frame["task"]["id"]] = frame["seq"]
+            statuses[frame["task"]["id"]] = frame["task"]["status"]
+            since = frame["seq"]
+    for task in tasks:
+        stored = (await client.get(f"/api/tasks/{task['id']}")).json()
+        assert statuses[task["id"]] == stored["status"] == "SUCCESS"
+        assert latest[task["id"]] == stored["seq"]
+
+
+async def test_invalid_since_is_refused_with_1008(web: str) -> None:
+    async with connect(f"ws://{web}/ws?since=abc") as ws:
+        with pytest.raises(ConnectionClosed) as closed:
+            await receive(ws)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+
+
+async def test_ping_gets_pong_and_junk_gets_an_error(web: str) -> None:
+    async with connect(f"ws://{web}/ws") as ws:
+        await receive(ws)
+        await ws.send('{"type": "ping"}')
+        assert (await receive(ws))["type"] == "pong"
+        await ws.send("nonsense")
+        assert (await receive(ws))["type"] == "error"
+
+
+def small_buffer_socket(address: str) -> socket.socket:
+    """A client socket whose receive window stays small (no autotuning up to tens of MB), so a
+    client that does not read pushes back on the server within a few frames, as over a real network."""
+    host, port = address.rsplit(":", 1)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    sock.connect((host, int(port)))
+    return sock
+
+
+async def test_a_client_that_does_not_read_is_bounded_and_closed_1013_then_resumes(
+    redis_url: str, db_url: str, tmp_path: Path
+) -> None:
+    settings: Settings = make_settings(redis_url, db_url, tmp_path, WS_QUEUE_SIZE="5")
+    server, serving, address = await serve(settings)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://{address}") as http:
+            async with connect(f"ws://{address}/ws", sock=small_buffer_socket(address), max_size=None,
+                               max_queue=1) as ws:
+                hello = await receive(ws)
+                # ~400 KB per frame, 12 MB in all; random, so permessage-deflate cannot shrink it
+                created = [await submit(http, "text_processing", text=base64.b64encode(os.urandom(300_000)).decode())
+                           for _ in range(30)]
+                got, code = [], None
+                try:
+                    while True:
+                        got.append(await receive(ws, 5))
+                except ConnectionClosed as closed:
+                    code = closed.rcvd.code if closed.rcvd else None
+            assert code == 1013 and len(got) < len(created)
+            last = max([hello["seq"]] + [f["seq"] for f in got])
+            async with connect(f"ws://{address}/ws?since={last}", max_size=None) as ws:
+                await receive(ws)
+                rest = [await receive(ws) for _ in range(len(created) - len(got))]
+            ids = {f["task"]["id"] for f in got} | {f["task"]["id"] for f in rest}
+            assert ids == {t["id"] for t in created}
+    finally:
+        server.should_exit = True
+        await serving
+
+
+@pytest.fixture(params=[WS_PROTOCOL, "websockets-sansio"])
+async def frames_web(settings: Settings, request: pytest.FixtureRequest) -> AsyncIterator[str]:
+    """The app behind `app.wsprotocol.FramesProtocol` (live events written as ready-made frames), and
+    behind uvicorn's own protocol, where /ws falls back to one ASGI send per message."""
+    server, serving, address = await serve(settings, ws=request.param)
+    yield address
+    server.should_exit = True
+    await serving
+
+
+@pytest.mark.parametrize("compression", ["deflate", None])
+async def test_ready_made_frames_reach_clients_with_and_without_permessage_deflate(
+    frames_web: str, worker: ResilientWorker, compression: str | None
+) -> None:
+    """Live frames go out uncompressed and pre-built; control answers (pong) still go through the
+    protocol, compressed when negotiated: a client sees both, valid and in order."""
+    async with httpx.AsyncClient(base_url=f"http://{frames_web}", timeout=10) as http, \
+            connect(f"ws://{frames_web}/ws", compression=compression) as ws:
+        assert (ws.response.headers.get("Sec-WebSocket-Extensions") is not None) == (compression is not None)
+        hello = await receive(ws)
+        task = await submit(http, "batch_processing", data=list(range(10)), delay_per_item=0.05)
+        await ws.send('{"type": "ping"}')
+        frames = await receive_until(ws, final(task["id"]))
+    assert any(f["type"] == "pong" for f in frames)
+    tasks = [f for f in frames if f["type"] == "task"]
+    seqs = [f["seq"] for f in tasks]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs) and seqs[0] > hello["seq"]
+    assert tasks[0]["change"] == "created" and tasks[-1]["task"]["status"] == "SUCCESS"
+
+
+async def test_resume_through_ready_made_frames_has_no_gap(frames_web: str, worker: ResilientWorker) -> None:
+    async with httpx.AsyncClient(base_url=f"http://{frames_web}", timeout=10) as http:
+        async with connect(f"ws://{frames_web}/ws") as ws:
+            await receive(ws)
+            first = await submit(http, "text_processing")
+            last_seq = (await receive_until(ws, final(first["id"])))[-1]["seq"]
+        missed = await submit(http, "text_processing")
+        await wait_for_status(http, missed["id"], {"SUCCESS"})
+        async with connect(f"ws://{frames_web}/ws?since={last_seq}") as ws:
+            await receive(ws)
+            live = await submit(http, "text_processing")
+            frames = await receive_until(ws, final(live["id"]))
+    assert [f["task"]["id"] for f in frames if f["change"] == "replay"] == [missed["id"]]
+    assert frames[-1]["task"]["id"] == live["id"] and all(f["seq"] > last_seq for f in frames)
