@@ -1,5 +1,6 @@
 # `make run` starts everything (web, worker, embedded Redis); `make test` runs the tests (`make test-fast`:
-# without browsers and chaos); `make bench` measures.
+# without browsers and chaos); `make bench` measures. `make run` installs requirements.txt only; the
+# others add the test and bench tools of requirements-dev.txt.
 PYTHON ?= python3
 VENV := .venv
 
@@ -8,15 +9,15 @@ VENV := .venv
 run: $(VENV)/.installed
 	$(VENV)/bin/python -m launcher
 
-test: $(VENV)/.installed
+test: $(VENV)/.dev-installed
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 # The suite without the browser, chaos and fuzzing tests (marked slow): a few minutes.
-test-fast: $(VENV)/.installed
+test-fast: $(VENV)/.dev-installed
 	$(VENV)/bin/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 # Benchmarks against the bare engine in the same run (bench/README.md); BENCH_SCALE=0.1 for a quick look.
-bench: $(VENV)/.installed
+bench: $(VENV)/.dev-installed
 	$(VENV)/bin/python -m bench.run $(BENCH_ARGS)
 
 # The stamp is newer than requirements.txt once the venv holds exactly what it pins.
@@ -25,6 +26,11 @@ $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(VENV)/bin/python -m pip install -r requirements.txt
+	touch $@
+
+# The same for the test and bench tools, on top of the runtime (requirements-dev.txt includes requirements.txt).
+$(VENV)/.dev-installed: requirements-dev.txt requirements.txt $(VENV)/.installed
+	$(VENV)/bin/python -m pip install -r requirements-dev.txt
 	touch $@
 
 clean:

@@ -20,7 +20,7 @@ from app.metrics.series import MinuteCache
 from app.settings import Settings, load_settings
 from app.store.stores import open_stores
 from app.store.uploads import upload_store
-from app.tasks import configure
+from app.tasks import load_task_types
 from app.web import errors, files, health, metrics, openapi, schedules, tasks, webhooks, workers
 from app.web.live import ws
 from app.web.live.hub import EventHub
@@ -28,14 +28,27 @@ from app.web.ratelimit import RateLimiter
 from app.web.security import SecurityMiddleware, check_exposure
 from app.webhooks.hooks import Hooks, check_settings
 
-STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+
+def _static_dir() -> Path:
+    """The checkout's `static/`, or, installed (`pip install .`), the same files as package `taskqueue_static`."""
+    checkout = Path(__file__).resolve().parent.parent / "static"
+    if (checkout / "index.html").is_file():
+        return checkout
+    import importlib.resources
+
+    # A namespace package (no __init__.py): files() is a MultiplexedPath on 3.11; a file in it is a real Path.
+    return Path(str(importlib.resources.files("taskqueue_static").joinpath("index.html"))).parent
+
+
+STATIC_DIR = _static_dir()
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or load_settings()
     check_exposure(settings)
     check_settings(settings)  # a global webhook that could not be signed
-    types = configure(settings.task_timeouts, settings.task_max_attempts)  # refuses a bad name at start
+    types = load_task_types(settings.task_modules, builtin=settings.builtin_tasks, timeouts=settings.task_timeouts,
+                            max_attempts=settings.task_max_attempts)  # refuses, at start, a module it cannot use
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
@@ -53,7 +66,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 WebFigures(redis, lambda: {"clients": len(hub.clients), "delivered": hub.delivered}))
             stack.push_async_callback(changes.drain)  # runs before Redis and the database close
             yield {"settings": settings, "stores": stores, "redis": redis, "hub": hub, "uploads": uploads,
-                   "submissions": Submissions(stores.tasks, redis, uploads, settings.max_queued, hooks),
+                   "submissions": Submissions(stores.tasks, redis, types, uploads, settings.max_queued, hooks),
                    "canceller": Canceller(changes), "retrier": Retrier(changes), "types": types, "openapi": spec,
                    "minutes": MinuteCache(), "limiter": RateLimiter(settings.submit_rate, settings.submit_burst)}
 

@@ -40,6 +40,8 @@ class Settings:
     submit_rate: float
     submit_burst: int
     max_queued: int
+    task_modules: list[str]
+    builtin_tasks: bool
     task_timeouts: dict[str, float]
     task_max_attempts: dict[str, int]
     smtp_url: Secret | None
@@ -117,6 +119,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         submit_rate=config("SUBMIT_RATE", cast=float, default=50.0),
         submit_burst=config("SUBMIT_BURST", cast=int, default=200),
         max_queued=config("MAX_QUEUED", cast=int, default=100_000),
+        task_modules=config("TASK_MODULES", cast=lambda v: [m.strip() for m in v.split(",") if m.strip()], default=""),
+        builtin_tasks=config("BUILTIN_TASKS", cast=bool, default=True),
         task_timeouts=config("TASK_TIMEOUTS", cast=_per_type(float), default=""),
         task_max_attempts=config("TASK_MAX_ATTEMPTS", cast=_per_type(int), default=""),
         smtp_url=config("SMTP_URL", cast=Secret, default=None),

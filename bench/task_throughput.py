@@ -17,9 +17,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from app.tasks import TASK_TYPES  # noqa: E402
+from app.tasks import load_task_types  # noqa: E402
 from app.tasks.builtin.data_processing import generate_chunks  # noqa: E402
-from app.tasks.params import validate_parameters  # noqa: E402
 
 ROWS = 1_000_000
 IMAGES = 100
@@ -61,9 +60,9 @@ def rate(count: int, unit: str, wall: float, cpu: float) -> str:
 
 async def run(task_type: str, report: Reporter, **raw: Any) -> tuple[dict[str, Any], float, float]:
     """The task's result, and the wall-clock and CPU seconds it took."""
-    kind = TASK_TYPES[task_type]
+    kind = load_task_types()[task_type]
     wall, cpu = time.perf_counter(), time.process_time()
-    result = await kind.run(validate_parameters(kind.params, raw), report)
+    result = await kind.run(kind.validate(raw), report)
     return result, time.perf_counter() - wall, time.process_time() - cpu
 
 

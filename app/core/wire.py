@@ -28,6 +28,7 @@ class TaskDict(TypedDict):
     stage: str | None
     result_data: dict[str, Any] | None
     error_message: str | None
+    error_traceback: str | None
     created_at: str
     started_at: str | None
     completed_at: str | None
@@ -102,6 +103,7 @@ class WorkerDict(TypedDict):
     pid: int
     queues: list[str]
     concurrency: int
+    task_types: list[str]  # the types it serves (its BUILTIN_TASKS and TASK_MODULES)
     started: float  # unix seconds, like every time here
     last_heartbeat: float
     running: list[str]  # task ids, as of the last heartbeat

@@ -14,7 +14,7 @@ from app.core.clock import utcnow
 from app.core.status import FAIL, FINAL, PROGRESS, REQUEUE, RETRY_LATER, START, STOP, SUCCEED, Move, Status
 from app.core.wire import TaskDict, entry, logs_frame
 from app.lifecycle.changes import Changes
-from app.tasks.base import RetryPolicy
+from app.tasks import RetryPolicy
 
 
 def budget(task: TaskDict, policy: RetryPolicy) -> tuple[int, int]:
@@ -47,7 +47,7 @@ class Attempts:
 
     async def finish(
         self, task_id: str, dispatch: int | None, move: Move, *, progress: float,
-        result: dict[str, Any] | None = None, error: str | None = None,
+        result: dict[str, Any] | None = None, error: str | None = None, traceback: str | None = None,
     ) -> TaskDict | None:
         """End a running attempt (SUCCEED, FAIL or STOP); None if it was not this attempt's."""
         assert move.target in FINAL and move.sources == {Status.RUNNING}, move
@@ -57,29 +57,30 @@ class Attempts:
         if move == SUCCEED:
             values["result_data"] = result
         if error is not None:
-            values["error_message"] = error
+            values.update(error_message=error, error_traceback=traceback)
         timeline = entry(status, message=error) if error else entry(status)
         return await self.changes.update(task_id, move, values, timeline, dispatch=dispatch)
 
     async def fail(self, task: TaskDict, dispatch: int, error: str, *, retryable: bool, policy: RetryPolicy,
-                   progress: float) -> TaskDict | None:
-        """A failed attempt: queued again after a backoff while the budget lasts, else FAILED."""
+                   progress: float, traceback: str | None = None) -> TaskDict | None:
+        """A failed attempt (its traceback kept, when it raised): queued again after a backoff while the
+        budget lasts, else FAILED."""
         made, allowed = budget(task, policy)
         if retryable and made < allowed:
             delay = policy.delay(made)
             return await self.retry_later(task["id"], dispatch, f"attempt {made} failed: {error}",
-                                          delay=delay, error=error)
+                                          delay=delay, error=error, traceback=traceback)
         final = f"failed after {made} attempts: {error}" if made > 1 else error
-        return await self.finish(task["id"], dispatch, FAIL, progress=progress, error=final)
+        return await self.finish(task["id"], dispatch, FAIL, progress=progress, error=final, traceback=traceback)
 
     async def retry_later(self, task_id: str, dispatch: int, reason: str, *, delay: float = 0.0,
-                          error: str | None = None) -> TaskDict | None:
+                          error: str | None = None, traceback: str | None = None) -> TaskDict | None:
         """A running attempt that failed (or was handed back by a stopping worker): RETRYING as a new
         dispatch, enqueued to run after `delay` seconds."""
         values: dict[str, Any] = {"dispatch": dispatch + 1, "stage": reason[:200], "worker": None,
                                   "next_run_at": utcnow() + timedelta(seconds=delay)}
         if error is not None:
-            values["error_message"] = error
+            values.update(error_message=error, error_traceback=traceback)
         task = await self.changes.update(task_id, RETRY_LATER, values, entry(Status.RETRYING, message=reason),
                                          dispatch=dispatch)
         if task is not None:

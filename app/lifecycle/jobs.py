@@ -102,7 +102,7 @@ class Jobs:
                 target, score = delayed_key(self.queue, task["priority"]), due
             else:
                 target, score = self.queue, queue_score(task["priority"], now)
-            serialized = serialize_job("run_task", (task["id"], task["dispatch"]), {}, None, now,
+            serialized = serialize_job("run_task", (task["id"], task["dispatch"], task["task_type"]), {}, None, now,
                                        serializer=self.redis.job_serializer)
             args += [job, serialized, due, target, score]
             job_keys.append(keys.ARQ_JOB_PREFIX + job)

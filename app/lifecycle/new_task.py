@@ -4,21 +4,28 @@ a start time, a webhook), checked the same way for a submit, a batch item, a re-
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import Field, TypeAdapter
 
 from app.core.clock import utcnow
 from app.core.errors import InvalidParameters, NotFound
 from app.core.priority import Priority
 from app.core.status import Status
+from app.core.validation import check
 from app.core.wire import entry
 from app.store.uploads import UploadStore
-from app.tasks.base import TaskType
-from app.tasks.params import Float, Int, Uploads, validate_parameters
+from app.tasks import TaskType
+from app.tasks.schema import upload_fields
 from app.webhooks.urls import callback_url
 
-MAX_ATTEMPTS = Int(3, minimum=1, maximum=20, description="Attempts before the task ends FAILED.")
-TIMEOUT = Float(600.0, minimum=0.1, maximum=86_400.0, description="Seconds one attempt may run.")
-DELAY = Float(0.0, minimum=0.0, maximum=366 * 86_400.0, description="Seconds from now before the task may start.")
+# The options a submit may give beside its parameters, as types: checked here, described in the API.
+MaxAttempts = Annotated[int, Field(ge=1, le=20, strict=True, description="Attempts before the task ends FAILED.")]
+Timeout = Annotated[float, Field(ge=0.1, le=86_400.0, strict=True, allow_inf_nan=False,
+                                 description="Seconds one attempt may run.")]
+Delay = Annotated[float, Field(ge=0.0, le=366 * 86_400.0, strict=True, allow_inf_nan=False,
+                               description="Seconds from now before the task may start.")]
+MAX_ATTEMPTS, TIMEOUT, DELAY = TypeAdapter(MaxAttempts), TypeAdapter(Timeout), TypeAdapter(Delay)
 MAX_AHEAD = timedelta(days=366)  # the furthest `run_at` may lie in the future
 OPTION_FIELDS = frozenset({"max_attempts", "timeout", "priority", "run_at", "delay", "callback_url"})
 
@@ -35,7 +42,7 @@ def start_time(run_at: object, delay: object) -> datetime | None:
     if run_at is not None and delay is not None:
         raise InvalidParameters("run_at", "give run_at or delay, not both")
     if delay is not None:
-        seconds = DELAY.validate("delay", delay)
+        seconds = check(DELAY, "delay", delay)
         return utcnow() + timedelta(seconds=seconds) if seconds else None
     if run_at is None:
         return None
@@ -56,18 +63,16 @@ def start_time(run_at: object, delay: object) -> datetime | None:
 def checked_parameters(kind: TaskType, raw: object, uploads: UploadStore) -> dict[str, object]:
     """A task's parameters as its type's schema checks them (defaults filled in), each upload they
     name existing and of the kind the parameter takes; InvalidParameters names the field."""
-    params = validate_parameters(kind.params, raw)
-    for name, param in kind.params.items():
-        if not isinstance(param, Uploads):
-            continue
-        for upload_id in params[name]:  # type: ignore[attr-defined]
+    params = kind.validate(raw)
+    for name, file_kind in upload_fields(kind.parameters).items():
+        for upload_id in params[name]:
             try:
                 upload = uploads.get(upload_id)
             except NotFound:
                 raise InvalidParameters(name, f"unknown upload {upload_id!r}") from None
-            if upload.kind != param.kind:
+            if upload.kind != file_kind:
                 raise InvalidParameters(
-                    name, f"upload {upload_id!r} ({upload.filename}) is a {upload.kind} file, not {param.kind}")
+                    name, f"upload {upload_id!r} ({upload.filename}) is a {upload.kind} file, not {file_kind}")
     return params
 
 
@@ -86,8 +91,8 @@ def task_row(task_type: str, parameters: dict[str, Any], options: Mapping[str, A
         "id": uuid.uuid4().hex, "task_type": task_type, "status": Status.PENDING.value, "parameters": parameters,
         "progress": 0.0, "created_at": now, "updated_at": now, "attempts": 0, "dispatch": 1,
         "cancel_requested": False, "timeline": [timeline],
-        "max_attempts": None if max_attempts is None else MAX_ATTEMPTS.validate("max_attempts", max_attempts),
-        "timeout": None if timeout is None else TIMEOUT.validate("timeout", timeout),
+        "max_attempts": None if max_attempts is None else check(MAX_ATTEMPTS, "max_attempts", max_attempts),
+        "timeout": None if timeout is None else check(TIMEOUT, "timeout", timeout),
         "priority": priority(options.get("priority", Priority.DEFAULT.value)),
         "run_at": when, "next_run_at": when, "schedule_id": schedule_id, "source_task_id": source_task_id,
         "idempotency_key": None, "request_hash": None,

@@ -40,6 +40,7 @@ class Retrier:
     def _retried(self) -> tuple[dict[str, Any], TimelineEntry]:
         return {
             "dispatch": self.store.incremented("dispatch"), "progress": 0.0, "stage": None, "result_data": None,
-            "error_message": None, "started_at": None, "completed_at": None, "cancel_requested": False,
-            "worker": None, "next_run_at": None, "attempts_base": self.store.current("attempts"),
+            "error_message": None, "error_traceback": None, "started_at": None, "completed_at": None,
+            "cancel_requested": False, "worker": None, "next_run_at": None,
+            "attempts_base": self.store.current("attempts"),
         }, entry(Status.PENDING, message="manual retry")

@@ -29,7 +29,7 @@ from app.lifecycle.publish import publish_all
 from app.metrics.tally import submitted
 from app.store.tasks import TaskStore
 from app.store.uploads import UploadStore
-from app.tasks import get_task_type
+from app.tasks import TaskTypes
 from app.webhooks.hooks import Hooks
 
 MAX_GROUP = 1000  # single submits written together at most (and the batch endpoint's cap)
@@ -54,9 +54,10 @@ def _fingerprint(*parts: object) -> str:
 
 
 class Submissions:
-    def __init__(self, store: TaskStore, redis: ArqRedis, uploads: UploadStore, max_queued: int,
+    def __init__(self, store: TaskStore, redis: ArqRedis, types: TaskTypes, uploads: UploadStore, max_queued: int,
                  hooks: Hooks = Hooks()) -> None:
         self.store = store
+        self.types = types
         self.redis = redis
         self.uploads = uploads
         self.max_queued = max_queued
@@ -119,7 +120,7 @@ class Submissions:
     def _new(self, task_type: object, parameters: object, options: Mapping[str, Any], *, nested: bool = False,
              source_task_id: str | None = None) -> dict[str, Any]:
         """A new task's row, checked; `nested` names parameters as `parameters.<name>` in a 422."""
-        kind = get_task_type(task_type)
+        kind = self.types.named(task_type)
         try:
             params = checked_parameters(kind, parameters, self.uploads)
         except InvalidParameters as exc:

@@ -8,23 +8,26 @@ ran are not made up one by one: the due tick runs once and the next is the first
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 from croniter.croniter import CroniterError
+from pydantic import Field, TypeAdapter
 
 from app.core.clock import utcnow
 from app.core.errors import InvalidParameters
+from app.core.validation import SINGLE_LINE, check
 from app.core.wire import ScheduleDict
 from app.lifecycle.new_task import checked_parameters, priority
 from app.store.uploads import UploadStore
-from app.tasks import get_task_type
-from app.tasks.params import Bool, Float, Str
+from app.tasks import TaskTypes
 
-NAME = Str("", max_length=200, description="Shown in the dashboard; the task type when left empty.")
-INTERVAL = Float(60.0, minimum=1.0, maximum=366 * 86_400.0, description="Seconds between runs.")
-PAUSED = Bool(False, description="A paused schedule does not run.")
+NAME = TypeAdapter(Annotated[str, Field(max_length=200, pattern=SINGLE_LINE, strict=True,
+                                        description="Shown in the dashboard; the task type when left empty.")])
+INTERVAL = TypeAdapter(Annotated[float, Field(ge=1.0, le=366 * 86_400.0, strict=True, allow_inf_nan=False,
+                                              description="Seconds between runs.")])
+PAUSED = TypeAdapter(Annotated[bool, Field(strict=True, description="A paused schedule does not run.")])
 CRON_MAX = 200  # characters of a cron expression
 FIELDS = frozenset({"name", "task_type", "parameters", "priority", "cron", "interval", "timezone", "paused"})
 
@@ -76,7 +79,8 @@ def check_cron(value: object) -> str:
     return " ".join(value.split())
 
 
-def check(body: Mapping[str, Any], uploads: UploadStore, current: ScheduleDict | None = None) -> dict[str, Any]:
+def schedule_values(body: Mapping[str, Any], types: TaskTypes, uploads: UploadStore,
+                    current: ScheduleDict | None = None) -> dict[str, Any]:
     """A create body (or an edit's, applied over `current`) as the schedule's columns, checked:
     InvalidParameters names the field. Parameters are checked against the task type's schema as a
     submit checks them (defaults filled in)."""
@@ -84,7 +88,7 @@ def check(body: Mapping[str, Any], uploads: UploadStore, current: ScheduleDict |
                               "cron": None, "interval": None, **(current or {}), **body}
     if "task_type" not in merged:
         raise InvalidParameters("task_type", "required")
-    kind = get_task_type(merged["task_type"])
+    kind = types.named(merged["task_type"])
     if "task_type" in body and current and body["task_type"] != current["task_type"] and "parameters" not in body:
         merged["parameters"] = {}  # another type's parameters mean nothing to this one
     params = checked_parameters(kind, merged["parameters"], uploads)
@@ -95,12 +99,12 @@ def check(body: Mapping[str, Any], uploads: UploadStore, current: ScheduleDict |
         raise InvalidParameters("cron", "required: a cron expression (five fields), or interval (seconds) instead")
     name = merged.get("name")
     values = {
-        "name": kind.name if name in (None, "") else NAME.validate("name", name),
+        "name": kind.name if name in (None, "") else check(NAME, "name", name),
         "task_type": kind.name, "parameters": params,
         "priority": priority(merged["priority"]),
         "cron": None if cron is None else check_cron(cron),
-        "interval": None if interval is None else INTERVAL.validate("interval", interval),
-        "timezone": merged["timezone"], "paused": PAUSED.validate("paused", merged["paused"]),
+        "interval": None if interval is None else check(INTERVAL, "interval", interval),
+        "timezone": merged["timezone"], "paused": check(PAUSED, "paused", merged["paused"]),
     }
     zone(values["timezone"])
     return values

@@ -42,6 +42,7 @@ tasks = sa.Table(
     sa.Column("stage", sa.String(200)),
     sa.Column("result_data", JSONColumn),
     sa.Column("error_message", sa.Text),
+    sa.Column("error_traceback", sa.Text),  # where the last failed attempt raised (capped by the worker)
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("started_at", UTCDateTime),
     sa.Column("completed_at", UTCDateTime),

@@ -18,7 +18,10 @@ KINDS = {
     "image/png": "image", "image/jpeg": "image", "image/gif": "image", "image/webp": "image",
     "image/bmp": "image",
 }
-IMAGE_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM")
+UNTYPED = "application/octet-stream"  # bytes of no declared type: the kind is told from the bytes themselves
+# An image's first bytes → its type (WebP: "RIFF", four bytes of size, then "WEBP").
+IMAGE_SIGNATURES = {b"\x89PNG\r\n\x1a\n": "image/png", b"\xff\xd8\xff": "image/jpeg", b"GIF87a": "image/gif",
+                    b"GIF89a": "image/gif", b"BM": "image/bmp"}
 SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 ID = re.compile(r"[0-9a-f]{32}")
 
@@ -37,9 +40,22 @@ class Upload:
         return {k: v for k, v in asdict(self).items() if k != "path"}
 
 
+def _image_type(head: bytes) -> str | None:
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image/webp"
+    return next((kind for signature, kind in IMAGE_SIGNATURES.items() if head.startswith(signature)), None)
+
+
+def _sniffed(head: bytes) -> tuple[str, str] | None:
+    """(kind, content type) of untyped bytes: an image by its signature, else UTF-8 text as CSV."""
+    if image := _image_type(head):
+        return "image", image
+    return ("csv", "text/csv") if _looks_like("csv", head) else None
+
+
 def _looks_like(kind: str, head: bytes) -> bool:
     if kind == "image":
-        return head.startswith(IMAGE_SIGNATURES) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
+        return _image_type(head) is not None
     try:
         head.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -53,10 +69,11 @@ class UploadStore:
         self.max_bytes = max_bytes
 
     async def save(self, chunks: AsyncIterator[bytes], filename: str, content_type: str) -> Upload:
-        kind = KINDS.get(content_type.split(";")[0].strip().lower())
-        if kind is None:
-            raise UnsupportedMediaType(
-                f"cannot upload {content_type or 'a file without a content type'}; accepted: {', '.join(KINDS)}")
+        declared = content_type.split(";")[0].strip().lower()
+        kind = KINDS.get(declared)
+        if kind is None and declared != UNTYPED:
+            raise UnsupportedMediaType(f"cannot upload {content_type or 'a file without a content type'}; "
+                                       f"accepted: {', '.join([*KINDS, UNTYPED])}")
         upload_id = uuid.uuid4().hex
         folder = self.root / upload_id
         folder.mkdir(parents=True)
@@ -66,7 +83,12 @@ class UploadStore:
             size, digest, head = await self._write(chunks, path)
             if size == 0:
                 raise InvalidParameters("file", "is empty")
-            if not _looks_like(kind, head):
+            if kind is None:  # untyped: what the bytes are
+                if (sniffed := _sniffed(head)) is None:
+                    raise UnsupportedMediaType("the file's bytes are neither an image (PNG, JPEG, GIF, WebP, BMP) "
+                                               "nor UTF-8 text")
+                kind, content_type = sniffed
+            elif not _looks_like(kind, head):
                 raise UnsupportedMediaType(f"the file's bytes are not {'an image' if kind == 'image' else 'UTF-8 text'}"
                                            f" as its content type {content_type!r} says")
         except BaseException:
@@ -97,5 +119,9 @@ class UploadStore:
         return Upload(**data, path=self.root / upload_id / data["filename"])
 
 
+def uploads_root(data_dir: Path) -> Path:
+    return data_dir / "uploads"
+
+
 def upload_store(settings: Settings) -> UploadStore:
-    return UploadStore(settings.data_dir / "uploads", settings.upload_max_bytes)
+    return UploadStore(uploads_root(settings.data_dir), settings.upload_max_bytes)

@@ -13,9 +13,10 @@ from app.core.status import Status
 from app.lifecycle.bulk import MAX_IDS
 from app.metrics.series import WINDOWS
 from app.store.filters import MAX_TEXT
-from app.tasks.base import TaskType
+from app.store.uploads import KINDS, UNTYPED
+from app.tasks import TaskType
 from app.web.requests import MAX_BODY_BYTES
-from app.web.schemas import LIMITS, OPTIONS, Schema, components, ref
+from app.web.schemas import Schema, components, ref
 from app.web.security import SAFE_METHODS, needs_token
 from app.web.tasks import MAX_BATCH, MAX_PAGE
 
@@ -86,14 +87,26 @@ LIST_QUERY = [
     _param("after", "query", {"type": "string", "pattern": r"^(|[0-9]{1,17}\.[0-9A-Za-z_-]{1,36})$"},
            "Keyset cursor: the `next` of the previous page; the page starts after that task (empty: first page)."),
 ]
-UPLOAD_TYPES = ("text/csv", "application/csv", "text/plain", "application/vnd.ms-excel",
-                "image/png", "image/jpeg", "image/gif", "image/webp", "image/bmp")
 FILE = {"type": "string", "format": "binary"}
 UPLOADED = {**FILE, "minLength": 1}  # an empty file is refused (422)
 
+TAGS = {
+    "tasks": "Submit tasks, follow them, cancel, retry and re-run them; the task types this server runs.",
+    "uploads": "Input files (CSV, images) that tasks read.",
+    "schedules": "Recurring tasks, on a cron expression or an interval.",
+    "workers": "The worker processes, from their heartbeats.",
+    "metrics": "Figures for the dashboard's charts and for Prometheus.",
+    "health": "Whether Redis, the database, the workers and the event stream are up.",
+    "meta": "This document.",
+}
+TAGGED = (("/api/tasks", "tasks"), ("/api/stats", "tasks"), ("/api/task-types", "tasks"),
+          ("/api/uploads", "uploads"), ("/api/schedules", "schedules"), ("/api/workers", "workers"),
+          ("/api/metrics/", "metrics"), ("/metrics", "metrics"), ("/api/health", "health"), ("/openapi.json", "meta"))
+
 OPERATIONS: dict[tuple[str, str], Schema] = {
     ("POST", "/api/tasks/submit"): {
-        "operationId": "submitTask", "summary": "Submit a task (status PENDING, defaults filled in)",
+        "operationId": "submitTask", "summary": "Submit a task",
+        "description": "Stores the task (status PENDING, the type's defaults filled in) and queues it.",
         "parameters": [_param("Idempotency-Key", "header", {"type": "string", "minLength": 1, "maxLength": 200},
                               "A repeat with the same key returns the first task (200); 422 if the body differs.")],
         "requestBody": {"required": True, "description": f"At most {MAX_BODY_BYTES} bytes.",
@@ -106,9 +119,9 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
                                    headers=RETRY_AFTER)},
     },
     ("POST", "/api/tasks/batch"): {
-        "operationId": "submitBatch",
-        "summary": "Submit many tasks: all stored (one transaction) and queued, or none; each counts against "
-                   "the submit rate. An Idempotency-Key header is refused (422).",
+        "operationId": "submitBatch", "summary": "Submit many tasks",
+        "description": "All stored (one transaction) and queued, or none; each counts against "
+                       "the submit rate. An Idempotency-Key header is refused (422).",
         "requestBody": {"required": True, "description": f"At most {MAX_BATCH} tasks and {MAX_BODY_BYTES} bytes; "
                         "a 422 names the first invalid one as `tasks[i].<field>`, and nothing is stored.",
                         "content": {"application/json": {"schema": ref("Batch")}}},
@@ -119,10 +132,10 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
                                    "was stored", headers=RETRY_AFTER)},
     },
     ("POST", "/api/tasks/bulk"): {
-        "operationId": "bulkAction",
-        "summary": "Cancel, retry or delete a selection (`ids`) or every task matching `filter` (the list's filter "
-                   "fields); `dry_run` only counts. Eligible: cancel PENDING/RETRYING/RUNNING, retry FAILED/"
-                   "CANCELLED, delete SUCCESS/FAILED/CANCELLED (with logs and artifacts).",
+        "operationId": "bulkAction", "summary": "Cancel, retry or delete many tasks",
+        "description": "Cancel, retry or delete a selection (`ids`) or every task matching `filter` (the list's filter "
+                       "fields); `dry_run` only counts. Eligible: cancel PENDING/RETRYING/RUNNING, retry FAILED/"
+                       "CANCELLED, delete SUCCESS/FAILED/CANCELLED (with logs and artifacts).",
         "requestBody": {"required": True, "content": {"application/json": {"schema": {
             "type": "object", "required": ["action"], "additionalProperties": False, "properties": {
                 "action": {"enum": ["cancel", "retry", "delete"]},
@@ -134,104 +147,127 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
                 "dry_run": {"type": "boolean", "default": False}},
             "oneOf": [{"required": ["ids"]}, {"required": ["filter"]}]}}}},
         "responses": _responses(_json(ref("BulkOutcome"), "Counted (dry run) or applied"), 400, 422)},
-    ("GET", "/api/tasks/"): {"operationId": "listTasks", "summary": "Tasks, newest first, with counts per status",
+    ("GET", "/api/tasks/"): {"operationId": "listTasks", "summary": "List tasks",
+                             "description": "Tasks, newest first, a page at a time, with counts per status.",
                              "parameters": LIST_QUERY, "responses": _responses(_json(ref("TaskList"), "A page"), 422)},
-    ("GET", "/api/tasks/{task_id}"): {"operationId": "getTask", "summary": "One task",
+    ("GET", "/api/tasks/{task_id}"): {"operationId": "getTask", "summary": "Get a task",
+                                      "description": "One task, with its queue position while it waits.",
                                       "parameters": [TASK_ID], "responses": _responses(TASK, 404)},
     ("DELETE", "/api/tasks/{task_id}"): {
         "operationId": "cancelTask", "parameters": [TASK_ID], "responses": _responses(TASK, 404, 409),
-        "summary": "Cancel: CANCELLED at once if queued; a running task is stopped by its worker (the answer "
-                   "may still be RUNNING with cancel_requested)"},
-    ("POST", "/api/tasks/{task_id}/retry"): {"operationId": "retryTask", "summary": "FAILED or CANCELLED → PENDING",
+        "summary": "Cancel a task",
+        "description": "CANCELLED at once if queued; a running task is stopped by its worker (the answer may still "
+                       "be RUNNING with cancel_requested)."},
+    ("POST", "/api/tasks/{task_id}/retry"): {"operationId": "retryTask", "summary": "Retry a task",
+                                             "description": "A FAILED or CANCELLED task is queued again: PENDING.",
                                              "parameters": [TASK_ID], "responses": _responses(TASK, 404, 409)},
     ("POST", "/api/tasks/{task_id}/rerun"): {
-        "operationId": "rerunTask",
-        "summary": "A new task from this one, linked by source_task_id: its parameters and options with the "
-                   "body's changes (`parameters` replaces them whole; `{}` duplicates it)",
+        "operationId": "rerunTask", "summary": "Re-run a task",
+        "description": "A new task from this one, linked by source_task_id: its parameters and options with the "
+                       "body's changes (`parameters` replaces them whole; `{}` duplicates it).",
         "parameters": [TASK_ID],
-        "requestBody": {"required": True, "content": {"application/json": {"schema": {
-            "type": "object", "additionalProperties": False,
-            "properties": {"parameters": {"type": "object"}, **LIMITS, **OPTIONS}}}}},
+        "requestBody": {"required": True, "content": {"application/json": {"schema": ref("Rerun")}}},
         "responses": {"201": _json(ref("Task"), "The new task", **TASK_LINKS),
                       **_responses(TASK, 400, 404, 422),
                       "429": _json(ref("Error"), REASONS[429], headers=RETRY_AFTER),
                       "503": _json(ref("Error"), "Redis is down, or the queue is full: nothing was stored",
                                    headers=RETRY_AFTER)}},
     ("GET", "/api/tasks/{task_id}/logs"): {
-        "operationId": "taskLogs", "summary": "The task's log lines numbered after `after`, oldest first",
+        "operationId": "taskLogs", "summary": "A task's log",
+        "description": "The task's log lines numbered after `after`, oldest first.",
         "parameters": [TASK_ID,
                        _param("after", "query", {"type": "integer", "minimum": 0, "maximum": 2**62}, "Last n seen."),
                        _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 5000}, "Most lines.")],
         "responses": _responses(_json(ref("Logs"), "Log lines"), 404, 422)},
     ("GET", "/api/tasks/{task_id}/webhooks"): {
-        "operationId": "taskWebhooks",
-        "summary": "The task's webhook deliveries, oldest first, each with every attempt (the global hook's URL "
-                   "only up to its host)",
+        "operationId": "taskWebhooks", "summary": "A task's webhook deliveries",
+        "description": "The task's webhook deliveries, oldest first, each with every attempt (the global hook's URL "
+                       "only up to its host).",
         "parameters": [TASK_ID], "responses": _responses(_json(ref("Webhooks"), "Deliveries"), 404)},
     ("GET", "/api/tasks/{task_id}/artifacts/{name}"): {
-        "operationId": "taskArtifact", "summary": "A file the task produced (listed in result_data.artifacts)",
+        "operationId": "taskArtifact", "summary": "A task's output file",
+        "description": "A file the task produced (listed in result_data.artifacts).",
         "parameters": [TASK_ID, _param("name", "path", {"type": "string", "minLength": 1}, "The file's name.")],
         "responses": _responses({"description": "The file", "content": {
             "image/*": {"schema": FILE}, "application/octet-stream": {"schema": FILE}}}, 404)},
     ("POST", "/api/uploads"): {
-        "operationId": "upload", "summary": "Upload an input file: the body is the file, typed by Content-Type",
+        "operationId": "upload", "summary": "Upload an input file",
+        "description": "The body is the file: an image (PNG, JPEG, GIF, WebP, BMP) or UTF-8 text (a CSV). Sent as "
+                       "application/octet-stream its kind is told from its bytes; a typed Content-Type is "
+                       f"accepted too ({', '.join(KINDS)}) and checked against them. A task names the upload's "
+                       "id in its parameters.",
         "parameters": [_param("filename", "query", {"type": "string"}, "The file's name (sanitised).")],
-        "requestBody": {"required": True, "content": {kind: {"schema": UPLOADED} for kind in UPLOAD_TYPES}},
+        # One media type: generated clients send one (the typed ones are named in the description).
+        "requestBody": {"required": True, "content": {UNTYPED: {"schema": UPLOADED}}},
         "responses": _responses(_json(ref("Upload"), "Stored", links={"getUpload": {
             "operationId": "getUpload", "parameters": {"upload_id": "$response.body#/id"}}}),
             413, 415, 422, code=201)},
     ("GET", "/api/uploads/{upload_id}"): {
-        "operationId": "getUpload", "summary": "An upload's description",
+        "operationId": "getUpload", "summary": "Get an upload",
+        "description": "An upload's name, type, size and digest.",
         "parameters": [_param("upload_id", "path", {"type": "string", "minLength": 1}, "The upload's id.")],
         "responses": _responses(_json(ref("Upload"), "The upload"), 404)},
-    ("GET", "/api/schedules"): {"operationId": "listSchedules", "summary": "Every schedule, oldest first",
+    ("GET", "/api/schedules"): {"operationId": "listSchedules", "summary": "List schedules",
+                                "description": "Every schedule, oldest first.",
                                 "responses": _responses(_json(ref("ScheduleList"), "The schedules"))},
     ("POST", "/api/schedules"): {
-        "operationId": "createSchedule", "summary": "A recurring task: every tick (cron or interval) runs the task",
+        "operationId": "createSchedule", "summary": "Create a schedule",
+        "description": "A recurring task: every tick (cron or interval) runs the task.",
         "requestBody": {"required": True, "content": {"application/json": {"schema": ref("ScheduleCreate")}}},
         "responses": _responses(SCHEDULE, 400, 422, code=201)},
-    ("GET", "/api/schedules/{schedule_id}"): {"operationId": "getSchedule", "summary": "One schedule",
+    ("GET", "/api/schedules/{schedule_id}"): {"operationId": "getSchedule", "summary": "Get a schedule",
+                                             "description": "One schedule, with its next run.",
                                              "parameters": [SCHEDULE_ID], "responses": _responses(SCHEDULE, 404)},
     ("PATCH", "/api/schedules/{schedule_id}"): {
         "operationId": "editSchedule", "parameters": [SCHEDULE_ID],
-        "summary": "Change any field (`paused` pauses and resumes); a new timing or a resume moves the next run "
-                   "to the first tick ahead",
+        "summary": "Edit a schedule",
+        "description": "Change any field (`paused` pauses and resumes); a new timing or a resume moves the next run "
+                       "to the first tick ahead.",
         "requestBody": {"required": True, "content": {"application/json": {"schema": ref("ScheduleEdit")}}},
         "responses": _responses(SCHEDULE, 400, 404, 422)},
     ("DELETE", "/api/schedules/{schedule_id}"): {
-        "operationId": "deleteSchedule", "summary": "Delete a schedule; the tasks it made stay, with its id",
+        "operationId": "deleteSchedule", "summary": "Delete a schedule",
+        "description": "The tasks it made stay, with its id.",
         "parameters": [SCHEDULE_ID], "responses": _responses({"description": "Deleted"}, 404, code=204)},
     ("POST", "/api/schedules/{schedule_id}/run"): {
-        "operationId": "runSchedule", "summary": "Run the schedule's task now (the next tick stays where it is)",
+        "operationId": "runSchedule", "summary": "Run a schedule now",
+        "description": "Runs the schedule's task now (the next tick stays where it is).",
         "parameters": [SCHEDULE_ID],
         "responses": {**_responses(_json(ref("Task"), "The new task", **TASK_LINKS), 404, code=201),
                       "503": _json(ref("Error"), "Redis is down: nothing was stored", headers=RETRY_AFTER)}},
-    ("GET", "/api/stats"): {"operationId": "stats", "summary": "Counts per status and the latest seq",
+    ("GET", "/api/stats"): {"operationId": "stats", "summary": "Task counts",
+                            "description": "Counts per status and the latest seq.",
                             "responses": _responses(_json(ref("Stats"), "Counts"))},
-    ("GET", "/api/task-types"): {"operationId": "taskTypes", "summary": "Task types and their parameter schemas",
-                                 "responses": _responses(_json(ref("TaskTypes"), "The task types"))},
-    ("GET", "/api/health"): {"operationId": "health", "summary": "Redis, database, workers and the event stream",
+    ("GET", "/api/task-types"): {"operationId": "taskTypes", "summary": "List task types",
+                                 "description": "The task types this server runs, and their parameter schemas.",
+                                 "responses": _responses(_json(ref("TaskTypeList"), "The task types"))},
+    ("GET", "/api/health"): {"operationId": "health", "summary": "Health",
+                             "description": "Redis, database, workers and the event stream; readable without a "
+                                            "token.",
                              "responses": {"200": _json(ref("Health"), "All up"),
                                            "503": _json(ref("Health"), "`detail` names what is down")}},
     ("GET", "/api/workers"): {
-        "operationId": "listWorkers",
-        "summary": "Each worker from its last heartbeat (times in unix seconds): live, lost, or stopped lately",
+        "operationId": "listWorkers", "summary": "List workers",
+        "description": "Each worker from its last heartbeat (times in unix seconds): live, lost, or stopped lately.",
         "responses": {**_responses(_json(ref("WorkerList"), "The workers, oldest first")),
                       "503": _json(ref("Error"), "Redis is down", headers=RETRY_AFTER)}},
     ("GET", "/api/metrics/series"): {
-        "operationId": "metricsSeries",
-        "summary": "Per-minute figures for the charts over the last hour (60 minutes) or day (1440): tasks "
-                   "succeeded and failed, wait time p50/p95, sampled queue depth; run time per task type over "
-                   "the window",
+        "operationId": "metricsSeries", "summary": "Chart figures",
+        "description": "Per-minute figures for the charts over the last hour (60 minutes) or day (1440): tasks "
+                       "succeeded and failed, wait time p50/p95, sampled queue depth; run time per task type over "
+                       "the window.",
         "parameters": [_param("window", "query", {"enum": list(WINDOWS), "default": "hour"}, "The span shown.")],
         "responses": {**_responses(_json(ref("Series"), "The series"), 422),
                       "503": _json(ref("Error"), REASONS[503], headers=RETRY_AFTER)}},
     ("GET", "/metrics"): {
-        "operationId": "metrics", "summary": "Prometheus metrics (text exposition format), the same on every web "
-                                             "process: see docs/operations.md, Metrics",
+        "operationId": "metrics", "summary": "Prometheus metrics",
+        "description": "The text exposition format, the same on every web process: see docs/operations.md, "
+                       "Metrics.",
         "responses": {"200": {"description": "Metrics", "content": {"text/plain": {"schema": {"type": "string"}}}},
                       "503": _json(ref("Error"), REASONS[503], headers=RETRY_AFTER)}},
     ("GET", "/openapi.json"): {"operationId": "openapi", "summary": "This document",
+                               "description": "The OpenAPI 3.1 document of this server (its task types included); "
+                                              "readable without a token.",
                                "responses": _responses(_json({"type": "object"}, "OpenAPI 3.1"))},
 }
 
@@ -251,11 +287,31 @@ def with_types(path: str, operation: Schema, types: Mapping[str, TaskType]) -> S
                  for p in operation["parameters"]]
         return {**operation, "parameters": query}
     if path == "/api/tasks/submit":
-        examples = {name: {"summary": f"{name} with its defaults", "value": {"task_type": name, "parameters": {}}}
-                    for name in types}
+        examples = {name: {"summary": f"{name} with {'the defaults left' if value['parameters'] else 'its defaults'}",
+                           "value": value}
+                    for name, kind in types.items() if (value := example(kind)) is not None}
         return {**operation, "requestBody": {**operation["requestBody"], "content": {
             "application/json": {"schema": ref("Submit"), "examples": examples}}}}
     return operation
+
+
+def example(kind: TaskType) -> Schema | None:
+    """A valid submit of this type: its required parameters from the examples they declare (None when one
+    declares none: no example beats an invalid one), the rest left to their defaults."""
+    parameters = {}
+    for name, field in kind.parameters.model_fields.items():
+        if field.is_required():
+            if not field.examples:
+                return None
+            parameters[field.alias or name] = field.examples[0]
+    return {"task_type": kind.name, "parameters": parameters}
+
+
+def tag(path: str) -> str:
+    for prefix, name in TAGGED:
+        if path.startswith(prefix):
+            return name
+    raise LookupError(f"no tag in web/openapi.py's TAGGED for {path}")
 
 
 def guarded(method: str, path: str, operation: Schema) -> Schema:
@@ -265,6 +321,8 @@ def guarded(method: str, path: str, operation: Schema) -> Schema:
     if needs_token(path):
         operation = {**operation, "security": [{}, {"bearer": []}]}  # a token only when API_TOKEN is set
         extra.append(401)
+    else:
+        operation = {**operation, "security": []}  # public: said outright, not left to a default
     if method not in SAFE_METHODS:  # a foreign Origin or a read-only token; a body too big or not JSON
         extra += [403, 413, 415]  # (an upload's body is the file: its handler answers its own 415)
     for code in extra:
@@ -282,14 +340,19 @@ def document(routes: Iterable[BaseRoute], types: Mapping[str, TaskType]) -> Sche
     for method, path in found:
         operation = OPERATIONS[(method, path)]
         operation = with_types(path, operation, types)
-        paths.setdefault(path, {})[method.lower()] = guarded(method, path, operation)
+        paths.setdefault(path, {})[method.lower()] = {"tags": [tag(path)], **guarded(method, path, operation)}
     return {
         "openapi": "3.1.0",
         "info": {"title": "Task queue", "version": "1", "description": (
             "Submit background tasks and follow them. Errors are `{\"detail\"}` (422s add `field`). Live "
             "changes arrive over the WebSocket `/ws?since=S`, described in docs/api.md, not here.")},
+        "servers": [{"url": "/", "description": "This server (the document is served by the API it describes)"}],
+        "tags": [{"name": name, "description": description} for name, description in TAGS.items()],
         "paths": paths,
-        "components": {**components(types), "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        "components": {**components(types), "securitySchemes": {"bearer": {
+            "type": "http", "scheme": "bearer",
+            "description": "API_TOKEN (everything) or READ_TOKEN (reads only), when the server sets them; "
+                           "without them no token is asked for."}}},
     }
 
 

@@ -6,7 +6,7 @@ from starlette.responses import JSONResponse, Response
 from app.core.clock import utcnow
 from app.core.errors import OUTAGES, NotFound, Unavailable
 from app.core.wire import ScheduleDict
-from app.schedules.rules import FIELDS, check, first_tick, new_row, when_changes
+from app.schedules.rules import FIELDS, first_tick, new_row, schedule_values, when_changes
 from app.schedules.scheduler import Scheduler
 from app.store.schedules import ScheduleStore
 from app.web.requests import json_body
@@ -29,7 +29,8 @@ async def list_schedules(request: Request) -> JSONResponse:
 
 
 async def create_schedule(request: Request) -> JSONResponse:
-    values = check(await json_body(request, FIELDS), request.state.uploads)
+    state = request.state
+    values = schedule_values(await json_body(request, FIELDS), state.types, state.uploads)
     return JSONResponse(await _schedules(request).insert(new_row(values)), status_code=201)
 
 
@@ -41,7 +42,7 @@ async def edit_schedule(request: Request) -> JSONResponse:
     """Any field; a new timing, or a resume, moves the next tick to the first one ahead of now."""
     body = await json_body(request, FIELDS)
     current = await _get(request)
-    values = check(body, request.state.uploads, current)
+    values = schedule_values(body, request.state.types, request.state.uploads, current)
     if when_changes(current, values):
         values["next_run_at"] = first_tick(values, utcnow())
     edited = await _schedules(request).update(current["id"], values)

@@ -3,16 +3,19 @@ the submit body and the other bodies and answers."""
 
 from collections.abc import Mapping
 from types import NoneType, UnionType
-from typing import Any, Union, get_args, get_origin, get_type_hints, is_typeddict
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints, is_typeddict
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic.json_schema import models_json_schema
 
 from app.core.priority import Priority
 from app.core.status import Status
 from app.core.wire import LogLine, ScheduleDict, TaskDict, WebhookDelivery, WorkerDict
-from app.lifecycle.new_task import DELAY, MAX_ATTEMPTS, TIMEOUT
+from app.lifecycle.new_task import Delay, MaxAttempts, Timeout
 from app.metrics.series import WINDOWS
 from app.schedules.rules import CRON_MAX, INTERVAL, NAME, PAUSED
-from app.tasks.base import TaskType
-from app.tasks.params import Param
+from app.tasks import TaskType
+from app.tasks.schema import TaskDefinitionError, camel
 from app.web.tasks import MAX_BATCH
 from app.webhooks.urls import MAX_URL
 
@@ -64,68 +67,44 @@ def task_schema() -> Schema:
     return schema
 
 
-def parameter_schema(param: Param) -> Schema:
-    """One task parameter as JSON Schema, from the same `describe()` the dashboard's form is built from."""
-    d = param.describe()
-    bounds = {"minimum": d.get("minimum"), "maximum": d.get("maximum")}
-    match d["type"]:
-        case "integer" | "number":
-            schema: Schema = {"type": d["type"], **bounds}
-        case "string":
-            schema = {"type": "string", "maxLength": d["max_length"], "minLength": d["min_length"]}
-            if not d["multiline"]:
-                schema["pattern"] = "^[^\\r\\n]*$"
-        case "choice":
-            schema = {"enum": d["choices"]}
-        case "boolean":
-            schema = {"type": "boolean"}
-        case "size":  # [width, height], or one integer for a square
-            side = {"type": "integer", **bounds}
-            schema = {"oneOf": [side, {"type": "array", "items": side, "minItems": 2, "maxItems": 2}]}
-        case "list":  # maxLength applies to the string items only
-            item = {"type": ["string", "number", "boolean", "null"], "maxLength": d["item_max_length"]}
-            schema = {"type": "array", "items": item, "maxItems": d["max_items"]}
-        case "uploads":
-            schema = {"type": "array", "items": HEX_ID, "maxItems": d["max_items"],
-                      "x-upload-kind": d["kind"]}
-        case other:
-            raise ValueError(f"no JSON Schema for parameter type {other!r}: map it in web/schemas.py")
-    return {**schema, "default": d["default"], "description": d["description"]}
-
-
-OPTIONS: Schema = {
-    "priority": {"enum": list(Priority), "default": Priority.DEFAULT.value,
-                 "description": "Queued higher-priority tasks start before lower ones."},
-    "run_at": {"type": ["string", "null"],
-               "description": "Start no earlier than this (ISO 8601 with an offset, at most 366 days ahead); "
-                              "not with `delay`; null: at once."},
-    "delay": {"type": ["number", "null"], "minimum": DELAY.minimum, "maximum": DELAY.maximum,
-              "description": DELAY.description},
-    "callback_url": {"type": ["string", "null"], "maxLength": MAX_URL, "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://",
-                     "description": "An absolute http(s) URL that gets a signed POST on each final state the "
-                                    "task reaches (a 422 when the server has no WEBHOOK_SECRET, or for a private "
-                                    "address unless WEBHOOK_ALLOW_PRIVATE); null: none."},
+OPTION_FIELDS: dict[str, Any] = {
+    "max_attempts": (MaxAttempts | None, None),
+    "timeout": (Timeout | None, None),
+    "priority": (Priority, Field(Priority.DEFAULT, description="Queued higher-priority tasks start before lower "
+                                                                 "ones.")),
+    "run_at": (str | None, Field(None, description="Start no earlier than this (ISO 8601 with an offset, at most "
+                                                   "366 days ahead); not with `delay`; null: at once.")),
+    "delay": (Delay | None, None),
+    "callback_url": (str | None, Field(None, max_length=MAX_URL, pattern="^[Hh][Tt][Tt][Pp][Ss]?://", description=(
+        "An absolute http(s) URL that gets a signed POST on each final state the task reaches (a 422 when the "
+        "server has no WEBHOOK_SECRET, or for a private address unless WEBHOOK_ALLOW_PRIVATE); null: none."))),
 }
 
 
-LIMITS: Schema = {
-    "max_attempts": {"type": ["integer", "null"], "minimum": MAX_ATTEMPTS.minimum,
-                     "maximum": MAX_ATTEMPTS.maximum, "description": MAX_ATTEMPTS.description},
-    "timeout": {"type": ["number", "null"], "minimum": TIMEOUT.minimum, "maximum": TIMEOUT.maximum,
-                "description": TIMEOUT.description},
-}
+def submit_model(kind: TaskType) -> type[BaseModel]:
+    """The body that submits a task of this type: `task_type`, its `parameters` (the type's own model:
+    a component `<Type>Parameters`) and the options."""
+    required = any(field.is_required() for field in kind.parameters.model_fields.values())
+    parameters = (kind.parameters, Field(... if required else {}, description=kind.description))
+    return create_model(f"{camel(kind.name)}Submit", __config__=ConfigDict(extra="forbid"),
+                        task_type=(Literal[kind.name], ...), parameters=parameters, **OPTION_FIELDS)  # type: ignore[call-overload]
 
 
-def submit_schema(types: Mapping[str, TaskType]) -> Schema:
-    return {"oneOf": [
-        {"title": kind.name, "type": "object", "required": ["task_type"], "additionalProperties": False,
-         "properties": {
-             "task_type": {"const": kind.name},
-             "parameters": {"type": "object", "additionalProperties": False, "description": kind.description,
-                            "properties": {name: parameter_schema(p) for name, p in kind.params.items()}},
-             **LIMITS, **OPTIONS}}
-        for kind in types.values()
-    ]}
+def submit_schemas(types: Mapping[str, TaskType]) -> dict[str, Schema]:
+    """`Submit`, a `oneOf` of the named `<Type>Submit` components told apart by `task_type`, with those
+    components and the `<Type>Parameters` they refer to; and `Rerun`, the changes a re-run may make."""
+    models = {name: submit_model(kind) for name, kind in types.items()}
+    rerun = create_model("Rerun", __config__=ConfigDict(extra="forbid"), **OPTION_FIELDS,  # type: ignore[call-overload]
+                         parameters=(dict[str, Any] | None, Field(None, description=(
+                             "New parameters, replacing the earlier task's whole (checked as on submit)"))))
+    _, found = models_json_schema([(model, "validation") for model in [*models.values(), rerun]],
+                                  ref_template="#/components/schemas/{model}")
+    named = {name: f"#/components/schemas/{model.__name__}" for name, model in models.items()}
+    return {**found.get("$defs", {}), "Submit": {
+        "oneOf": [{"$ref": target} for target in named.values()],
+        "discriminator": {"propertyName": "task_type", "mapping": named},
+        "description": "A task to submit: its type, the type's parameters (defaults for those left out) and "
+                       "options."}}
 
 
 def components(types: Mapping[str, TaskType]) -> Schema:
@@ -133,13 +112,16 @@ def components(types: Mapping[str, TaskType]) -> Schema:
               "required": list(Status), "additionalProperties": False}
     integer, string, boolean = {"type": "integer"}, {"type": "string"}, {"type": "boolean"}
     described = {"type": "object", "properties": {
-        "type": {"enum": ["integer", "number", "string", "choice", "boolean", "size", "list", "uploads"]},
-        "default": {}, "description": string, "minimum": {"type": "number"}, "maximum": {"type": "number"},
-        "max_length": integer, "min_length": integer, "multiline": boolean, "max_items": integer,
-        "item_max_length": integer, "kind": string, "choices": {"type": "array", "items": string}},
-        "required": ["type", "default", "description"], "additionalProperties": False}
+        "type": {"enum": ["integer", "number", "string", "choice", "boolean", "size", "list", "uploads", "json"]},
+        "title": string, "description": string, "required": boolean, "default": {},
+        "minimum": {"type": ["number", "null"]}, "maximum": {"type": ["number", "null"]},
+        "max_length": {"type": ["integer", "null"]}, "min_length": integer, "multiline": boolean,
+        "max_items": {"type": ["integer", "null"]}, "kind": string, "choices": {"type": "array", "items": {}},
+        "schema": {"type": "object"}},
+        "required": ["type", "title", "description", "required"], "additionalProperties": False,
+        "description": "One parameter as a form asks for it (the `schema` of its type has it all)."}
     check = {"type": "object", "required": ["ok"], "properties": {"ok": boolean}}
-    return {"schemas": {
+    fixed = {
         "Task": task_schema(),
         "Error": {"type": "object", "properties": {"detail": string, "field": string}, "required": ["detail"],
                   "additionalProperties": False},
@@ -148,10 +130,12 @@ def components(types: Mapping[str, TaskType]) -> Schema:
                             offset=integer, counts=ref("Counts"), seq=integer,
                             next={"type": ["string", "null"], "description": "`after` for the next page; null: none"}),
         "Stats": closed_object(counts=ref("Counts"), seq=integer),
-        "TaskTypes": closed_object(task_types={"type": "array", "items": closed_object(
+        "TaskTypeList": closed_object(task_types={"type": "array", "items": closed_object(
             name={"enum": list(types)}, description=string, timeout={"type": "number"}, max_attempts=integer,
-            parameters={"type": "object", "additionalProperties": described})}),
-        "Submit": submit_schema(types),
+            executor={"enum": ["async", "thread", "process"]}, module=string,
+            parameters={"type": "object", "additionalProperties": described},
+            schema={"type": "object", "description": "The JSON Schema of the type's parameters"})}),
+
         "Batch": {"type": "object", "required": ["tasks"], "additionalProperties": False, "properties": {
             "tasks": {"type": "array", "items": ref("Submit"), "minItems": 1, "maxItems": MAX_BATCH}}},
         "TaskBatch": closed_object(tasks={"type": "array", "items": ref("Task")}),
@@ -172,7 +156,12 @@ def components(types: Mapping[str, TaskType]) -> Schema:
         "Series": series_schema(),
         "Webhooks": closed_object(task_id=string, deliveries={"type": "array", "items": webhook_schema()}),
         **schedule_schemas(types),
-    }}
+    }
+    generated = submit_schemas(types)
+    if clash := sorted(set(fixed) & set(generated)):
+        raise TaskDefinitionError(f"a task type's parameters use a model named {clash[0]!r}, the name of one of the "
+                                  "API's own schemas: rename that model")
+    return {"schemas": {**fixed, **generated}}
 
 
 def worker_schema() -> Schema:
@@ -211,19 +200,17 @@ def schedule_schemas(types: Mapping[str, TaskType]) -> Schema:
     schedule["properties"].update(id=HEX_ID, priority={"enum": list(Priority)},
                                   runs={"type": "integer", "minimum": 0}, last_task_id=HEX_ID | {"type": ["string", "null"]})
     fields = {
-        "name": {"type": ["string", "null"], "maxLength": NAME.max_length, "pattern": "^[^\\r\\n]*$",
-                 "description": NAME.description},
+        "name": {**NAME.json_schema(), "type": ["string", "null"]},
         "task_type": {"enum": list(types)},
         "parameters": {"type": "object", "description": "The task type's parameters, checked as on submit."},
         "priority": {"enum": list(Priority), "default": Priority.DEFAULT.value},
         "cron": {"type": ["string", "null"], "maxLength": CRON_MAX,
                  "description": "Five fields (minute hour day-of-month month day-of-week), in `timezone`; "
                                 "or `interval`, not both."},
-        "interval": {"type": ["number", "null"], "minimum": INTERVAL.minimum, "maximum": INTERVAL.maximum,
-                     "description": INTERVAL.description},
+        "interval": {**INTERVAL.json_schema(), "type": ["number", "null"]},
         "timezone": {"type": "string", "minLength": 1, "maxLength": 64, "default": "UTC",
                      "description": "IANA time zone the cron expression is read in."},
-        "paused": {"type": "boolean", "description": PAUSED.description},
+        "paused": PAUSED.json_schema(),
     }
     body = {"type": "object", "additionalProperties": False, "properties": fields}
     return {"Schedule": schedule, "ScheduleList": closed_object(schedules={"type": "array", "items": ref("Schedule")}),

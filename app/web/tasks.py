@@ -18,7 +18,6 @@ from app.lifecycle.lookup import existing
 from app.lifecycle.new_task import OPTION_FIELDS
 from app.lifecycle.submit import MAX_GROUP
 from app.store.filters import TaskFilter
-from app.tasks import TASK_TYPES
 from app.web.requests import int_query, json_body, limit_submits
 
 MAX_PAGE = 500
@@ -35,7 +34,7 @@ async def submit(request: Request) -> JSONResponse:
     limit_submits(request)
     data = await json_body(request, SUBMIT_FIELDS)
     if "task_type" not in data:
-        raise InvalidParameters("task_type", f"required; known: {', '.join(TASK_TYPES)}")
+        raise InvalidParameters("task_type", f"required; known: {request.state.types.known()}")
     key = request.headers.get("idempotency-key")
     if key is not None and not 0 < len(key) <= 200:
         raise InvalidParameters("Idempotency-Key", "must be 1 to 200 characters")
@@ -67,7 +66,7 @@ async def submit_batch(request: Request) -> JSONResponse:
             raise InvalidParameters(f"tasks[{index}].{unknown[0]}",
                                     f"unknown field; known: {', '.join(sorted(SUBMIT_FIELDS))}")
         if "task_type" not in item:
-            raise InvalidParameters(f"tasks[{index}].task_type", f"required; known: {', '.join(TASK_TYPES)}")
+            raise InvalidParameters(f"tasks[{index}].task_type", f"required; known: {request.state.types.known()}")
     limit_submits(request, len(items))
     return JSONResponse({"tasks": await request.state.submissions.submit_many(items)}, status_code=201)
 

@@ -17,6 +17,7 @@ def describe(worker_id: str, beat: dict[str, Any], deadline: float, now: float) 
     state: WorkerState = "stopped" if beat.get("stopped") else "live" if deadline >= now else "lost"
     return {
         "id": worker_id, "host": beat.get("host", ""), "pid": beat.get("pid", 0), "queues": beat.get("queues", []),
+        "task_types": beat.get("task_types", []),
         "concurrency": beat.get("concurrency", 0), "started": beat.get("started", 0.0),
         "last_heartbeat": beat.get("last_heartbeat", 0.0), "running": beat.get("running", []),
         "completed": beat.get("completed", 0), "failed": beat.get("failed", 0), "state": state,

@@ -19,7 +19,6 @@ from app.schedules.scheduler import Scheduler
 from app.settings import Settings
 from app.store.stores import open_stores
 from app.store.uploads import upload_store
-from app.tasks import configure
 from app.webhooks.hooks import Hooks
 from app.webhooks.sender import WebhookSender
 from app.worker import control
@@ -39,7 +38,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     changes = ctx["changes"] = Changes(stores, redis, Hooks.from_settings(settings))
     await changes.sync_seq()
     attempts = Attempts(changes)
-    types = configure(settings.task_timeouts, settings.task_max_attempts)
+    types = ctx["types"]
     worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
     runner = ctx["runner"] = Runner(attempts, types, upload_store(settings), worker_id, settings)
     watchdog = ctx["watchdog"] = Watchdog(
@@ -50,7 +49,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     heartbeat = ctx["heartbeat"] = Heartbeat(
         redis, worker_id,
         {"id": worker_id, "host": socket.gethostname(), "pid": os.getpid(), "started": time.time(),
-         "queues": [settings.queue_name], "concurrency": settings.worker_concurrency},
+         "queues": [settings.queue_name], "concurrency": settings.worker_concurrency, "task_types": list(types)},
         interval=settings.heartbeat_interval, ttl=settings.heartbeat_ttl, running=runner.running,
         counts=runner.counts,
     )

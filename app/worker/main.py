@@ -5,34 +5,40 @@ from collections.abc import Mapping
 from typing import Any
 
 from arq.connections import RedisSettings
-from arq.worker import get_kwargs
+from arq.worker import Retry, get_kwargs
 
 from app.core.connections import deserialize_job, serialize_job
 from app.core.logs import configure_logging
 from app.lifecycle.new_task import TIMEOUT
 from app.settings import Settings, load_settings
-from app.tasks import configure
-from app.tasks.base import TaskType
+from app.tasks import TaskType, load_task_types
 from app.webhooks.hooks import check_settings
 from app.worker.lifespan import shutdown, startup
 from app.worker.resilient import ResilientWorker
 from app.worker.runner import Runner
 
+UNSERVED_DEFER = 5.0  # seconds before a job of a type this worker does not serve is due again
+
 
 def arq_job_timeout(types: Mapping[str, TaskType]) -> float:
     """arq's time limit: our own limits (per type, or per task up to TIMEOUT.maximum) stop a task
     first and record why; arq's only backs them up, so it must never come first."""
-    return max(TIMEOUT.maximum, *(kind.timeout for kind in types.values())) + 60
+    return max(TIMEOUT.json_schema()["maximum"], *(kind.timeout for kind in types.values())) + 60
 
 
-async def run_task(ctx: dict[str, Any], task_id: str, dispatch: int) -> dict[str, Any]:
+async def run_task(ctx: dict[str, Any], task_id: str, dispatch: int, task_type: str | None = None) -> dict[str, Any]:
     runner: Runner = ctx["runner"]
+    if task_type is not None and task_type not in runner.types:
+        # Workers may serve different types (TASK_MODULES): this one leaves the task, unclaimed, in the
+        # queue for one that serves it (arq puts the job back, due again in UNSERVED_DEFER seconds).
+        raise Retry(defer=UNSERVED_DEFER)
     return await runner.run(task_id, dispatch)
 
 
 def build_worker_settings(settings: Settings) -> type:
     check_settings(settings)  # refuses, at start, a global webhook that could not be signed
-    types = configure(settings.task_timeouts, settings.task_max_attempts)
+    types = load_task_types(settings.task_modules, builtin=settings.builtin_tasks, timeouts=settings.task_timeouts,
+                            max_attempts=settings.task_max_attempts)
 
     class WorkerSettings:
         functions = [run_task]
@@ -42,6 +48,9 @@ def build_worker_settings(settings: Settings) -> type:
         poll_delay = settings.poll_delay
         job_timeout = arq_job_timeout(types)
         keep_result = 60
+        # A job is tried again only by our own rules (attempts, the watchdog, the reconciler) and, for a
+        # type this worker does not serve, until one that does takes it: arq's own cap never gives up.
+        max_tries = 10**9
         # On SIGTERM/SIGINT: take no new job, let running ones finish for this long, then hand the
         # rest back to the queue as new attempts (honcho kills after 5 s: the default leaves room).
         job_completion_wait = settings.shutdown_grace
@@ -53,7 +62,8 @@ def build_worker_settings(settings: Settings) -> type:
         job_deserializer = deserialize_job
         on_startup = startup
         on_shutdown = shutdown
-        ctx = {"settings": settings, "job_timeout": job_timeout}  # the watchdog reads arq's lock time from it
+        # the watchdog reads arq's lock time from it
+        ctx = {"settings": settings, "job_timeout": job_timeout, "types": types}
 
     return WorkerSettings
 

@@ -13,7 +13,7 @@ from app.core.clock import utcnow
 from app.core.errors import OUTAGES
 from app.lifecycle.attempts import Attempts
 from app.store.uploads import Upload, UploadStore
-from app.tasks.base import TaskCancelled
+from app.tasks import TaskCancelled
 
 log = logging.getLogger(__name__)
 

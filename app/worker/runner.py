@@ -2,7 +2,8 @@
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+import traceback
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from app.core import keys
@@ -14,14 +15,17 @@ from app.lifecycle.attempts import Attempts
 from app.settings import Settings
 from app.store import artifacts
 from app.store.uploads import UploadStore
-from app.tasks.base import TaskCancelled, TaskType, TransientError
+from app.tasks import RetryPolicy, TaskCancelled, TaskType, TaskTypes, TransientError
+from app.tasks.executors import ChildFailed
 from app.worker.reporter import Attempt, ProgressReporter, Superseded
 
 log = logging.getLogger(__name__)
 
+MAX_TRACEBACK = 20_000  # characters of a failed attempt's traceback kept with the task
+
 
 class Runner:
-    def __init__(self, attempts: Attempts, types: Mapping[str, TaskType], uploads: UploadStore, worker_id: str,
+    def __init__(self, attempts: Attempts, types: TaskTypes, uploads: UploadStore, worker_id: str,
                  settings: Settings) -> None:
         self.moves = attempts
         self.types = types
@@ -82,7 +86,10 @@ class Runner:
         )
 
     async def _execute(self, task: TaskDict, attempt: Attempt) -> TaskDict | None:
-        kind = self.types[task["task_type"]]
+        kind = self.types.get(task["task_type"])
+        if kind is None:  # a job queued without its type (by an older version), taken by a worker that lacks it
+            missing = LookupError(f"worker {self.worker_id} serves no task type {task['task_type']!r}")
+            return await self._fail(task, attempt, missing, RetryPolicy(), True)
         report = await self._reporter(attempt)
         try:
             return await self._attempt(kind, task, attempt, report)
@@ -111,21 +118,24 @@ class Runner:
             return await self._end(attempt, STOP)
         except TimeoutError as exc:
             if deadline.expired():
-                return await self._fail(task, attempt, f"timed out after {limit:g} s", kind.retry.on_timeout, kind)
-            return await self._fail(task, attempt, _describe(exc), True, kind)
+                return await self._fail(task, attempt, exc, kind.retry, kind.retry.on_timeout,
+                                        error=f"timed out after {limit:g} s")
+            return await self._fail(task, attempt, exc, kind.retry, True)
         except (TransientError, ConnectionError) as exc:
-            return await self._fail(task, attempt, _describe(exc), True, kind)
+            return await self._fail(task, attempt, exc, kind.retry, True)
         except Exception as exc:
-            log.info("task %s failed: %r", attempt.task_id, exc)
-            return await self._fail(task, attempt, _describe(exc), False, kind)
+            return await self._fail(task, attempt, exc, kind.retry, False)
         files = artifacts.listing(report.artifacts)
         return await self._end(attempt, SUCCEED, result={**result, "artifacts": files} if files else result)
 
-    async def _fail(self, task: TaskDict, attempt: Attempt, error: str, retryable: bool,
-                    kind: TaskType) -> TaskDict | None:
+    async def _fail(self, task: TaskDict, attempt: Attempt, exc: BaseException, policy: RetryPolicy, retryable: bool,
+                    *, error: str | None = None) -> TaskDict | None:
+        """A failed attempt, its error and traceback recorded (and logged with it)."""
+        error = error or describe(exc)
+        log.warning("task %s failed: %s", attempt.task_id, error, exc_info=exc)
         return await _recorded(attempt, lambda: self.moves.fail(
-            {**task, "attempts": attempt.number}, attempt.dispatch, error, retryable=retryable, policy=kind.retry,
-            progress=attempt.progress))
+            {**task, "attempts": attempt.number}, attempt.dispatch, error, retryable=retryable, policy=policy,
+            progress=attempt.progress, traceback=traceback_text(exc)))
 
     async def _end(self, attempt: Attempt, move: Move, *, result: dict[str, Any] | None = None) -> TaskDict | None:
         return await _recorded(attempt, lambda: self.moves.finish(
@@ -145,5 +155,18 @@ async def _recorded(attempt: Attempt, write: Callable[[], Awaitable[TaskDict | N
             delay = min(delay * 2, 5.0)
 
 
-def _describe(exc: BaseException) -> str:
+def describe(exc: BaseException) -> str:
+    """An attempt's error as its task shows it: the exception's name and message (a child process's
+    exception by its own name)."""
+    if isinstance(exc, ChildFailed):
+        return str(exc)
     return f"{exc.__class__.__name__}: {exc}" if str(exc) else exc.__class__.__name__
+
+
+def traceback_text(exc: BaseException) -> str:
+    """The traceback a failed attempt keeps: where it failed (a child process's own), the end of it
+    when it is longer than MAX_TRACEBACK characters."""
+    text = exc.remote_traceback if isinstance(exc, ChildFailed) else "".join(traceback.format_exception(exc))
+    if len(text) <= MAX_TRACEBACK:
+        return text
+    return f"[{len(text) - MAX_TRACEBACK} characters cut]\n" + text[-MAX_TRACEBACK:]

@@ -19,7 +19,7 @@ from app.core.errors import OUTAGES
 from app.core.logs import about_task
 from app.core.wire import TaskDict
 from app.lifecycle.attempts import Attempts
-from app.tasks.base import TaskType
+from app.tasks import TaskType
 from app.worker.heartbeat import live_workers
 
 log = logging.getLogger(__name__)

@@ -51,10 +51,12 @@ export class DetailPanel {
       outcome: h('p', { class: 'outcome', role: 'status', 'aria-live': 'polite' }),
       fields: new Map(FIELDS.map(([name]) => [name, fieldElement(name)])),
       error: h('pre', { class: 'json error-text' }), result: h('pre', { class: 'json' }),
+      traceback: h('pre', { class: 'traceback' }),
       parameters: h('pre', { class: 'json' }), timeline: h('ol', { class: 'timeline' }),
       files: h('ul', { class: 'files' }),
     });
-    r.errorSection = section('Error', r.error);
+    r.tracebackBox = h('details', { class: 'traceback-box' }, h('summary', {}, 'Traceback'), r.traceback);
+    r.errorSection = section('Error', [r.error, r.tracebackBox]);
     r.filesSection = section('Files', r.files);
     r.lineage = section('Lineage', [r.source, r.rerunsTitle, r.reruns]);
     this.el.replaceChildren(
@@ -113,6 +115,8 @@ export class DetailPanel {
     this.webhooks.refresh(task.id); // a final state is what makes deliveries
     r.errorSection.hidden = !task.error_message;
     setText(r.error, task.error_message || '');
+    r.tracebackBox.hidden = !task.error_traceback;
+    setText(r.traceback, task.error_traceback || '');
     setText(r.result, formatJson(task.result_data));
     const files = artifactsOf(task);
     r.filesSection.hidden = files.length === 0;

@@ -15,22 +15,26 @@ const CONTROLS = {
   string: (name, p) => textControl(name, p),
   choice: (name, p) => {
     const input = h('select', { id: `param-${name}`, name }, p.choices.map((c) => h('option', { value: c }, c)));
-    input.value = p.default;
+    input.value = initial(p, p.choices[0]);
     return { input, read: () => input.value, write: (value) => { input.value = value; } };
   },
   boolean: (name, p) => {
-    const input = h('input', { id: `param-${name}`, name, type: 'checkbox', checked: p.default });
+    const input = h('input', { id: `param-${name}`, name, type: 'checkbox', checked: Boolean(initial(p, false)) });
     return { input, read: () => input.checked, write: (value) => { input.checked = Boolean(value); } };
   },
   size: (name, p) => sizeControl(name, p),
   list: (name, p) => jsonControl(name, p, 'A JSON array, e.g. ["a", 2].'),
+  json: (name, p) => jsonControl(name, p, 'A JSON value.'),
   uploads: (name, p, api) => uploadsControl(name, p, api),
 };
+
+/** The starting value of a control: the default, or empty for a parameter that has none (required). */
+const initial = (p, empty = '') => ('default' in p ? p.default : empty);
 
 function numberControl(name, p, step) {
   const input = h('input', {
     id: `param-${name}`, name, type: 'number', inputmode: step === 1 ? 'numeric' : 'decimal',
-    min: p.minimum, max: p.maximum, step, value: String(p.default),
+    min: p.minimum, max: p.maximum, step, value: String(initial(p)), required: p.required || undefined,
   });
   return {
     input, read: () => (input.value === '' ? undefined : Number(input.value)),
@@ -39,7 +43,8 @@ function numberControl(name, p, step) {
 }
 
 function textControl(name, p) {
-  const attrs = { id: `param-${name}`, name, maxlength: p.max_length, value: p.default, spellcheck: 'false' };
+  const attrs = { id: `param-${name}`, name, maxlength: p.max_length ?? undefined, value: initial(p),
+    spellcheck: 'false', required: p.required || undefined };
   const input = p.multiline ? h('textarea', { ...attrs, rows: 4 }) : h('input', { ...attrs, type: 'text' });
   return { input, read: () => input.value, write: (value) => { input.value = value ?? ''; } };
 }
@@ -64,7 +69,8 @@ function sizeControl(name, p) {
   const side = (label, value) => h('input', {
     type: 'number', min: p.minimum, max: p.maximum, step: 1, value: String(value), 'aria-label': `${name} ${label}`,
   });
-  const [width, height] = [side('width', p.default[0]), side('height', p.default[1])];
+  const [w, ht] = initial(p, ['', '']);
+  const [width, height] = [side('width', w), side('height', ht)];
   width.id = `param-${name}`;
   const input = h('span', { class: 'size-pair' }, width, h('span', { 'aria-hidden': 'true' }, '×'), height);
   return {
@@ -75,7 +81,8 @@ function sizeControl(name, p) {
 
 /** Types without a dedicated control (and lists) are edited as JSON; a parse error stays in the browser. */
 function jsonControl(name, p, hint) {
-  const input = h('textarea', { id: `param-${name}`, name, rows: 3, spellcheck: 'false', class: 'mono', value: JSON.stringify(p.default) });
+  const input = h('textarea', { id: `param-${name}`, name, rows: 3, spellcheck: 'false', class: 'mono',
+    value: 'default' in p ? JSON.stringify(p.default) : '', required: p.required || undefined });
   const read = () => {
     if (input.value.trim() === '') return undefined;
     try {
@@ -87,13 +94,21 @@ function jsonControl(name, p, hint) {
   return { input, read, hint, write: (value) => { input.value = JSON.stringify(value); } };
 }
 
+/** A parameter's label: the title its schema gives, else its name in words (`processing_time` → "Processing time"). */
+export function labelOf(name, p) {
+  if (p.title) return p.title;
+  const words = name.replaceAll('_', ' ').trim();
+  return words.charAt(0).toUpperCase() + words.slice(1);
+}
+
 /** One parameter's labelled control, hint and error line (the schedules page builds its form with it too). */
 export function fieldRow(name, p, api) {
   const control = (CONTROLS[p.type] || ((n, q) => jsonControl(n, q, 'JSON value.')))(name, p, api);
   const hint = [p.description, control.hint].filter(Boolean).join(' ');
+  const text = labelOf(name, p) + (p.required ? ' (required)' : '');
   const label = p.type === 'boolean'
-    ? h('label', { class: 'check', for: `param-${name}` }, control.input, ` ${name}`)
-    : h('label', { for: `param-${name}` }, name);
+    ? h('label', { class: 'check', for: `param-${name}` }, control.input, ` ${text}`)
+    : h('label', { for: `param-${name}` }, text);
   const row = h('div', { class: 'field', 'data-field': name },
     label, p.type === 'boolean' ? null : control.input,
     h('p', { class: 'hint' }, hint), h('p', { class: 'field-error', 'data-error-for': name, role: 'alert' }));

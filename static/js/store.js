@@ -11,7 +11,7 @@
  *   seq: number, cancel_requested: boolean, worker: string|null, timeline: TimelineEntry[],
  *   next_run_at: string|null, queue_position?: number|null, priority: 'high'|'default'|'low',
  *   run_at: string|null, schedule_id: string|null, source_task_id: string|null, callback_url: string|null
- * }} Task  mirrors the server's TaskDict (app/wire.py); `queue_position` only in REST answers
+ * }} Task  mirrors the server's TaskDict (core/wire.py); `queue_position` only in REST answers
  * @typedef {{status: string, task_type: string, q: string, text?: string, from?: string, to?: string,
  *   priority?: string, page: number, task: string}} Filters  `from`/`to`: UTC days, both included
  */
@@ -35,7 +35,7 @@ export function matches(task, filters) {
 
 const WORD = /[\p{L}\p{N}]+/gu;
 
-/** The server's text search (app/search.py): every word of `text` begins a word of the task's
+/** The server's text search (store/search.py): every word of `text` begins a word of the task's
  * parameters, result or error (JSON keys and values), in any letter case. */
 export function textMatches(task, text) {
   const wanted = text.toLowerCase().match(WORD) || [];

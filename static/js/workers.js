@@ -13,7 +13,7 @@ const RELOAD_EVERY = 60_000; // ms: the list is reloaded this often too, so forg
 /**
  * A worker as the page keeps it: the server's fields, plus `seenAt` (when its last beat was sent, on
  * this page's clock: the server's own `now` converts it, so clocks need not agree) and its `ttl`.
- * @typedef {{id: string, host: string, pid: number, queues: string[], concurrency: number,
+ * @typedef {{id: string, host: string, pid: number, queues: string[], concurrency: number, task_types: string[],
  *   started: number, last_heartbeat: number, running: string[], completed: number, failed: number,
  *   state: 'live'|'lost'|'stopped', stopped: number|null, seenAt: number, ttl: number}} Worker
  */
@@ -117,14 +117,14 @@ function buildRow(worker) {
   const refs = {
     badge: h('span', { class: 'badge' }, h('span', { class: 'glyph', 'aria-hidden': 'true' }), h('span')),
     host: h('span', { class: 'worker-host' }), pid: h('span', { class: 'worker-pid' }),
-    queues: h('td', { class: 'c-queues' }), started: h('td', { class: 'c-since' }),
+    queues: h('td', { class: 'c-queues' }), types: h('td', { class: 'c-types' }), started: h('td', { class: 'c-since' }),
     beat: h('td', { class: 'c-beat' }), running: h('td', { class: 'c-running' }),
     completed: h('td', { class: 'c-completed num' }), failed: h('td', { class: 'c-failed num' }),
   };
   refs.row = h('tr', { 'data-worker-id': worker.id, 'data-pid': worker.pid },
     h('td', { class: 'c-state' }, refs.badge),
     h('td', { class: 'c-worker', title: worker.id }, refs.host, refs.pid),
-    refs.queues, refs.started, refs.beat, refs.running, refs.completed, refs.failed);
+    refs.queues, refs.types, refs.started, refs.beat, refs.running, refs.completed, refs.failed);
   return refs;
 }
 
@@ -137,6 +137,7 @@ function fillRow(refs, worker, now) {
   setText(refs.host, worker.host);
   setText(refs.pid, `pid ${worker.pid}`);
   setText(refs.queues, worker.queues.join(', '));
+  setText(refs.types, (worker.task_types || []).join(', ') || '—');
   setText(refs.started, formatTime(new Date(worker.started * 1000).toISOString()));
   const ago = state === 'stopped' ? `stopped ${formatTime(new Date(worker.stopped * 1000).toISOString())}`
     : `${formatDuration(now - worker.seenAt)} ago`;

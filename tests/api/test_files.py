@@ -51,6 +51,7 @@ async def test_upload_is_stored_described_and_fetched_by_id(client: httpx.AsyncC
         (b"a,b\n1,2\n", "application/zip", 415, "cannot upload"),
         (b"\x00\x01\x02binary", "text/csv", 415, "UTF-8"),
         (b"just some text", "image/png", 415, "not an image"),
+        (b"\x00\x01\x02binary", "application/octet-stream", 415, "neither an image"),
         (b"", "text/csv", 422, "empty"),
     ],
 )
@@ -59,6 +60,13 @@ async def test_bad_uploads_are_refused_with_a_clear_4xx(
 ) -> None:
     response = await upload(client, content, content_type, "f")
     assert response.status_code == status and says in response.json()["detail"]
+
+
+async def test_untyped_bytes_are_typed_by_their_content(client: httpx.AsyncClient) -> None:
+    image = (await upload(client, png(), "application/octet-stream", "photo")).json()
+    text = (await upload(client, CSV, "application/octet-stream", "sales")).json()
+    assert (image["kind"], image["content_type"]) == ("image", "image/png")
+    assert (text["kind"], text["content_type"]) == ("csv", "text/csv")
 
 
 async def test_an_oversized_upload_without_a_length_is_cut_off_at_the_cap(client: httpx.AsyncClient) -> None:

@@ -20,9 +20,11 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from app.core.wire import TaskDict
 from app.main import create_app
 from app.settings import Settings
-from app.tasks import TASK_TYPES
+from app.tasks import load_task_types
 from app.web.openapi import document
 from tests.support.servers import make_settings, serve
+
+TASK_TYPES = load_task_types()
 
 MIN_REQUESTS = 1_000
 SEED = int(os.environ.get("SCHEMATHESIS_SEED", "20261123"))  # fixed so that CI repeats itself; vary it locally
@@ -76,10 +78,18 @@ async def test_the_task_schema_has_the_wire_fields(client: httpx.AsyncClient) ->
     assert set(task["properties"]) - {"queue_position"} == set(TaskDict.__annotations__)
     assert set(task["required"]) == set(TaskDict.__annotations__) and task["additionalProperties"] is False
     assert schemas["Error"]["required"] == ["detail"] and set(schemas["Error"]["properties"]) == {"detail", "field"}
-    submit = {variant["title"]: variant for variant in schemas["Submit"]["oneOf"]}
-    assert set(submit) == set(TASK_TYPES)
+    # one named component per type, told apart by task_type; its parameters a component of their own
+    mapping = schemas["Submit"]["discriminator"]["mapping"]
+    assert schemas["Submit"]["discriminator"]["propertyName"] == "task_type" and set(mapping) == set(TASK_TYPES)
+    assert [variant["$ref"] for variant in schemas["Submit"]["oneOf"]] == list(mapping.values())
     for name, kind in TASK_TYPES.items():
-        assert set(submit[name]["properties"]["parameters"]["properties"]) == set(kind.params)
+        variant = schemas[mapping[name].rsplit("/", 1)[-1]]
+        assert variant["properties"]["task_type"]["const"] == name and "task_type" in variant["required"]
+        parameters = schemas[variant["properties"]["parameters"]["$ref"].rsplit("/", 1)[-1]]
+        assert set(parameters["properties"]) == set(kind.parameters.model_fields)
+    # no component is named as one of its own properties (a generated client would shadow it)
+    for component, schema in schemas.items():
+        assert not any(component.lower() == name.replace("_", "") for name in schema.get("properties", {})), component
 
 
 def test_a_route_without_a_description_is_refused() -> None:

@@ -33,7 +33,7 @@ from app.main import create_app
 from app.settings import Settings
 from app.store.stores import Stores, open_stores
 from app.store.tables import webhook_deliveries
-from app.tasks.base import RetryPolicy
+from app.tasks import RetryPolicy
 from app.webhooks.hooks import Hooks
 from app.webhooks.sender import WebhookSender
 from app.worker.main import build_worker_settings, create_worker

@@ -28,15 +28,15 @@ from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
 from PIL import Image
 
 from app.core.errors import InvalidParameters
-from app.tasks import TASK_TYPES, get_task_type
-from app.tasks.base import TaskCancelled
+from app.tasks import TaskCancelled, load_task_types
 from app.tasks.builtin import csvstats
 from app.tasks.builtin.csvstats import quantile
 from app.tasks.builtin.data_processing import generate_chunks, generate_csv
 from app.tasks.builtin.email_simulation import failures
 from app.tasks.builtin.mailers import SmtpError
-from app.tasks.params import Float, Int, validate_parameters
 from launcher.redis_server import free_port
+
+TASK_TYPES = load_task_types()
 
 # parameters that keep every type's run short in tests
 FAST = {
@@ -96,7 +96,7 @@ async def run(task_type: str, tmp_path: Path, *, smtp_url: str | None = None, fi
               cancel_after: int | None = None, **raw: Any) -> tuple[dict[str, Any], FakeReporter]:
     kind = TASK_TYPES[task_type]
     report = FakeReporter(tmp_path, cancel_after, smtp_url, files)
-    result = await kind.run(validate_parameters(kind.params, raw), report)
+    result = await kind.run(kind.validate(raw), report)
     json.dumps(result, allow_nan=False)  # what the store and the wire will do with it
     return result, report
 
@@ -116,16 +116,16 @@ CONTRACT = {
 def test_registry_holds_the_contract_types_and_parameter_names() -> None:
     assert set(TASK_TYPES) == set(CONTRACT)
     for name, params in CONTRACT.items():
-        assert get_task_type(name).name == name
-        assert params <= set(TASK_TYPES[name].params)
-    operations = TASK_TYPES["image_processing"].params["operation"].choices  # type: ignore[attr-defined]
+        assert TASK_TYPES.named(name).name == name
+        assert params <= set(TASK_TYPES[name].parameters.model_fields)
+    operations = TASK_TYPES["image_processing"].describe()["parameters"]["operation"]["choices"]
     assert {"resize", "thumbnail", "grayscale", "convert"} <= set(operations)
 
 
 @pytest.mark.parametrize("name", ["nope", None, 5, ["data_processing"], ""])
 def test_unknown_task_type_names_the_known_ones(name: object) -> None:
     with pytest.raises(InvalidParameters) as caught:
-        get_task_type(name)
+        TASK_TYPES.named(name)
     assert caught.value.field == "task_type"
     assert "data_processing" in caught.value.message and "batch_processing" in caught.value.message
 
@@ -133,8 +133,8 @@ def test_unknown_task_type_names_the_known_ones(name: object) -> None:
 @pytest.mark.parametrize("name", sorted(CONTRACT))
 def test_defaults_validate_and_describe_as_json(name: str) -> None:
     kind = TASK_TYPES[name]
-    defaults = validate_parameters(kind.params, {})
-    assert list(defaults) == list(kind.params)
+    defaults = kind.validate({})
+    assert list(defaults) == list(kind.parameters.model_fields)
     described = json.loads(json.dumps(kind.describe(), allow_nan=False))
     assert {field: param["default"] for field, param in described["parameters"].items()} == defaults
     assert kind.timeout > 0
@@ -143,19 +143,19 @@ def test_defaults_validate_and_describe_as_json(name: str) -> None:
 @pytest.mark.parametrize("name", sorted(CONTRACT))
 def test_every_field_refuses_a_wrong_type_and_unknown_fields(name: str) -> None:
     kind = TASK_TYPES[name]
-    for field, param in kind.params.items():
+    for field, param in kind.describe()["parameters"].items():
         with pytest.raises(InvalidParameters) as caught:
-            validate_parameters(kind.params, {field: {"not": "valid"}})
+            kind.validate({field: {"not": "valid"}})
         assert caught.value.field == field
-        if isinstance(param, (Int, Float)):
+        if param["type"] in ("integer", "number"):
             with pytest.raises(InvalidParameters) as caught:
-                validate_parameters(kind.params, {field: True})
+                kind.validate({field: True})
             assert caught.value.field == field
             with pytest.raises(InvalidParameters) as caught:
-                validate_parameters(kind.params, {field: param.maximum + 1})
+                kind.validate({field: param["maximum"] + 1})
             assert caught.value.field == field
     with pytest.raises(InvalidParameters) as caught:
-        validate_parameters(kind.params, {"bogus": 1})
+        kind.validate({"bogus": 1})
     assert caught.value.field == "bogus"
 
 
@@ -174,7 +174,7 @@ async def test_a_cancel_at_a_report_stops_the_run(name: str, tmp_path: Path) -> 
     kind = TASK_TYPES[name]
     report = FakeReporter(tmp_path, cancel_after=1)
     with pytest.raises(TaskCancelled):
-        await kind.run(validate_parameters(kind.params, FAST[name]), report)
+        await kind.run(kind.validate(FAST[name]), report)
     assert len(report.calls) == 1
 
 

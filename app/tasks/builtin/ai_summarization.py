@@ -3,11 +3,12 @@
 import asyncio
 import math
 from collections import Counter
-from typing import Any
+from typing import Annotated, Any
 
-from app.tasks.base import Reporter, TaskType
+from pydantic import Field
+
+from app.tasks import Reporter, Text, task
 from app.tasks.builtin.text_processing import STOP_WORDS, split_sentences, words
-from app.tasks.params import Float, Int, Str
 
 SAMPLE_DOCUMENT = (
     "Task queues move slow work out of the request cycle. A web process accepts the request, stores a "
@@ -54,8 +55,15 @@ def summary_size(sentence_count: int, max_sentences: int, ratio: float) -> int:
     return max(1, min(keep, sentence_count))
 
 
-async def run(params: dict[str, Any], report: Reporter) -> dict[str, Any]:
-    document: str = params["document"]
+@task(timeout=600.0)
+async def ai_summarization(
+    report: Reporter,
+    document: Annotated[Text, Field(max_length=1_000_000, description="The document to summarise.")] = SAMPLE_DOCUMENT,
+    max_sentences: Annotated[int, Field(ge=1, le=50, description="Most sentences the summary keeps.")] = 3,
+    ratio: Annotated[float, Field(ge=0.0, le=1.0, description="Share of the sentences to keep (rounded up, capped by "
+                                                              "max_sentences); 0 keeps max_sentences.")] = 0.0,
+) -> dict[str, Any]:
+    """Extractive summary: the sentences with the highest TF-IDF weight, in document order."""
     await report(0, "splitting sentences")
     sentences = await asyncio.to_thread(split_sentences, document)
     if not sentences:
@@ -64,7 +72,7 @@ async def run(params: dict[str, Any], report: Reporter) -> dict[str, Any]:
     await report(30, "scoring sentences")
     scores = await asyncio.to_thread(score_sentences, sentences)
     await report(80, "selecting sentences")
-    keep = summary_size(len(sentences), params["max_sentences"], params["ratio"])
+    keep = summary_size(len(sentences), max_sentences, ratio)
     chosen = [sentences[index] for index in pick(scores, keep)]
     summary = " ".join(chosen)
     await report.log(f"kept {keep} of {len(sentences)} sentences: {len(summary)} of {len(document)} characters")
@@ -80,18 +88,3 @@ async def run(params: dict[str, Any], report: Reporter) -> dict[str, Any]:
         "method": "tf-idf",
     }
 
-
-TASK_TYPE = TaskType(
-    name="ai_summarization",
-    description="Extractive summary: the sentences with the highest TF-IDF weight, in document order.",
-    params={
-        "document": Str(SAMPLE_DOCUMENT, max_length=1_000_000, multiline=True,
-                        description="The document to summarise."),
-        "max_sentences": Int(3, minimum=1, maximum=50, description="Most sentences the summary keeps."),
-        "ratio": Float(0.0, minimum=0.0, maximum=1.0,
-                       description="Share of the sentences to keep (rounded up, capped by max_sentences); "
-                                   "0 keeps max_sentences."),
-    },
-    run=run,
-    timeout=600.0,
-)

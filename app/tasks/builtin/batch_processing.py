@@ -4,10 +4,11 @@ import asyncio
 import hashlib
 import math
 import time
-from typing import Any
+from typing import Annotated, Any
 
-from app.tasks.base import Reporter, TaskType
-from app.tasks.params import Bool, Float, List
+from pydantic import Field
+
+from app.tasks import Reporter, task
 
 MAX_LISTED = 100
 
@@ -29,9 +30,18 @@ def process_item(item: object) -> dict[str, Any]:
     raise ValueError("unsupported item type")
 
 
-async def run(params: dict[str, Any], report: Reporter) -> dict[str, Any]:
-    data: list[object] = params["data"]
-    delay: float = params["delay_per_item"]
+Item = Annotated[str, Field(max_length=10_000)] | int | float | bool | None  # a JSON scalar
+
+
+@task(timeout=3600.0)
+async def batch_processing(
+    report: Reporter,
+    data: Annotated[list[Item], Field(max_length=10_000, description="Items to process: strings or numbers.")] = [
+        "alpha", "beta", "gamma", "delta", "epsilon"],
+    delay_per_item: Annotated[float, Field(ge=0.0, le=10.0, description="Minimum seconds per item.")] = 0.1,
+    fail_fast: Annotated[bool, Field(description="Fail the whole batch at the first item that fails.")] = False,
+) -> dict[str, Any]:
+    """Processes each item: strings get length, upper case and SHA-256; numbers square and root."""
     outcomes: list[dict[str, Any]] = []
     failed = 0
     start = time.monotonic()
@@ -40,13 +50,13 @@ async def run(params: dict[str, Any], report: Reporter) -> dict[str, Any]:
         try:
             outcomes.append({"index": index, "ok": True, "output": process_item(item)})
         except ValueError as exc:
-            if params["fail_fast"]:
+            if fail_fast:
                 raise ValueError(f"item {index} failed: {exc}") from None
             outcomes.append({"index": index, "ok": False, "error": str(exc)})
             failed += 1
             await report.log(f"item {index} failed: {exc}")
         # the delay is a minimum pace: sleep only what the work itself did not take
-        await asyncio.sleep(max(0.0, start + (index + 1) * delay - time.monotonic()))
+        await asyncio.sleep(max(0.0, start + (index + 1) * delay_per_item - time.monotonic()))
     await report.log(f"{len(data) - failed} of {len(data)} items succeeded, {failed} failed")
     await report(100, "done")
     return {
@@ -56,17 +66,3 @@ async def run(params: dict[str, Any], report: Reporter) -> dict[str, Any]:
         "items": outcomes[:MAX_LISTED],
         "items_truncated": len(outcomes) > MAX_LISTED,
     }
-
-
-TASK_TYPE = TaskType(
-    name="batch_processing",
-    description="Processes each item: strings get length, upper case and SHA-256; numbers square and root.",
-    params={
-        "data": List(("alpha", "beta", "gamma", "delta", "epsilon"), max_items=10_000, item_max_length=10_000,
-                     description="Items to process: strings or numbers."),
-        "delay_per_item": Float(0.1, minimum=0.0, maximum=10.0, description="Minimum seconds per item."),
-        "fail_fast": Bool(False, description="Fail the whole batch at the first item that fails."),
-    },
-    run=run,
-    timeout=3600.0,
-)

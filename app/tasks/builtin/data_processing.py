@@ -7,11 +7,12 @@ import itertools
 import random
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Annotated, Any
 
-from app.tasks.base import Reporter, TaskType
+from pydantic import Field
+
+from app.tasks import CsvUpload, Reporter, task
 from app.tasks.builtin.csvstats import CsvStats, FileLines
-from app.tasks.params import Float, Int, Uploads
 
 HEADER = ("id", "amount", "quantity", "category", "region", "score")
 CATEGORIES = ("electronics", "books", "clothing", "garden", "toys", "groceries")
@@ -67,15 +68,16 @@ def worth_logging(chunk: int) -> bool:
     return chunk % 10 ** (len(str(chunk)) - 1) == 0
 
 
-async def read_all(stats: CsvStats, lines: GeneratedLines | FileLines, params: dict[str, Any],
+async def read_all(stats: CsvStats, lines: GeneratedLines | FileLines, chunk_size: int, pace: float,
                    report: Reporter) -> int:
-    """Reads every chunk, reporting and pacing; returns the number of chunks."""
-    pace, chunks = params["processing_time"], 0
+    """Reads every chunk, reporting and pacing (`pace`: the minimum seconds of the whole read); returns
+    the number of chunks."""
+    chunks = 0
     start = time.monotonic()
     while True:
         await report(100 * lines.fraction, f"reading chunk {chunks + 1}")
         first = stats.rows + 1
-        count = await asyncio.to_thread(stats.read_chunk, params["chunk_size"])
+        count = await asyncio.to_thread(stats.read_chunk, chunk_size)
         chunks += 1 if count else 0
         if count and worth_logging(chunks):
             await report.log(f"chunk {chunks}: rows {first}-{stats.rows}")
@@ -87,11 +89,11 @@ async def read_all(stats: CsvStats, lines: GeneratedLines | FileLines, params: d
             return chunks
 
 
-async def analyse(lines: GeneratedLines | FileLines, params: dict[str, Any], report: Reporter) -> dict[str, Any]:
+async def analyse(lines: GeneratedLines | FileLines, chunk_size: int, pace: float, report: Reporter) -> dict[str, Any]:
     start = time.monotonic()
     stats = await asyncio.to_thread(CsvStats, lines)
     await report.log(f"{len(stats.columns)} columns: {', '.join(column.name for column in stats.columns)}")
-    chunks = await read_all(stats, lines, params, report)
+    chunks = await read_all(stats, lines, chunk_size, pace, report)
     if names := stats.pending_reread():
         await report(100 * lines.fraction, "re-reading the first rows of columns that turned categorical")
         await report.log(f"re-reading the rows before column(s) {', '.join(names)} turned categorical")
@@ -100,41 +102,35 @@ async def analyse(lines: GeneratedLines | FileLines, params: dict[str, Any], rep
     summary = await asyncio.to_thread(stats.summary)
     kinds = ", ".join(f"{name} ({column['kind']})" for name, column in summary["columns"].items())
     await report.log(f"analysed {stats.rows} rows in {chunks} chunks: {kinds}")
-    return {**summary, "chunks": chunks, "chunk_size": params["chunk_size"],
+    return {**summary, "chunks": chunks, "chunk_size": chunk_size,
             "elapsed_seconds": round(time.monotonic() - start, 3)}
 
 
-async def run(params: dict[str, Any], report: Reporter) -> dict[str, Any]:
-    if not params["upload"]:
-        lines = GeneratedLines(params["rows"], params["seed"], params["chunk_size"])
-        result = await analyse(lines, params, report)
+@task(timeout=1800.0)
+async def data_processing(
+    report: Reporter,
+    rows: Annotated[int, Field(ge=1, le=1_000_000, description="Rows of data to generate and analyse (unused with "
+                                                               "an upload).")] = 1000,
+    processing_time: Annotated[float, Field(ge=0.0, le=600.0, description="Minimum seconds the run takes (paces "
+                                                                          "the chunks).")] = 2.0,
+    seed: Annotated[int, Field(ge=0, le=2**31 - 1, description="Seed of the generated data (unused with an "
+                                                               "upload).")] = 42,
+    chunk_size: Annotated[int, Field(ge=100, le=100_000, description="Rows analysed per chunk.")] = 1000,
+    upload: Annotated[list[CsvUpload], Field(max_length=1, description="An uploaded CSV file (UTF-8, header row "
+                                                                       "first) to analyse instead of generated "
+                                                                       "data.")] = [],
+) -> dict[str, Any]:
+    """Analyses a CSV, generated from a seed or uploaded, streaming it in chunks: per-column count,
+    missing, mean, std, min, max and quantiles, or the top categories."""
+    if not upload:
+        lines = GeneratedLines(rows, seed, chunk_size)
+        result = await analyse(lines, chunk_size, processing_time, report)
         await report(100, "done")
-        return {"source": "generated", "seed": params["seed"], **result}
-    upload = report.upload(params["upload"][0])
+        return {"source": "generated", "seed": seed, **result}
+    file = report.upload(upload[0])
     try:
-        result = await analyse(FileLines(upload.path), params, report)
+        result = await analyse(FileLines(file.path), chunk_size, processing_time, report)
     except ValueError as exc:
-        raise ValueError(f"upload {upload.filename!r}, {exc}") from None
+        raise ValueError(f"upload {file.filename!r}, {exc}") from None
     await report(100, "done")
-    return {"source": "upload", "file": upload.filename, "upload_id": upload.id, "bytes": upload.size, **result}
-
-
-TASK_TYPE = TaskType(
-    name="data_processing",
-    description="Analyses a CSV, generated from a seed or uploaded, streaming it in chunks: per-column "
-                "count, missing, mean, std, min, max and quantiles, or the top categories.",
-    params={
-        "rows": Int(1000, minimum=1, maximum=1_000_000,
-                    description="Rows of data to generate and analyse (unused with an upload)."),
-        "processing_time": Float(2.0, minimum=0.0, maximum=600.0,
-                                 description="Minimum seconds the run takes (paces the chunks)."),
-        "seed": Int(42, minimum=0, maximum=2**31 - 1,
-                    description="Seed of the generated data (unused with an upload)."),
-        "chunk_size": Int(1000, minimum=100, maximum=100_000, description="Rows analysed per chunk."),
-        "upload": Uploads((), kind="csv", max_items=1,
-                          description="An uploaded CSV file (UTF-8, header row first) to analyse instead of "
-                                      "generated data."),
-    },
-    run=run,
-    timeout=1800.0,
-)
+    return {"source": "upload", "file": file.filename, "upload_id": file.id, "bytes": file.size, **result}

@@ -6,11 +6,12 @@ import time
 from datetime import datetime, timezone
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
-from typing import Any
+from typing import Annotated, Any
 
-from app.tasks.base import Reporter, TaskType
+from pydantic import Field
+
+from app.tasks import Line, Reporter, task
 from app.tasks.builtin.mailers import MaildirMailer, Mailer, SmtpMailer
-from app.tasks.params import Float, Int, Str
 
 SENDER = "Task Queue <noreply@example.test>"
 MAX_LISTED = 100
@@ -62,9 +63,9 @@ def outcome_line(outcome: dict[str, Any]) -> str:
     return f"{outcome['recipient']}: failed: {code}{outcome['error']}"
 
 
-async def send_all(params: dict[str, Any], mailer: Mailer, report: Reporter) -> list[dict[str, Any]]:
-    total: int = params["recipient_count"]
-    fails = failures(total, params["failure_rate"], params["seed"])
+async def send_all(mailer: Mailer, report: Reporter, *, total: int, subject: str, failure_rate: float, seed: int,
+                   delay: float) -> list[dict[str, Any]]:
+    fails = failures(total, failure_rate, seed)
     outcomes: list[dict[str, Any]] = []
     start = time.monotonic()
     for number in range(1, total + 1):
@@ -72,19 +73,30 @@ async def send_all(params: dict[str, Any], mailer: Mailer, report: Reporter) -> 
         if fails[number - 1]:
             outcome = {"status": "failed", "error": "simulated failure (failure_rate), not sent"}
         else:
-            outcome = await asyncio.to_thread(build_and_deliver, mailer, report.task_id, number, total,
-                                              params["subject"])
+            outcome = await asyncio.to_thread(build_and_deliver, mailer, report.task_id, number, total, subject)
         outcomes.append({"recipient": recipient(number), **outcome})
         await report.log(outcome_line(outcomes[-1]))
         # the delay is a minimum pace per e-mail: sleep only what building and delivering did not take
-        await asyncio.sleep(max(0.0, start + number * params["delay_per_email"] - time.monotonic()))
+        await asyncio.sleep(max(0.0, start + number * delay - time.monotonic()))
     return outcomes
 
 
-async def run(params: dict[str, Any], report: Reporter) -> dict[str, Any]:
+@task(timeout=3600.0)
+async def email_simulation(
+    report: Reporter,
+    recipient_count: Annotated[int, Field(ge=1, le=10_000, description="Recipients to send to.")] = 10,
+    delay_per_email: Annotated[float, Field(ge=0.0, le=10.0, description="Minimum seconds per e-mail.")] = 0.1,
+    subject: Annotated[Line, Field(max_length=200, description="Subject line.")] = "Hello from the task queue",
+    failure_rate: Annotated[float, Field(ge=0.0, le=1.0, description="Share of deliveries that fail (simulated, "
+                                                                      "chosen by seed).")] = 0.0,
+    seed: Annotated[int, Field(ge=0, le=2**31 - 1, description="Seed choosing which deliveries fail.")] = 42,
+) -> dict[str, Any]:
+    """Builds a personalised e-mail per recipient and delivers it over SMTP (SMTP_URL) or into a local
+    Maildir; per-recipient outcome."""
     mailer = await asyncio.to_thread(open_mailer, report)
     try:
-        outcomes = await send_all(params, mailer, report)
+        outcomes = await send_all(mailer, report, total=recipient_count, subject=subject, failure_rate=failure_rate,
+                                  seed=seed, delay=delay_per_email)
     finally:
         # not awaited: after a cancel a delivery may still be running in its thread, and close waits for it
         asyncio.get_running_loop().run_in_executor(None, mailer.close)
@@ -99,20 +111,3 @@ async def run(params: dict[str, Any], report: Reporter) -> dict[str, Any]:
         "recipients_truncated": len(outcomes) > MAX_LISTED,
         "total_bytes": sum(outcome["bytes"] for outcome in sent),
     }
-
-
-TASK_TYPE = TaskType(
-    name="email_simulation",
-    description="Builds a personalised e-mail per recipient and delivers it over SMTP (SMTP_URL) or into a "
-                "local Maildir; per-recipient outcome.",
-    params={
-        "recipient_count": Int(10, minimum=1, maximum=10_000, description="Recipients to send to."),
-        "delay_per_email": Float(0.1, minimum=0.0, maximum=10.0, description="Minimum seconds per e-mail."),
-        "subject": Str("Hello from the task queue", max_length=200, description="Subject line."),
-        "failure_rate": Float(0.0, minimum=0.0, maximum=1.0,
-                              description="Share of deliveries that fail (simulated, chosen by seed)."),
-        "seed": Int(42, minimum=0, maximum=2**31 - 1, description="Seed choosing which deliveries fail."),
-    },
-    run=run,
-    timeout=3600.0,
-)

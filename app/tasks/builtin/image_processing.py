@@ -7,16 +7,19 @@ import random
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from PIL import Image, ImageDraw, ImageFilter, ImageOps, UnidentifiedImageError
+from pydantic import BeforeValidator, Field
 
-from app.tasks.base import Reporter, TaskType
-from app.tasks.params import Choice, Float, Int, Size, Uploads
+from app.core.validation import ERROR
+from app.tasks import ImageUpload, Reporter, task
 
 SOURCE_SIZE = (640, 480)
 BLUR_RADIUS = 4
-OPERATIONS = ("resize", "thumbnail", "grayscale", "rotate", "blur", "convert")
+Operation = Literal["resize", "thumbnail", "grayscale", "rotate", "blur", "convert"]
+Format = Literal["PNG", "JPEG", "WEBP", "GIF", "BMP"]
+OPERATIONS: tuple[str, ...] = Operation.__args__
 EXTENSIONS = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp", "GIF": "gif", "BMP": "bmp"}
 
 
@@ -81,11 +84,11 @@ def load_upload(path: Path, filename: str) -> Image.Image:
     return image.convert("RGBA" if image.has_transparency_data else "RGB")
 
 
-def process(load: Callable[[], Image.Image], params: dict[str, Any], target: Path) -> dict[str, Any]:
+def process(load: Callable[[], Image.Image], operation: str, size: tuple[int, int], angle: float, fmt: str,
+            target: Path) -> dict[str, Any]:
     """One image from source to written file; CPU-bound, so callers run it in a thread."""
     source = load()
-    data = encode(apply(source, params["operation"], tuple(params["target_size"]), params["angle"]),
-                  params["format"])
+    data = encode(apply(source, operation, size, angle), fmt)
     target.write_bytes(data)
     # describe what was really written, read back from the bytes
     with Image.open(io.BytesIO(data)) as written:
@@ -94,56 +97,60 @@ def process(load: Callable[[], Image.Image], params: dict[str, Any], target: Pat
             "mode": mode, "format": fmt, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
 
 
-def sources(params: dict[str, Any], report: Reporter) -> list[tuple[str, Callable[[], Image.Image]]]:
+def sources(uploads: list[str], image_count: int, seed: int,
+            report: Reporter) -> list[tuple[str, Callable[[], Image.Image]]]:
     """Each image's source name and a loader for it: the uploads, or else generated images."""
-    if params["uploads"]:
-        uploads = [report.upload(upload_id) for upload_id in params["uploads"]]
-        return [(upload.filename, partial(load_upload, upload.path, upload.filename)) for upload in uploads]
-    return [("generated", partial(source_image, params["seed"], number))
-            for number in range(1, params["image_count"] + 1)]
+    if uploads:
+        files = [report.upload(upload_id) for upload_id in uploads]
+        return [(file.filename, partial(load_upload, file.path, file.filename)) for file in files]
+    return [("generated", partial(source_image, seed, number)) for number in range(1, image_count + 1)]
 
 
-async def run(params: dict[str, Any], report: Reporter) -> dict[str, Any]:
-    extension = EXTENSIONS[params["format"]]
-    todo = sources(params, report)
+def _square(value: object) -> object:
+    return [value, value] if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+Side = Annotated[int, Field(ge=1, le=4096)]
+# [width, height], or one integer for a square
+Size = Annotated[list[Side], BeforeValidator(_square), Field(min_length=2, max_length=2, json_schema_extra={
+    "x-size": True, ERROR: "must be [width, height] with integers between 1 and 4096"})]
+
+
+@task(timeout=1800.0)
+async def image_processing(
+    report: Reporter,
+    image_count: Annotated[int, Field(ge=1, le=100, description="Images to generate and process (unused with "
+                                                                "uploads).")] = 3,
+    operation: Annotated[Operation, Field(description="The operation applied to each image.")] = "resize",
+    target_size: Annotated[Size, Field(description="[width, height] for resize, or the box a thumbnail fits in.")] = [
+        256, 256],
+    format: Annotated[Format, Field(description="Output format of every image.")] = "PNG",
+    angle: Annotated[float, Field(ge=-360.0, le=360.0, description="Degrees counter-clockwise, for rotate.")] = 90.0,
+    seed: Annotated[int, Field(ge=0, le=2**31 - 1, description="Seed of the generated images (unused with "
+                                                               "uploads).")] = 42,
+    uploads: Annotated[list[ImageUpload], Field(max_length=50, description="Uploaded images to process (the first "
+                                                                           "frame of each) instead of generated "
+                                                                           "ones.")] = [],
+) -> dict[str, Any]:
+    """Resizes, thumbnails, greys, rotates, blurs or converts uploaded or generated images with Pillow."""
+    extension = EXTENSIONS[format]
+    todo = sources(uploads, image_count, seed, report)
     images = []
     for number, (name, load) in enumerate(todo, 1):
         # between images is where a cancel takes effect: the Pillow work in its thread is not interruptible
         await report(100 * (number - 1) / len(todo), f"image {number}/{len(todo)}")
         target = report.artifacts / f"image_{number}.{extension}"
-        record = await asyncio.to_thread(process, load, params, target)
+        record = await asyncio.to_thread(process, load, operation, (target_size[0], target_size[1]), angle, format,
+                                         target)
         images.append({"source": name, **record})
         await report.log(f"image {number}/{len(todo)} ({name}): {record['file']} {record['width']}x"
                          f"{record['height']} {record['mode']} {record['format']}, {record['bytes']} bytes")
     await report(100, "done")
     return {
-        "operation": params["operation"],
-        "format": params["format"],
-        "source": "upload" if params["uploads"] else "generated",
+        "operation": operation,
+        "format": format,
+        "source": "upload" if uploads else "generated",
         "image_count": len(images),
         "files": [image["file"] for image in images],
         "images": images,
     }
-
-
-TASK_TYPE = TaskType(
-    name="image_processing",
-    description="Resizes, thumbnails, greys, rotates, blurs or converts uploaded or generated images "
-                "with Pillow.",
-    params={
-        "image_count": Int(3, minimum=1, maximum=100,
-                           description="Images to generate and process (unused with uploads)."),
-        "operation": Choice("resize", choices=OPERATIONS, description="The operation applied to each image."),
-        "target_size": Size((256, 256), minimum=1, maximum=4096,
-                            description="[width, height] for resize, or the box a thumbnail fits in."),
-        "format": Choice("PNG", choices=tuple(EXTENSIONS), description="Output format of every image."),
-        "angle": Float(90.0, minimum=-360.0, maximum=360.0, description="Degrees counter-clockwise, for rotate."),
-        "seed": Int(42, minimum=0, maximum=2**31 - 1,
-                    description="Seed of the generated images (unused with uploads)."),
-        "uploads": Uploads((), kind="image", max_items=50,
-                           description="Uploaded images to process (the first frame of each) instead of "
-                                       "generated ones."),
-    },
-    run=run,
-    timeout=1800.0,
-)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from app.tasks.base import TransientError
+from app.tasks.runtime import TransientError
 
 TIMEOUT = 30.0  # seconds for the SMTP connection and each command
 

@@ -3,10 +3,11 @@
 import asyncio
 import re
 from collections import Counter
-from typing import Any
+from typing import Annotated, Any
 
-from app.tasks.base import Reporter, TaskType
-from app.tasks.params import Str
+from pydantic import Field
+
+from app.tasks import Reporter, Text, task
 
 SAMPLE_TEXT = (
     "Background workers keep web requests fast. A request that would take seconds is handed to a "
@@ -75,23 +76,17 @@ def analyse(text: str) -> dict[str, Any]:
     }
 
 
-async def run(params: dict[str, Any], report: Reporter) -> dict[str, Any]:
+@task(timeout=600.0)
+async def text_processing(
+    report: Reporter,
+    text: Annotated[Text, Field(max_length=1_000_000, description="The text to analyse.")] = SAMPLE_TEXT,
+) -> dict[str, Any]:
+    """Word, character, sentence and paragraph counts, top words and normalised text."""
     await report(0, "analysing text")
-    await report.log(f"analysing {len(params['text'])} characters")
-    result = await asyncio.to_thread(analyse, params["text"])
+    await report.log(f"analysing {len(text)} characters")
+    result = await asyncio.to_thread(analyse, text)
     await report.log(f"{result['word_count']} words ({result['unique_words']} distinct), "
                      f"{result['sentence_count']} sentences, {result['paragraph_count']} paragraphs; "
                      f"reading time {result['reading_time_seconds']} s")
     await report(100, "done")
     return result
-
-
-TASK_TYPE = TaskType(
-    name="text_processing",
-    description="Word, character, sentence and paragraph counts, top words and normalised text.",
-    params={
-        "text": Str(SAMPLE_TEXT, max_length=1_000_000, multiline=True, description="The text to analyse."),
-    },
-    run=run,
-    timeout=600.0,
-)

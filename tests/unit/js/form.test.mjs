@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { localToIso, readOptions } from '../../../static/js/form.js';
+import { labelOf, localToIso, readOptions } from '../../../static/js/form.js';
 
 test('a datetime-local value becomes ISO 8601 with the offset of that local moment', () => {
   for (const value of ['2026-12-24T18:00', '2026-07-01T09:30:15', '2027-03-28T02:30']) {
@@ -22,4 +22,11 @@ test('options follow the start chosen; a missing time or delay names its field',
   assert.throws(() => readOptions({ ...base, start: 'at', at: '' }), { field: 'run_at' });
   assert.throws(() => readOptions({ ...base, start: 'after', delay: '' }), { field: 'delay' });
   assert.throws(() => readOptions({ ...base, start: 'after', delay: '-1' }), { field: 'delay' });
+});
+
+test('a field is labelled by its schema title, else by its name in words', () => {
+  assert.equal(labelOf('processing_time', { title: 'Processing Time' }), 'Processing Time');
+  assert.equal(labelOf('text', { title: 'Text to count' }), 'Text to count');
+  assert.equal(labelOf('processing_time', {}), 'Processing time');
+  assert.equal(labelOf('_x_', { title: '' }), 'X');
 });

@@ -1,12 +1,10 @@
-"""What every task type provides, and what it is handed while it runs."""
+"""What a task's function is handed while it runs (the Reporter), what it may raise, and how its
+failed attempts are retried."""
 
 import random
-from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
-
-from app.tasks.params import Param
+from typing import Protocol
 
 
 class TaskCancelled(Exception):
@@ -46,7 +44,7 @@ class Reporter(Protocol):
         """Append a line to the task's log (persisted, streamed live, capped per task)."""
 
     def upload(self, upload_id: str) -> "UploadFile":
-        """An uploaded input file (ids come from `Uploads` parameters, checked on submit)."""
+        """An uploaded input file (ids come from upload parameters: `CsvUpload`, `ImageUpload`; checked on submit)."""
 
 
 class UploadFile(Protocol):
@@ -57,23 +55,17 @@ class UploadFile(Protocol):
     content_type: str
 
 
-Run = Callable[[dict[str, Any], Reporter], Awaitable[dict[str, Any]]]
+class SyncReporter(Protocol):
+    """What a plain (`def`) task function gets: the same reporter, called without `await` from the
+    thread or child process it runs in."""
 
+    task_id: str
+    data_dir: Path
+    artifacts: Path
+    smtp_url: str | None
 
-@dataclass(frozen=True)
-class TaskType:
-    name: str
-    description: str
-    params: Mapping[str, Param]
-    run: Run
-    timeout: float = 600.0  # seconds one attempt may take before it is stopped and failed
-    retry: RetryPolicy = RetryPolicy()
+    def __call__(self, progress: float, stage: str = "") -> None: ...
 
-    def describe(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "description": self.description,
-            "timeout": self.timeout,
-            "max_attempts": self.retry.max_attempts,
-            "parameters": {name: p.describe() for name, p in self.params.items()},
-        }
+    def log(self, line: str) -> None: ...
+
+    def upload(self, upload_id: str) -> UploadFile: ...

@@ -1,0 +1,128 @@
+"""`@task`: a function becomes a task type. Its name is the type's name (or `name=`), its docstring
+the description (or `description=`), its parameters after the reporter the schema (app/tasks/schema.py);
+`timeout`, `max_attempts` (or a whole `retry` policy) and `executor` are the type's run options."""
+
+import inspect
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any, Literal, overload
+
+from pydantic import BaseModel
+
+from app.tasks import schema
+from app.tasks.executors import in_process, in_thread
+from app.tasks.runtime import Reporter, RetryPolicy
+from app.tasks.schema import TaskDefinitionError
+
+Executor = Literal["async", "thread", "process"]
+NAME_MAX = 64  # characters of a type's name (the tasks table's column)
+
+
+@dataclass(frozen=True)
+class TaskType:
+    name: str
+    description: str
+    function: Callable[..., Any]
+    parameters: type[BaseModel]
+    takes_model: bool = False  # the function takes one pydantic model, not its fields one by one
+    timeout: float = 600.0  # seconds one attempt may take before it is stopped and failed
+    retry: RetryPolicy = RetryPolicy()
+    executor: Executor = "async"  # async: on the worker's loop; thread; process: a child process per attempt
+
+    @property
+    def module(self) -> str:
+        return str(self.function.__module__)
+
+    def validate(self, raw: object) -> dict[str, Any]:
+        """Submitted parameters as stored: JSON values, defaults filled in; InvalidParameters naming the field."""
+        return schema.validate(self.parameters, raw)
+
+    def arguments(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The function's keyword arguments from stored parameters (typed again: a `datetime` is one)."""
+        model = self.parameters.model_validate_json(json.dumps(params))
+        if self.takes_model:  # the one parameter after the reporter takes the model itself
+            return {list(inspect.signature(self.function).parameters)[1]: model}
+        return {name: getattr(model, name) for name in self.parameters.model_fields}
+
+    async def run(self, params: dict[str, Any], report: Reporter) -> dict[str, Any]:
+        """One attempt: the function called as its executor says, its result as a JSON object."""
+        if self.executor == "process":
+            outcome = await in_process(self.module, self.name, params, report)
+        elif self.executor == "thread":
+            outcome = await in_thread(self.function, report, self.arguments(params))
+        else:
+            outcome = await self.function(report, **self.arguments(params))
+        return result_object(self.name, outcome)
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "description": self.description, "timeout": self.timeout,
+                "max_attempts": self.retry.max_attempts, "executor": self.executor, "module": self.module,
+                "parameters": schema.describe(self.parameters), "schema": self.parameters.model_json_schema()}
+
+    def limited(self, timeout: float | None, max_attempts: int | None) -> "TaskType":
+        """This type with an operator's limits (TASK_TIMEOUTS, TASK_MAX_ATTEMPTS) in place of its own."""
+        retry = self.retry if max_attempts is None else replace(self.retry, max_attempts=max_attempts)
+        return replace(self, timeout=self.timeout if timeout is None else timeout, retry=retry)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """The function itself, as written: a task type stays callable (in the author's own tests)."""
+        return self.function(*args, **kwargs)
+
+
+def result_object(name: str, outcome: object) -> dict[str, Any]:
+    """A task's return value as its `result_data` (a JSON object): a dict, a pydantic model, or None."""
+    if outcome is None:
+        return {}
+    if isinstance(outcome, BaseModel):
+        return outcome.model_dump(mode="json")
+    if isinstance(outcome, dict):
+        return outcome
+    raise TypeError(f"task {name} returned {type(outcome).__name__}; return a dict (a JSON object), a pydantic "
+                    "model or None")
+
+
+@overload
+def task(function: Callable[..., Any], /) -> TaskType: ...
+
+
+@overload
+def task(*, name: str | None = None, description: str | None = None, timeout: float = 600.0,
+         max_attempts: int = 3, retry: RetryPolicy | None = None,
+         executor: Executor | None = None) -> Callable[[Callable[..., Any]], TaskType]: ...
+
+
+def task(function: Callable[..., Any] | None = None, /, *, name: str | None = None, description: str | None = None,
+         timeout: float = 600.0, max_attempts: int = 3, retry: RetryPolicy | None = None,
+         executor: Executor | None = None) -> TaskType | Callable[[Callable[..., Any]], TaskType]:
+    """Make a task type of a function: `@task` or `@task(description=…, timeout=…, max_attempts=…)`.
+
+    An `async def` runs on the worker's event loop and must await between steps (`await report(…)`);
+    a plain `def` runs in a thread (`executor="thread"`, the default for it) or, for CPU-heavy work,
+    in a child process of its own (`executor="process"`: killed at once on cancel or time limit)."""
+
+    def make(fn: Callable[..., Any]) -> TaskType:
+        type_name = name or fn.__name__
+        where = f"{fn.__module__}.{fn.__qualname__}"
+        if not type_name.isidentifier() or len(type_name) > NAME_MAX:
+            raise TaskDefinitionError(f"{where}: the type's name {type_name!r} must be an identifier of at most "
+                                      f"{NAME_MAX} characters")
+        is_async = inspect.iscoroutinefunction(fn)
+        chosen = executor or ("async" if is_async else "thread")
+        if is_async != (chosen == "async"):
+            raise TaskDefinitionError(f"{where}: executor={chosen!r} runs a plain function (`def`); an `async def` "
+                                      "runs on the worker's loop (leave executor out)" if is_async else
+                                      f"{where}: a plain function (`def`) runs in a thread or a process, not on "
+                                      "the loop: leave executor out, or say 'thread' or 'process'")
+        if chosen == "process" and ("<locals>" in fn.__qualname__ or fn.__module__ == "__main__"):
+            raise TaskDefinitionError(f"{where}: executor='process' needs a function its child process can "
+                                      "import: define it at the top of an importable module")
+        if timeout <= 0 or max_attempts < 1:
+            raise TaskDefinitionError(f"{where}: timeout must be positive and max_attempts at least 1")
+        model, takes_model = schema.parameters_model(fn, type_name)
+        text = description if description is not None else inspect.cleandoc(fn.__doc__ or "").split("\n\n")[0]
+        policy = retry if retry is not None else RetryPolicy(max_attempts=max_attempts)
+        return TaskType(name=type_name, description=" ".join(text.split()), function=fn, parameters=model,
+                        takes_model=takes_model, timeout=float(timeout), retry=policy, executor=chosen)
+
+    return make(function) if function is not None else make
