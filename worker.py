@@ -7,7 +7,7 @@ but exits when Redis goes away.
 from app.settings import load_settings
 from app.worker.main import build_worker_settings, main
 
-WorkerSettings = build_worker_settings(load_settings())
-
 if __name__ == "__main__":
     main()
+else:  # `arq worker.WorkerSettings` (and a task's process, whose forkserver imports this module first)
+    WorkerSettings = build_worker_settings(load_settings())

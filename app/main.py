@@ -20,7 +20,7 @@ from app.metrics.series import MinuteCache
 from app.settings import Settings, load_settings
 from app.store.stores import open_stores
 from app.store.uploads import upload_store
-from app.tasks import load_task_types
+from app.tasks import configured_types
 from app.web import errors, files, health, metrics, openapi, schedules, tasks, webhooks, workers
 from app.web.live import ws
 from app.web.live.hub import EventHub
@@ -47,8 +47,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or load_settings()
     check_exposure(settings)
     check_settings(settings)  # a global webhook that could not be signed
-    types = load_task_types(settings.task_modules, builtin=settings.builtin_tasks, timeouts=settings.task_timeouts,
-                            max_attempts=settings.task_max_attempts)  # refuses, at start, a module it cannot use
+    types = configured_types(settings)  # refuses, at start, a module it cannot use
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
@@ -67,7 +66,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             stack.push_async_callback(changes.drain)  # runs before Redis and the database close
             yield {"settings": settings, "stores": stores, "redis": redis, "hub": hub, "uploads": uploads,
                    "submissions": Submissions(stores.tasks, redis, types, uploads, settings.max_queued, hooks),
-                   "canceller": Canceller(changes), "retrier": Retrier(changes), "types": types, "openapi": spec,
+                   "canceller": Canceller(changes), "retrier": Retrier(changes, types), "types": types, "openapi": spec,
                    "minutes": MinuteCache(), "limiter": RateLimiter(settings.submit_rate, settings.submit_burst)}
 
     routes = [

@@ -2,7 +2,8 @@
 
 Under honcho one process exiting stops them all, so a crashed worker would take the web down with
 it. This restarts the child with backoff when it dies for any reason, and passes SIGTERM/SIGINT on
-to it (then exits with it) so that stopping still works as before.
+to it (then exits with it) so that stopping still works as before. A child that exits with
+CONFIG_ERROR (it cannot start with its configuration) is not started again.
 """
 
 import signal
@@ -11,6 +12,8 @@ import sys
 import threading
 import time
 from types import FrameType
+
+from app.core.cli import CONFIG_ERROR
 
 FIRST_DELAY = 0.5
 MAX_DELAY = 30.0
@@ -36,6 +39,10 @@ class Respawner:
             code = self.child.wait()
             if self.stopping.is_set():
                 return code if code > 0 else 0
+            if code == CONFIG_ERROR:  # it said why it cannot start; it would only say it again
+                print(f"respawn: {' '.join(self.command)} cannot start with this configuration (above); not "
+                      "starting it again", file=sys.stderr, flush=True)
+                return code
             delay = FIRST_DELAY if time.monotonic() - started > STABLE_AFTER else delay
             print(f"respawn: {' '.join(self.command)} exited with {code}; starting it again in {delay:.1f} s",
                   file=sys.stderr, flush=True)

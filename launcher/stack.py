@@ -23,6 +23,7 @@ from starlette.config import Config, environ
 
 from app.settings import Settings, load_settings
 from app.store.stores import prepare_database
+from app.tasks import configured_types
 from app.web.security import check_exposure
 from launcher.redis_server import RedisServer, free_port
 
@@ -138,7 +139,8 @@ def main() -> int:
         try:
             settings = load_settings()  # a setting it refuses (LOG_FORMAT=xml) is named in the message
             check_exposure(settings)
-        except (ValueError, RuntimeError) as exc:
+            configured_types(settings)  # a task module that cannot be used, before anything starts
+        except (ValueError, TypeError, RuntimeError) as exc:
             raise LaunchError(str(exc)) from None
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         with ExitStack() as stack:

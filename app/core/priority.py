@@ -34,3 +34,8 @@ def band_range(priority: Priority) -> tuple[float, float]:
 def of_score(score: float) -> Priority:
     """The priority of a job queued with this score."""
     return next(p for p in Priority if band_range(p)[0] <= score < band_range(p)[1])
+
+
+def due_of(score: float) -> int:
+    """The time (ms) a job queued with this score was due: its score without its priority's band."""
+    return int(score) + BANDS[of_score(score)] * BAND_MS

@@ -14,8 +14,12 @@ ERROR = "x-error"  # a schema may carry its own message for anything wrong with 
 
 
 def shown(value: object) -> str:
-    """The offending value as it goes into an error message: short, even for a megabyte of text."""
-    text = repr(value)
+    """The offending value as it goes into an error message, as JSON (it came as JSON: `true`, not
+    Python's `True`); short, even for a megabyte of text."""
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
 
@@ -31,15 +35,17 @@ def resolve(schema: Mapping[str, Any], defs: Mapping[str, Any]) -> dict[str, Any
 
 
 def _bounds(schema: Mapping[str, Any], number: bool) -> str:
-    low = schema.get("minimum", schema.get("exclusiveMinimum"))
-    high = schema.get("maximum", schema.get("exclusiveMaximum"))
+    """A number's bounds as a type error mentions them ("an integer between 1 and 10")."""
     def fmt(value: float) -> str:
         return f"{value:g}" if number else str(value)
+    low, high = schema.get("minimum"), schema.get("maximum")
     if low is not None and high is not None:
         return f" between {fmt(low)} and {fmt(high)}"
-    if low is not None:
-        return f" of at least {fmt(low)}"
-    return f" of at most {fmt(high)}" if high is not None else ""
+    said = [f"at least {fmt(low)}" if low is not None else "",
+            f"more than {fmt(schema['exclusiveMinimum'])}" if "exclusiveMinimum" in schema else "",
+            f"at most {fmt(high)}" if high is not None else "",
+            f"less than {fmt(schema['exclusiveMaximum'])}" if "exclusiveMaximum" in schema else ""]
+    return f" of {' and '.join(filter(None, said))}" if any(said) else ""
 
 
 def describe_error(error: Mapping[str, Any], schema: Mapping[str, Any]) -> str:
@@ -47,6 +53,11 @@ def describe_error(error: Mapping[str, Any], schema: Mapping[str, Any]) -> str:
     kind, value = error["type"], error.get("input")
     if ERROR in schema:
         return f"{schema[ERROR]}, got {shown(value)}"
+    if kind in ("string_too_short", "string_too_long") and schema.get("minLength") and "maxLength" in schema:
+        return f"must be {schema['minLength']} to {schema['maxLength']} characters long, got {len(value)}"
+    ranged = "minimum" in schema and "maximum" in schema and kind in ("greater_than_equal", "less_than_equal")
+    if kind in BOUNDS and not ranged:  # a value of the right type out of one bound: that bound, as the error says
+        return constraint(error)
     if "enum" in schema or "const" in schema:
         return f"must be one of {', '.join(map(str, schema.get('enum', [schema.get('const')])))}, got {shown(value)}"
     match schema.get("type"):
@@ -56,18 +67,11 @@ def describe_error(error: Mapping[str, Any], schema: Mapping[str, Any]) -> str:
             return f"must be a finite number{_bounds(schema, number=True)}, got {shown(value)}"
         case "boolean":
             return f"must be true or false, got {shown(value)}"
-        case "string" if kind in ("string_too_short", "string_too_long"):
-            length = f"{schema.get('minLength', 0)} to {schema.get('maxLength')}"
-            return f"must be {length} characters long, got {len(value)}"
         case "string" if kind == "string_pattern_mismatch":
             single = schema.get("pattern") == SINGLE_LINE
             return "must be a single line" if single else f"must match {schema['pattern']}"
         case "string":
             return f"must be a string, got {shown(value)}"
-        case "array" if kind == "too_long":
-            return f"must have at most {schema.get('maxItems')} items, got {len(value)}"
-        case "array" if kind == "too_short":
-            return f"must have at least {schema.get('minItems')} items, got {len(value)}"
         case "array":
             return f"must be a list, got {shown(value)}"
         case "object":
@@ -80,6 +84,14 @@ WORDS = {"string": "a string", "integer": "an integer", "number": "a finite numb
          "null": "null", "array": "a list", "object": "a JSON object"}
 
 
+BOUNDS = frozenset({"string_too_long", "string_too_short", "too_long", "too_short", "greater_than_equal",
+                    "greater_than", "less_than_equal", "less_than", "multiple_of"})
+
+
+def _items(count: int) -> str:
+    return f"{count} item" if count == 1 else f"{count} items"
+
+
 def constraint(error: Mapping[str, Any]) -> str:
     """A value of the right type refused by one of its bounds, from the error's own context."""
     ctx, value = error.get("ctx") or {}, error.get("input")
@@ -89,15 +101,17 @@ def constraint(error: Mapping[str, Any]) -> str:
         case "string_too_short":
             return f"must be at least {ctx['min_length']} characters long, got {len(value)}"
         case "too_long":
-            return f"must have at most {ctx['max_length']} items, got {len(value)}"
+            return f"must have at most {_items(ctx['max_length'])}, got {len(value)}"
         case "too_short":
-            return f"must have at least {ctx['min_length']} items, got {len(value)}"
+            return f"must have at least {_items(ctx['min_length'])}, got {len(value)}"
         case "finite_number":
             return f"must be a finite number, got {shown(value)}"
         case "greater_than_equal" | "greater_than" | "less_than_equal" | "less_than":
             bound = {"greater_than_equal": "at least", "greater_than": "more than", "less_than_equal": "at most",
                      "less_than": "less than"}[error["type"]]
             return f"must be {bound} {next(iter(ctx.values()))}, got {shown(value)}"
+        case "multiple_of":
+            return f"must be a multiple of {ctx['multiple_of']}, got {shown(value)}"
     message = str(error["msg"])
     return f"{message[0].lower()}{message[1:]}, got {shown(value)}"
 
@@ -121,17 +135,35 @@ def invalid(exc: ValidationError, schema: Mapping[str, Any], *, root: str = "par
     defs, properties = schema.get("$defs", {}), schema.get("properties", {})
     if error["type"] == "json_invalid":  # e.g. a string holding a lone surrogate, which no JSON may carry
         return InvalidParameters(root, f"is not valid JSON ({error['msg']})")
-    if not loc or error["type"] in ("model_type", "dict_type", "model_attributes_type"):
+    if not loc:
         return InvalidParameters(root, "must be a JSON object")
-    field = str(loc[0])
+    if len(loc) == 1 and error["type"] == "extra_forbidden":
+        return InvalidParameters(str(loc[0]), f"unknown parameter; known: {', '.join(properties)}")
+    # Down the value to where the error is: a nested object's field lengthens the field's name
+    # (`shape.width`); from a list's item on, the rest is said in the message (`item 2 width …`).
+    path, prefix, depth = [str(loc[0])], "", 1
+    here = resolve(properties.get(path[0], {}), defs)
+    while depth < len(loc) and ERROR not in here:
+        step = loc[depth]
+        if isinstance(step, int) and "items" in here:
+            prefix, here = prefix + f"item {step} ", resolve(here["items"], defs)
+        elif isinstance(step, str) and step in here.get("properties", {}):
+            if prefix:
+                prefix += f"{step} "
+            else:
+                path.append(step)
+            here = resolve(here["properties"][step], defs)
+        elif isinstance(step, str) and isinstance(here.get("additionalProperties"), dict):  # a dict's value
+            prefix, here = prefix + f"key {shown(step)} ", resolve(here["additionalProperties"], defs)
+        else:
+            break
+        depth += 1
+    field = ".".join(path)
     if error["type"] == "extra_forbidden":
-        return InvalidParameters(field, f"unknown parameter; known: {', '.join(properties)}")
+        known = ", ".join(here.get("properties", {}))
+        return InvalidParameters(field, prefix + f"unknown field {shown(loc[-1])}; known: {known}")
     if error["type"] == "missing":
-        return InvalidParameters(field, "required")
-    here, prefix, depth = resolve(properties.get(field, {}), defs), "", 1
-    while depth < len(loc) and isinstance(loc[depth], int) and "items" in here and ERROR not in here:
-        prefix += f"item {loc[depth]} "
-        here, depth = resolve(here["items"], defs), depth + 1
+        return InvalidParameters(field, prefix + (f"{shown(loc[-1])} required" if depth < len(loc) else "required"))
     if depth < len(loc) and "anyOf" in here:  # a union: each member reported, its tag in the location
         same = [other for other in errors if other["loc"][:depth] == loc[:depth]]
         return InvalidParameters(field, prefix + _union(same, here))

@@ -54,8 +54,8 @@ class Attempts:
         status = move.target
         values: dict[str, Any] = {"completed_at": utcnow(), "stage": status.value.lower(),
                                   "progress": 100.0 if move == SUCCEED else progress}
-        if move == SUCCEED:
-            values["result_data"] = result
+        if move == SUCCEED:  # an earlier attempt's error is history now (its timeline entry keeps it)
+            values.update(result_data=result, error_message=None, error_traceback=None)
         if error is not None:
             values.update(error_message=error, error_traceback=traceback)
         timeline = entry(status, message=error) if error else entry(status)

@@ -6,7 +6,7 @@ first by keyset, each task once: tasks it moves out of the filter (a retried FAI
 again, and tasks submitted meanwhile are not touched.
 """
 
-from collections.abc import AsyncIterator, Collection, Mapping
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ MAX_IDS = 1000
 BATCH = 200  # tasks read and acted on at a time
 
 
-def parse(body: Mapping[str, Any], task_types: Collection[str]) -> tuple[str, TaskFilter | list[str], bool]:
+def parse(body: Mapping[str, Any]) -> tuple[str, TaskFilter | list[str], bool]:
     """(action, a filter or a list of ids, dry_run) from a request body; 422 naming the field."""
     action = body.get("action")
     if not isinstance(action, str) or action not in ELIGIBLE:
@@ -47,7 +47,7 @@ def parse(body: Mapping[str, Any], task_types: Collection[str]) -> tuple[str, Ta
         raise InvalidParameters("filter", "must be an object with the list's filter fields")
     if unknown := sorted(set(where) - filters.NAMES):
         raise InvalidParameters(f"filter.{unknown[0]}", f"unknown field; known: {', '.join(sorted(filters.NAMES))}")
-    return action, TaskFilter.parse(where, task_types, prefix="filter."), dry_run
+    return action, TaskFilter.parse(where, prefix="filter."), dry_run
 
 
 class BulkAction:

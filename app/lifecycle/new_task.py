@@ -21,12 +21,14 @@ from app.webhooks.urls import callback_url
 
 # The options a submit may give beside its parameters, as types: checked here, described in the API.
 MaxAttempts = Annotated[int, Field(ge=1, le=20, strict=True, description="Attempts before the task ends FAILED.")]
-Timeout = Annotated[float, Field(ge=0.1, le=86_400.0, strict=True, allow_inf_nan=False,
+TIMEOUT_MAX = 86_400.0  # seconds: the longest time limit a submit may set
+Timeout = Annotated[float, Field(ge=0.1, le=TIMEOUT_MAX, strict=True, allow_inf_nan=False,
                                  description="Seconds one attempt may run.")]
 Delay = Annotated[float, Field(ge=0.0, le=366 * 86_400.0, strict=True, allow_inf_nan=False,
                                description="Seconds from now before the task may start.")]
 MAX_ATTEMPTS, TIMEOUT, DELAY = TypeAdapter(MaxAttempts), TypeAdapter(Timeout), TypeAdapter(Delay)
 MAX_AHEAD = timedelta(days=366)  # the furthest `run_at` may lie in the future
+KIND_NAMES = {"csv": "a CSV file", "image": "an image"}
 OPTION_FIELDS = frozenset({"max_attempts", "timeout", "priority", "run_at", "delay", "callback_url"})
 
 
@@ -65,14 +67,16 @@ def checked_parameters(kind: TaskType, raw: object, uploads: UploadStore) -> dic
     name existing and of the kind the parameter takes; InvalidParameters names the field."""
     params = kind.validate(raw)
     for name, file_kind in upload_fields(kind.parameters).items():
-        for upload_id in params[name]:
+        given = params[name]  # an id, a list of them, or None (an optional upload left out)
+        for upload_id in [given] if isinstance(given, str) else given or []:
             try:
                 upload = uploads.get(upload_id)
             except NotFound:
                 raise InvalidParameters(name, f"unknown upload {upload_id!r}") from None
             if upload.kind != file_kind:
                 raise InvalidParameters(
-                    name, f"upload {upload_id!r} ({upload.filename}) is a {upload.kind} file, not {file_kind}")
+                    name, f"upload {upload_id!r} ({upload.filename}) is {KIND_NAMES[upload.kind]}, not "
+                    f"{KIND_NAMES[file_kind]}")
     return params
 
 

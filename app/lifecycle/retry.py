@@ -10,18 +10,21 @@ from app.core.status import MANUAL_RETRY, RETRYABLE, Status
 from app.core.wire import TaskDict, TimelineEntry, entry
 from app.lifecycle.changes import Changes
 from app.lifecycle.lookup import existing
+from app.tasks import TaskTypes
 
 
 class Retrier:
-    def __init__(self, changes: Changes) -> None:
+    def __init__(self, changes: Changes, types: TaskTypes) -> None:
         self.changes = changes
         self.store = changes.store
         self.redis = changes.redis
+        self.types = types
 
     async def retry(self, task_id: str) -> TaskDict:
         task = await existing(self.store, task_id)
         if task["status"] not in RETRYABLE:
             raise Conflict(f"task is {task['status']}; only FAILED or CANCELLED tasks can be retried")
+        self.types.named(task["task_type"])  # a type no longer loaded here: a 422 naming it, as a submit gets
         await self.redis.delete(keys.cancel_key(task_id))
         retried = await self.changes.update(task_id, MANUAL_RETRY, *self._retried())
         if retried is None:

@@ -6,6 +6,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
+TYPE_NAME_MAX = 64  # characters of a task type's name
+
 
 class UTCDateTime(sa.types.TypeDecorator[datetime]):
     """Timezone-aware UTC in and out, on SQLite (naive UTC text) as on PostgreSQL (timestamptz)."""
@@ -35,7 +37,7 @@ tasks = sa.Table(
     "tasks",
     metadata,
     sa.Column("id", sa.String(36), primary_key=True),
-    sa.Column("task_type", sa.String(64), nullable=False),
+    sa.Column("task_type", sa.String(TYPE_NAME_MAX), nullable=False),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("parameters", JSONColumn, nullable=False),
     sa.Column("progress", sa.Float, nullable=False, default=0.0),
@@ -86,7 +88,7 @@ schedules = sa.Table(
     metadata,
     sa.Column("id", sa.String(36), primary_key=True),
     sa.Column("name", sa.String(200), nullable=False),
-    sa.Column("task_type", sa.String(64), nullable=False),
+    sa.Column("task_type", sa.String(TYPE_NAME_MAX), nullable=False),
     sa.Column("parameters", JSONColumn, nullable=False),
     sa.Column("priority", sa.String(8), nullable=False, server_default="default"),
     sa.Column("cron", sa.String(200)),  # five fields, in `timezone`
@@ -144,7 +146,7 @@ task_logs = sa.Table(
 task_counts = sa.Table(
     "task_counts",
     metadata,
-    sa.Column("task_type", sa.String(64), primary_key=True),
+    sa.Column("task_type", sa.String(TYPE_NAME_MAX), primary_key=True),
     sa.Column("status", sa.String(16), primary_key=True),
     sa.Column("n", sa.BigInteger, nullable=False),
 )

@@ -47,10 +47,11 @@ def _image_type(head: bytes) -> str | None:
 
 
 def _sniffed(head: bytes) -> tuple[str, str] | None:
-    """(kind, content type) of untyped bytes: an image by its signature, else UTF-8 text as CSV."""
-    if image := _image_type(head):
-        return "image", image
-    return ("csv", "text/csv") if _looks_like("csv", head) else None
+    """(kind, content type) of untyped bytes: UTF-8 text as CSV, else an image by its signature (text
+    first: a CSV may start like a signature, "BMW,…"; an image's header holds bytes no text has)."""
+    if _looks_like("csv", head):
+        return "csv", "text/csv"
+    return ("image", image) if (image := _image_type(head)) else None
 
 
 def _looks_like(kind: str, head: bytes) -> bool:

@@ -2,21 +2,25 @@
 the description (or `description=`), its parameters after the reporter the schema (app/tasks/schema.py);
 `timeout`, `max_attempts` (or a whole `retry` policy) and `executor` are the type's run options."""
 
+import importlib
 import inspect
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from types import ModuleType
 from typing import Any, Literal, overload
 
 from pydantic import BaseModel
+from pydantic_core import PydanticSerializationError, to_jsonable_python
 
+from app.store.tables import TYPE_NAME_MAX
 from app.tasks import schema
 from app.tasks.executors import in_process, in_thread
-from app.tasks.runtime import Reporter, RetryPolicy
+from app.tasks.runtime import Reporter, RetryPolicy, SyncReporter
 from app.tasks.schema import TaskDefinitionError
 
 Executor = Literal["async", "thread", "process"]
-NAME_MAX = 64  # characters of a type's name (the tasks table's column)
+MAX_RESULT = 1_000_000  # bytes of a result's JSON: it is stored with the task and sent to every dashboard
 
 
 @dataclass(frozen=True)
@@ -47,8 +51,8 @@ class TaskType:
 
     async def run(self, params: dict[str, Any], report: Reporter) -> dict[str, Any]:
         """One attempt: the function called as its executor says, its result as a JSON object."""
-        if self.executor == "process":
-            outcome = await in_process(self.module, self.name, params, report)
+        if self.executor == "process":  # the child finds this type again by its module and name
+            outcome = await in_process(run_in_child, (self.module, self.name, params), report)
         elif self.executor == "thread":
             outcome = await in_thread(self.function, report, self.arguments(params))
         else:
@@ -70,16 +74,41 @@ class TaskType:
         return self.function(*args, **kwargs)
 
 
+def types_in(module: ModuleType) -> list[TaskType]:
+    """The task types a module defines (its attributes that `@task` made), in definition order."""
+    return list({id(value): value for value in vars(module).values() if isinstance(value, TaskType)}.values())
+
+
+def run_in_child(report: SyncReporter, module: str, name: str, params: dict[str, Any]) -> Any:
+    """A process task's function called, in its child process, as in the worker: with its arguments
+    typed by its schema."""
+    kind = next((kind for kind in types_in(importlib.import_module(module)) if kind.name == name), None)
+    if kind is None:
+        raise LookupError(f"module {module} defines no task type {name!r} in the task's process")
+    return kind.function(report, **kind.arguments(params))
+
+
 def result_object(name: str, outcome: object) -> dict[str, Any]:
-    """A task's return value as its `result_data` (a JSON object): a dict, a pydantic model, or None."""
+    """A task's return value as its `result_data` (a JSON object): a dict or a pydantic model (values
+    pydantic can give as JSON: a datetime, a Path, a dataclass …), or None. Anything else fails the
+    attempt here, with a message naming what, rather than when the result is stored."""
     if outcome is None:
         return {}
-    if isinstance(outcome, BaseModel):
-        return outcome.model_dump(mode="json")
-    if isinstance(outcome, dict):
-        return outcome
-    raise TypeError(f"task {name} returned {type(outcome).__name__}; return a dict (a JSON object), a pydantic "
-                    "model or None")
+    if not isinstance(outcome, dict | BaseModel):
+        raise TypeError(f"task {name} returned {type(outcome).__name__}; return a dict (a JSON object), a pydantic "
+                        "model or None")
+    try:
+        result = to_jsonable_python(outcome, by_alias=True)
+    except PydanticSerializationError as exc:
+        raise TypeError(f"task {name} returned a value that is not JSON: {exc}") from None
+    try:
+        size = len(json.dumps(result, allow_nan=False).encode())
+    except ValueError:
+        raise TypeError(f"task {name} returned NaN or an infinity, which JSON cannot hold") from None
+    if size > MAX_RESULT:
+        raise TypeError(f"task {name} returned {size} bytes of JSON, more than {MAX_RESULT}: write large output "
+                        "to a file in report.artifacts (downloadable from the task) and return a summary")
+    return result  # type: ignore[no-any-return]
 
 
 @overload
@@ -88,14 +117,15 @@ def task(function: Callable[..., Any], /) -> TaskType: ...
 
 @overload
 def task(*, name: str | None = None, description: str | None = None, timeout: float = 600.0,
-         max_attempts: int = 3, retry: RetryPolicy | None = None,
+         max_attempts: int | None = None, retry: RetryPolicy | None = None,
          executor: Executor | None = None) -> Callable[[Callable[..., Any]], TaskType]: ...
 
 
 def task(function: Callable[..., Any] | None = None, /, *, name: str | None = None, description: str | None = None,
-         timeout: float = 600.0, max_attempts: int = 3, retry: RetryPolicy | None = None,
+         timeout: float = 600.0, max_attempts: int | None = None, retry: RetryPolicy | None = None,
          executor: Executor | None = None) -> TaskType | Callable[[Callable[..., Any]], TaskType]:
-    """Make a task type of a function: `@task` or `@task(description=…, timeout=…, max_attempts=…)`.
+    """Make a task type of a function: `@task` or `@task(description=…, timeout=…, max_attempts=…)`
+    (3 attempts unless said; `retry=RetryPolicy(…)` sets the backoff too, its own max_attempts included).
 
     An `async def` runs on the worker's event loop and must await between steps (`await report(…)`);
     a plain `def` runs in a thread (`executor="thread"`, the default for it) or, for CPU-heavy work,
@@ -104,9 +134,9 @@ def task(function: Callable[..., Any] | None = None, /, *, name: str | None = No
     def make(fn: Callable[..., Any]) -> TaskType:
         type_name = name or fn.__name__
         where = f"{fn.__module__}.{fn.__qualname__}"
-        if not type_name.isidentifier() or len(type_name) > NAME_MAX:
+        if not type_name.isidentifier() or len(type_name) > TYPE_NAME_MAX:
             raise TaskDefinitionError(f"{where}: the type's name {type_name!r} must be an identifier of at most "
-                                      f"{NAME_MAX} characters")
+                                      f"{TYPE_NAME_MAX} characters")
         is_async = inspect.iscoroutinefunction(fn)
         chosen = executor or ("async" if is_async else "thread")
         if is_async != (chosen == "async"):
@@ -117,11 +147,13 @@ def task(function: Callable[..., Any] | None = None, /, *, name: str | None = No
         if chosen == "process" and ("<locals>" in fn.__qualname__ or fn.__module__ == "__main__"):
             raise TaskDefinitionError(f"{where}: executor='process' needs a function its child process can "
                                       "import: define it at the top of an importable module")
-        if timeout <= 0 or max_attempts < 1:
+        if retry is not None and max_attempts is not None:
+            raise TaskDefinitionError(f"{where}: give max_attempts= or retry=RetryPolicy(max_attempts=…), not both")
+        policy = retry if retry is not None else RetryPolicy(max_attempts=3 if max_attempts is None else max_attempts)
+        if timeout <= 0 or policy.max_attempts < 1:
             raise TaskDefinitionError(f"{where}: timeout must be positive and max_attempts at least 1")
         model, takes_model = schema.parameters_model(fn, type_name)
         text = description if description is not None else inspect.cleandoc(fn.__doc__ or "").split("\n\n")[0]
-        policy = retry if retry is not None else RetryPolicy(max_attempts=max_attempts)
         return TaskType(name=type_name, description=" ".join(text.split()), function=fn, parameters=model,
                         takes_model=takes_model, timeout=float(timeout), retry=policy, executor=chosen)
 

@@ -3,12 +3,16 @@ modules in TASK_MODULES, each imported at start; a module that cannot be importe
 twice or a parameter that cannot be described refuses the start with a message naming it."""
 
 import importlib
+import logging
 from collections.abc import Iterator, Mapping, Sequence
 
 from app.core.errors import InvalidParameters
 from app.core.validation import shown
-from app.tasks.define import TaskType
+from app.settings import Settings
+from app.tasks.define import TaskType, types_in
 from app.tasks.schema import TaskDefinitionError, camel
+
+log = logging.getLogger(__name__)
 
 BUILTIN_MODULES = tuple(f"app.tasks.builtin.{name}" for name in (
     "data_processing", "email_simulation", "image_processing", "text_processing", "ai_summarization",
@@ -49,7 +53,7 @@ def module_types(module_name: str) -> list[TaskType]:
     except Exception as exc:
         raise TaskDefinitionError(f"TASK_MODULES: cannot import {module_name!r}: {exc.__class__.__name__}: "
                                   f"{exc}") from exc
-    found = list({id(value): value for value in vars(module).values() if isinstance(value, TaskType)}.values())
+    found = types_in(module)
     if not found:
         raise TaskDefinitionError(f"TASK_MODULES: {module_name!r} defines no task type (decorate a function with "
                                   "`@task` from app.tasks)")
@@ -76,3 +80,13 @@ def load_task_types(modules: Sequence[str] = (), *, builtin: bool = True, timeou
             raise ValueError(f"no task type {name!r} (in TASK_TIMEOUTS or TASK_MAX_ATTEMPTS); known: "
                              f"{', '.join(types)}")
     return TaskTypes({name: kind.limited(timeouts.get(name), max_attempts.get(name)) for name, kind in types.items()})
+
+
+def configured_types(settings: Settings) -> TaskTypes:
+    """The registry a process serves by its settings (TASK_MODULES, BUILTIN_TASKS, TASK_TIMEOUTS,
+    TASK_MAX_ATTEMPTS); its types logged, as the process starts."""
+    types = load_task_types(settings.task_modules, builtin=settings.builtin_tasks, timeouts=settings.task_timeouts,
+                            max_attempts=settings.task_max_attempts)
+    log.info("serving task types %s%s", types.known(),
+             f" (TASK_MODULES: {', '.join(settings.task_modules)})" if settings.task_modules else "")
+    return types

@@ -14,7 +14,8 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError, create
 from pydantic.errors import PydanticSchemaGenerationError, PydanticUserError
 
 from app.core.errors import InvalidParameters
-from app.core.validation import SINGLE_LINE, invalid, resolve
+from app.core.validation import invalid, resolve
+from app.tasks.runtime import Reporter, SyncReporter
 from app.tasks.types import MULTILINE, UPLOAD_KIND
 
 STRICT = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False, validate_default=True)
@@ -40,6 +41,11 @@ def parameters_model(function: Callable[..., Any], name: str) -> tuple[type[Base
         hints = get_type_hints(function, include_extras=True)
     except Exception as exc:  # a name the annotations use that the module does not define
         raise TaskDefinitionError(f"{where}: its annotations cannot be read: {exc}") from None
+    first = parameters[0]
+    if first.default is not first.empty or hints.get(first.name, Reporter) not in (Reporter, SyncReporter):
+        raise TaskDefinitionError(f"{where}: the first parameter receives the Reporter (`report: Reporter`, or "
+                                  f"`report: SyncReporter` in a plain function); {first.name!r} looks like one of "
+                                  "the task's own parameters")
     fields: dict[str, Any] = {}
     for parameter in parameters[1:]:
         if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
@@ -63,6 +69,11 @@ def parameters_model(function: Callable[..., Any], name: str) -> tuple[type[Base
         json.dumps(model.model_json_schema())
     except (PydanticSchemaGenerationError, PydanticUserError, TypeError, ValueError) as exc:
         raise TaskDefinitionError(f"{where}: {_culprit(fields)}: {str(exc).splitlines()[0]}") from None
+    # Upload ids are checked on submit (they exist, of the right kind) only as parameters of their own:
+    # `CsvUpload`, `list[CsvUpload]`, either `| None`; an id deeper down would go unchecked.
+    if json.dumps(model.model_json_schema()).count(f'"{UPLOAD_KIND}"') != len(upload_fields(model)):
+        raise TaskDefinitionError(f"{where}: an upload type (CsvUpload, ImageUpload) may be a parameter's type, or "
+                                  "its list's items, with `| None` or not; not inside another type")
     try:  # a default that its own annotation refuses is a bug: refused now, not at the first submit
         model.model_validate_json("{}")
     except ValidationError as exc:
@@ -91,7 +102,9 @@ def validate(model: type[BaseModel], raw: object) -> dict[str, Any]:
         validated = model.model_validate_json(json.dumps(raw))
     except ValidationError as exc:
         raise invalid(exc, model.model_json_schema()) from None
-    return validated.model_dump(mode="json")
+    # as the schema names them (a field's alias) and without computed fields: what the function's
+    # arguments are validated from again when it runs (define.TaskType.arguments)
+    return validated.model_dump(mode="json", by_alias=True, exclude_computed_fields=True)
 
 
 def upload_fields(model: type[BaseModel]) -> dict[str, str]:
@@ -120,12 +133,13 @@ def _field(schema: Mapping[str, Any], defs: Mapping[str, Any], required: bool) -
         shown.update(type=schema["type"], **{key: schema[key] for key in ("minimum", "maximum") if key in schema})
     elif schema.get("type") == "boolean":
         shown.update(type="boolean")
+    elif UPLOAD_KIND in schema:  # one file: the value is an id, not a list of them
+        shown.update(type="uploads", kind=schema[UPLOAD_KIND], max_items=1, many=False)
     elif schema.get("type") == "string":
-        single = schema.get("pattern") == SINGLE_LINE
         shown.update(type="string", max_length=schema.get("maxLength"), min_length=schema.get("minLength", 0),
-                     multiline=bool(schema.get(MULTILINE)) or (not single and schema.get("maxLength", 10**9) > 200))
+                     multiline=bool(schema.get(MULTILINE)))  # `Text`: a text area; any other string a text field
     elif schema.get("type") == "array" and UPLOAD_KIND in items:
-        shown.update(type="uploads", kind=items[UPLOAD_KIND], max_items=schema.get("maxItems"))
+        shown.update(type="uploads", kind=items[UPLOAD_KIND], max_items=schema.get("maxItems"), many=True)
     elif schema.get("type") == "array" and schema.get("x-size"):
         shown.update(type="size", minimum=items.get("minimum"), maximum=items.get("maximum"))
     elif schema.get("type") == "array":

@@ -67,7 +67,7 @@ def task_schema() -> Schema:
     return schema
 
 
-OPTION_FIELDS: dict[str, Any] = {
+OPTION_TYPES: dict[str, Any] = {
     "max_attempts": (MaxAttempts | None, None),
     "timeout": (Timeout | None, None),
     "priority": (Priority, Field(Priority.DEFAULT, description="Queued higher-priority tasks start before lower "
@@ -87,14 +87,14 @@ def submit_model(kind: TaskType) -> type[BaseModel]:
     required = any(field.is_required() for field in kind.parameters.model_fields.values())
     parameters = (kind.parameters, Field(... if required else {}, description=kind.description))
     return create_model(f"{camel(kind.name)}Submit", __config__=ConfigDict(extra="forbid"),
-                        task_type=(Literal[kind.name], ...), parameters=parameters, **OPTION_FIELDS)  # type: ignore[call-overload]
+                        task_type=(Literal[kind.name], ...), parameters=parameters, **OPTION_TYPES)  # type: ignore[call-overload]
 
 
 def submit_schemas(types: Mapping[str, TaskType]) -> dict[str, Schema]:
     """`Submit`, a `oneOf` of the named `<Type>Submit` components told apart by `task_type`, with those
     components and the `<Type>Parameters` they refer to; and `Rerun`, the changes a re-run may make."""
     models = {name: submit_model(kind) for name, kind in types.items()}
-    rerun = create_model("Rerun", __config__=ConfigDict(extra="forbid"), **OPTION_FIELDS,  # type: ignore[call-overload]
+    rerun = create_model("Rerun", __config__=ConfigDict(extra="forbid"), **OPTION_TYPES,  # type: ignore[call-overload]
                          parameters=(dict[str, Any] | None, Field(None, description=(
                              "New parameters, replacing the earlier task's whole (checked as on submit)"))))
     _, found = models_json_schema([(model, "validation") for model in [*models.values(), rerun]],
@@ -116,7 +116,8 @@ def components(types: Mapping[str, TaskType]) -> Schema:
         "title": string, "description": string, "required": boolean, "default": {},
         "minimum": {"type": ["number", "null"]}, "maximum": {"type": ["number", "null"]},
         "max_length": {"type": ["integer", "null"]}, "min_length": integer, "multiline": boolean,
-        "max_items": {"type": ["integer", "null"]}, "kind": string, "choices": {"type": "array", "items": {}},
+        "max_items": {"type": ["integer", "null"]}, "kind": string, "many": boolean,
+        "choices": {"type": "array", "items": {}},
         "schema": {"type": "object"}},
         "required": ["type", "title", "description", "required"], "additionalProperties": False,
         "description": "One parameter as a form asks for it (the `schema` of its type has it all)."}

@@ -73,14 +73,14 @@ async def submit_batch(request: Request) -> JSONResponse:
 
 async def bulk_action(request: Request) -> JSONResponse:
     """Cancel, retry or delete a selection or every task of a filter; `dry_run` only counts."""
-    action, selection, dry_run = bulk.parse(await json_body(request, BULK_FIELDS), request.state.types)
+    action, selection, dry_run = bulk.parse(await json_body(request, BULK_FIELDS))
     state = request.state
     runner = bulk.BulkAction(state.canceller, state.retrier, state.settings.data_dir)
     return JSONResponse(await runner.run(action, selection, dry_run))
 
 
 async def list_tasks(request: Request) -> JSONResponse:
-    where = TaskFilter.parse(request.query_params, request.state.types)
+    where = TaskFilter.parse(request.query_params)
     limit = int_query(request, "limit", 50, 1, MAX_PAGE)
     offset = int_query(request, "offset", 0, 0, 10**9)
     after = _parse_cursor(request.query_params.get("after") or None)

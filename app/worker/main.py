@@ -7,11 +7,12 @@ from typing import Any
 from arq.connections import RedisSettings
 from arq.worker import Retry, get_kwargs
 
+from app.core.cli import parse_command_line, refused_start
 from app.core.connections import deserialize_job, serialize_job
 from app.core.logs import configure_logging
-from app.lifecycle.new_task import TIMEOUT
+from app.lifecycle.new_task import TIMEOUT_MAX
 from app.settings import Settings, load_settings
-from app.tasks import TaskType, load_task_types
+from app.tasks import TaskType, configured_types
 from app.webhooks.hooks import check_settings
 from app.worker.lifespan import shutdown, startup
 from app.worker.resilient import ResilientWorker
@@ -21,9 +22,9 @@ UNSERVED_DEFER = 5.0  # seconds before a job of a type this worker does not serv
 
 
 def arq_job_timeout(types: Mapping[str, TaskType]) -> float:
-    """arq's time limit: our own limits (per type, or per task up to TIMEOUT.maximum) stop a task
-    first and record why; arq's only backs them up, so it must never come first."""
-    return max(TIMEOUT.json_schema()["maximum"], *(kind.timeout for kind in types.values())) + 60
+    """arq's time limit: our own limits (per type, or per task up to TIMEOUT_MAX) stop a task first and
+    record why; arq's only backs them up, so it must never come first."""
+    return max(TIMEOUT_MAX, *(kind.timeout for kind in types.values())) + 60
 
 
 async def run_task(ctx: dict[str, Any], task_id: str, dispatch: int, task_type: str | None = None) -> dict[str, Any]:
@@ -37,8 +38,7 @@ async def run_task(ctx: dict[str, Any], task_id: str, dispatch: int, task_type: 
 
 def build_worker_settings(settings: Settings) -> type:
     check_settings(settings)  # refuses, at start, a global webhook that could not be signed
-    types = load_task_types(settings.task_modules, builtin=settings.builtin_tasks, timeouts=settings.task_timeouts,
-                            max_attempts=settings.task_max_attempts)
+    types = configured_types(settings)
 
     class WorkerSettings:
         functions = [run_task]
@@ -75,6 +75,9 @@ def create_worker(settings: Settings, **overrides: Any) -> ResilientWorker:
 
 
 def main() -> None:
-    settings = load_settings()
-    configure_logging(settings, "worker")
-    create_worker(settings).run()
+    parse_command_line("taskqueue-worker", "A worker process: runs the queued tasks of the types it serves.")
+    with refused_start("taskqueue-worker"):
+        settings = load_settings()
+        configure_logging(settings, "worker")
+        worker = create_worker(settings)
+    worker.run()

@@ -1,14 +1,18 @@
 """arq's worker, made to survive: it keeps polling through a Redis outage, names each job's task on
-its log lines, takes a repeated stop signal once, and closes without aborting a job halfway."""
+its log lines, keeps a deferred job's priority, takes a repeated stop signal once, and closes without
+aborting a job halfway."""
 
 import asyncio
 import logging
 import signal
+from typing import Any
 
 from arq.worker import Worker
 
+from app.core import keys
 from app.core.errors import OUTAGES
 from app.core.logs import about_task
+from app.core.priority import Priority, due_of, of_score
 from app.core.pubsub import BACKOFF_MAX, BACKOFF_MIN
 
 log = logging.getLogger(__name__)
@@ -19,6 +23,10 @@ class ResilientWorker(Worker):
     down with it); this one logs, waits with backoff and polls again once Redis is back."""
 
     _backoff = BACKOFF_MIN
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._taken: dict[str, tuple[Priority, int]] = {}  # each running job's priority and due time (ms)
 
     async def _poll_iteration(self) -> None:
         try:
@@ -37,8 +45,30 @@ class ResilientWorker(Worker):
     async def run_job(self, job_id: str, score: int) -> None:
         # arq's own lines about the job (started, ended, expired) name its task (core/keys.py: job ids
         # are <task_id>:<dispatch>); the attempt shows on them once the task claims it.
-        with about_task(job_id.rpartition(":")[0]):
-            await super().run_job(job_id, score)
+        # arq is told the time the job was due, not its banded score (app/core/priority.py): it logs
+        # how late a job starts from it, and adds a deferred job's delay to it.
+        self._taken[job_id] = of_score(score), due_of(score)
+        try:
+            with about_task(job_id.rpartition(":")[0]):
+                await super().run_job(job_id, due_of(score))
+        finally:
+            del self._taken[job_id]
+
+    async def finish_job(self, job_id: str, finish: bool, result_data: bytes | None, result_timeout_s: float | None,
+                         keep_result_forever: bool, incr_score: int | None, keep_in_progress: float | None) -> None:
+        if finish or not incr_score:
+            return await super().finish_job(job_id, finish, result_data, result_timeout_s, keep_result_forever,
+                                            incr_score, keep_in_progress)
+        # A deferred job (arq's Retry: a type this worker does not serve), due again at now + its delay
+        # (arq's incr_score counts from the due time it was given). arq would move it there in the
+        # queue, out of its priority's band; it waits in its priority's delayed set instead, and the
+        # workers move it back into its band when it is due.
+        priority, due = self._taken[job_id]
+        async with self.pool.pipeline(transaction=True) as tr:
+            tr.zrem(self.queue_name, job_id)
+            tr.zadd(keys.delayed_key(self.queue_name, priority), {job_id: due + incr_score})
+            tr.delete(keys.ARQ_IN_PROGRESS_PREFIX + job_id)
+            await tr.execute()
 
     def handle_sig_wait_for_completion(self, signum: signal.Signals) -> None:
         # The same stop often arrives twice (honcho signals the process group, and app.respawn

@@ -131,11 +131,14 @@ class Runner:
     async def _fail(self, task: TaskDict, attempt: Attempt, exc: BaseException, policy: RetryPolicy, retryable: bool,
                     *, error: str | None = None) -> TaskDict | None:
         """A failed attempt, its error and traceback recorded (and logged with it)."""
-        error = error or describe(exc)
-        log.warning("task %s failed: %s", attempt.task_id, error, exc_info=exc)
+        error, text = error or describe(exc), traceback_text(exc)
+        if isinstance(exc, ChildFailed):  # where it failed is in the child's traceback, not in ours
+            log.warning("task %s failed: %s\n%s", attempt.task_id, error, text.rstrip())
+        else:
+            log.warning("task %s failed: %s", attempt.task_id, error, exc_info=exc)
         return await _recorded(attempt, lambda: self.moves.fail(
             {**task, "attempts": attempt.number}, attempt.dispatch, error, retryable=retryable, policy=policy,
-            progress=attempt.progress, traceback=traceback_text(exc)))
+            progress=attempt.progress, traceback=text))
 
     async def _end(self, attempt: Attempt, move: Move, *, result: dict[str, Any] | None = None) -> TaskDict | None:
         return await _recorded(attempt, lambda: self.moves.finish(

@@ -19,7 +19,7 @@ from app.core.errors import OUTAGES
 from app.core.logs import about_task
 from app.core.wire import TaskDict
 from app.lifecycle.attempts import Attempts
-from app.tasks import TaskType
+from app.tasks import RetryPolicy, TaskType
 from app.worker.heartbeat import live_workers
 
 log = logging.getLogger(__name__)
@@ -90,7 +90,9 @@ class Watchdog:
             if reason is None:
                 continue
             with about_task(task["id"], task["attempts"]):  # the lost attempt's lines
-                moved = await self.attempts.recover(task, reason, self.types[task["task_type"]].retry)
+                # a type this worker does not serve (TASK_MODULES differ) backs off as the default does
+                kind = self.types.get(task["task_type"])
+                moved = await self.attempts.recover(task, reason, kind.retry if kind else RetryPolicy())
                 if moved is not None:
                     log.warning("task %s: %s; now %s", task["id"], reason, moved["status"])
                     recovered.append(moved)

@@ -14,9 +14,17 @@ const CONTROLS = {
   number: (name, p) => numberControl(name, p, 'any'),
   string: (name, p) => textControl(name, p),
   choice: (name, p) => {
-    const input = h('select', { id: `param-${name}`, name }, p.choices.map((c) => h('option', { value: c }, c)));
-    input.value = initial(p, p.choices[0]);
-    return { input, read: () => input.value, write: (value) => { input.value = value; } };
+    // A required choice starts unchosen (nothing is sent for it unless picked); an optional one whose
+    // default is none of the choices (`Literal[…] | None = None`) can be left at that default.
+    const open = p.required || !p.choices.includes(p.default);
+    const blank = open ? [h('option', { value: '' }, p.required ? 'Choose…' : '(default)')] : [];
+    const input = h('select', { id: `param-${name}`, name, required: p.required || undefined },
+      [...blank, ...p.choices.map((c) => h('option', { value: String(c) }, String(c)))]);
+    input.value = open ? '' : String(p.default);
+    return {
+      input, read: () => p.choices.find((c) => String(c) === input.value), // the choice itself (`Literal[1, 2]`: a number)
+      write: (value) => { input.value = value === null || value === undefined ? '' : String(value); },
+    };
   },
   boolean: (name, p) => {
     const input = h('input', { id: `param-${name}`, name, type: 'checkbox', checked: Boolean(initial(p, false)) });
@@ -46,23 +54,34 @@ function textControl(name, p) {
   const attrs = { id: `param-${name}`, name, maxlength: p.max_length ?? undefined, value: initial(p),
     spellcheck: 'false', required: p.required || undefined };
   const input = p.multiline ? h('textarea', { ...attrs, rows: 4 }) : h('input', { ...attrs, type: 'text' });
-  return { input, read: () => input.value, write: (value) => { input.value = value ?? ''; } };
+  // Empty stands for "not given" where that differs from an empty string: a required parameter (the
+  // server then names it) or one whose default is none (`str | None = None`).
+  const unset = p.required || p.default === null;
+  return {
+    input, read: () => (unset && input.value === '' ? undefined : input.value),
+    write: (value) => { input.value = value ?? ''; },
+  };
 }
 
-/** Files cannot be put back in a file input: a re-run keeps the earlier task's uploads unless others are chosen. */
+/**
+ * Files cannot be put back in a file input: a re-run keeps the earlier task's uploads unless others are chosen.
+ * A parameter of one file (`many: false`) takes an id, one of several files a list of ids.
+ */
 function uploadsControl(name, p, api) {
   const uploads = new UploadField(name, p, api.upload);
   const note = h('p', { class: 'hint' });
   let kept;
-  const write = (ids) => {
+  const write = (value) => {
+    const ids = typeof value === 'string' ? [value] : value;
     kept = Array.isArray(ids) && ids.length ? ids : undefined;
     setText(note, kept ? `Keeps the earlier task's ${kept.length} file${kept.length === 1 ? '' : 's'} unless you choose others.` : '');
   };
   uploads.el.append(note);
-  return {
-    input: uploads.el, read: () => uploads.read() ?? kept, write, uploads,
-    hint: p.max_items > 1 ? `Up to ${p.max_items} files.` : '',
+  const read = () => {
+    const ids = uploads.read() ?? kept;
+    return p.many === false && ids ? ids[0] : ids;
   };
+  return { input: uploads.el, read, write, uploads, hint: p.max_items > 1 ? `Up to ${p.max_items} files.` : '' };
 }
 
 function sizeControl(name, p) {
@@ -94,7 +113,7 @@ function jsonControl(name, p, hint) {
   return { input, read, hint, write: (value) => { input.value = JSON.stringify(value); } };
 }
 
-/** A parameter's label: the title its schema gives, else its name in words (`processing_time` → "Processing time"). */
+/** A parameter's label: the title its schema gives (pydantic's default: `processing_time` → "Processing Time"), else its name in words. */
 export function labelOf(name, p) {
   if (p.title) return p.title;
   const words = name.replaceAll('_', ' ').trim();
@@ -113,6 +132,24 @@ export function fieldRow(name, p, api) {
     label, p.type === 'boolean' ? null : control.input,
     h('p', { class: 'hint' }, hint), h('p', { class: 'field-error', 'data-error-for': name, role: 'alert' }));
   return { row, read: control.read, write: control.write, uploads: control.uploads };
+}
+
+export function clearFieldErrors(form) {
+  for (const el of form.querySelectorAll('.field-error')) setText(el, '');
+  for (const el of form.querySelectorAll('[aria-invalid]')) el.removeAttribute('aria-invalid');
+}
+
+/**
+ * Shows `detail` next to the field named `field` (a parameter's, or `<prefix>-<field>` for the form's
+ * own options); under the parameters when no such field is on screen. A field inside a parameter
+ * (`shape.width`) shows at its parameter, named in the message.
+ */
+export function showFieldError(form, field, detail, prefix) {
+  const [top, ...inner] = (field || '').split('.');
+  const name = CSS.escape(top);
+  const target = form.querySelector(`[data-error-for="${name}"]`) || form.querySelector('[data-error-for="parameters"]');
+  setText(target, inner.length ? `${inner.join('.')}: ${detail}` : detail);
+  form.querySelector(`#param-${name}, #${prefix}-${name}`)?.setAttribute('aria-invalid', 'true');
 }
 
 const pad = (n) => String(n).padStart(2, '0');
@@ -268,17 +305,11 @@ export class SubmitForm {
   }
 
   clearErrors() {
-    for (const el of this.form.querySelectorAll('.field-error')) setText(el, '');
-    for (const el of this.form.querySelectorAll('[aria-invalid]')) el.removeAttribute('aria-invalid');
+    clearFieldErrors(this.form);
   }
 
-  /** Shows `detail` next to the field named `field`; form-wide when no such field is on screen. */
   showError(field, detail) {
-    const target = this.form.querySelector(`[data-error-for="${CSS.escape(field || '')}"]`)
-      || this.form.querySelector('[data-error-for="parameters"]');
-    setText(target, detail);
-    const id = CSS.escape(field || '');
-    this.form.querySelector(`#param-${id}, #opt-${id}`)?.setAttribute('aria-invalid', 'true');
+    showFieldError(this.form, field, detail, 'opt');
   }
 
   showResult(content) {

@@ -6,7 +6,7 @@
 import { createApi } from './api.js';
 import { TokenGate, TokenKeeper, sessionStore } from './auth.js';
 import { h, setAttr, setText } from './dom.js';
-import { fieldRow } from './form.js';
+import { clearFieldErrors, fieldRow, showFieldError } from './form.js';
 import { formatTime, formatTimestamp, shortId } from './format.js';
 import { TokenDialog } from './tokendialog.js';
 import { badge } from './views.js';
@@ -107,17 +107,11 @@ class ScheduleForm {
   }
 
   clearErrors() {
-    for (const el of this.form.querySelectorAll('.field-error')) setText(el, '');
-    for (const el of this.form.querySelectorAll('[aria-invalid]')) el.removeAttribute('aria-invalid');
+    clearFieldErrors(this.form);
   }
 
-  /** `detail` next to the field named `field`; under the parameters when no such field is on screen. */
   showError(field, detail) {
-    const name = CSS.escape(field || '');
-    const target = this.form.querySelector(`[data-error-for="${name}"]`)
-      || this.form.querySelector('[data-error-for="parameters"]');
-    setText(target, detail);
-    this.form.querySelector(`#param-${name}, #schedule-${name}`)?.setAttribute('aria-invalid', 'true');
+    showFieldError(this.form, field, detail, 'schedule');
   }
 
   /** `handler(body, editingId)` on submit; what it throws (an ApiError naming a field) is shown. */

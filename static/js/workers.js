@@ -8,6 +8,7 @@ import { formatDuration, formatTime, shortId } from './format.js';
 const LABELS = { live: 'Live', lost: 'Lost', stopped: 'Stopped' };
 const GLYPHS = { live: '●', lost: '✕', stopped: '■' };
 const SHOWN_RUNNING = 3; // task links per row; more are counted
+const TYPES_SHOWN = 8; // task type names per row; the rest are counted (all in the cell's tooltip)
 const RELOAD_EVERY = 60_000; // ms: the list is reloaded this often too, so forgotten workers leave
 
 /**
@@ -137,7 +138,11 @@ function fillRow(refs, worker, now) {
   setText(refs.host, worker.host);
   setText(refs.pid, `pid ${worker.pid}`);
   setText(refs.queues, worker.queues.join(', '));
-  setText(refs.types, (worker.task_types || []).join(', ') || '—');
+  const types = worker.task_types || [];
+  // a long list wraps in its cell up to a few names; all of them are in its tooltip
+  setText(refs.types, types.length > TYPES_SHOWN ? `${types.slice(0, TYPES_SHOWN).join(', ')} +${types.length - TYPES_SHOWN} more`
+    : types.join(', ') || '—');
+  setAttr(refs.types, 'title', types.join(', '));
   setText(refs.started, formatTime(new Date(worker.started * 1000).toISOString()));
   const ago = state === 'stopped' ? `stopped ${formatTime(new Date(worker.stopped * 1000).toISOString())}`
     : `${formatDuration(now - worker.seenAt)} ago`;

@@ -115,7 +115,7 @@ async def test_bad_submissions_get_a_4xx_naming_the_problem(
         ("GET", "/api/tasks/?limit=0", 422),
         ("GET", "/api/tasks/?limit=abc", 422),
         ("GET", "/api/tasks/?offset=-1", 422),
-        ("GET", "/api/tasks/?task_type=nope", 422),
+        ("GET", "/api/tasks/?task_type=not%20a%20name", 422),
         ("GET", "/api/tasks/?q=not-hex!", 422),
         ("GET", "/api/nowhere", 404),
         ("PUT", "/api/tasks/submit", 405),

@@ -67,6 +67,11 @@ async def test_untyped_bytes_are_typed_by_their_content(client: httpx.AsyncClien
     text = (await upload(client, CSV, "application/octet-stream", "sales")).json()
     assert (image["kind"], image["content_type"]) == ("image", "image/png")
     assert (text["kind"], text["content_type"]) == ("csv", "text/csv")
+    bmp = Image.new("RGB", (3, 2))
+    buffer = io.BytesIO()
+    bmp.save(buffer, "BMP")
+    for content, kind in ((buffer.getvalue(), "image"), (b"BMW,units\nX5,3\n", "csv")):  # both start "BM"
+        assert (await upload(client, content, "application/octet-stream", "bm")).json()["kind"] == kind
 
 
 async def test_an_oversized_upload_without_a_length_is_cut_off_at_the_cap(client: httpx.AsyncClient) -> None:

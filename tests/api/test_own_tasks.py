@@ -11,15 +11,18 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 from websockets.asyncio.client import connect
 
+from app.core import keys
 from app.main import create_app
 from app.settings import Settings
 from app.tasks import TaskDefinitionError, load_task_types
-from app.worker.main import build_worker_settings
+from app.worker.main import UNSERVED_DEFER, build_worker_settings
 from app.worker.resilient import ResilientWorker
-from tests.support.servers import make_settings
+from tests.support.processes import process_env, workers
+from tests.support.servers import make_settings, served
 from tests.support.waits import receive, submit, wait_for_progress, wait_for_status, wait_until
 
 StartWorker = Callable[..., Awaitable[ResilientWorker]]
@@ -121,6 +124,12 @@ async def test_a_task_that_raises_ends_failed_with_its_traceback(
     assert [e["status"] for e in flaky["timeline"]] == ["PENDING", "RUNNING", "RETRYING", "RUNNING", "FAILED"]
     retried = (await client.post(f"/api/tasks/{failed['id']}/retry")).json()
     assert retried["error_traceback"] is None and retried["error_message"] is None
+    # a success after a failed attempt leaves no error on the task; its timeline keeps the attempt's
+    recovered = await wait_for_status(client, (await submit(client, "explode", transient=True, recover_after=1))["id"],
+                                      {"SUCCESS", "FAILED"}, timeout=20)
+    assert recovered["status"] == "SUCCESS" and recovered["result_data"] == {"failed_before": 1}
+    assert recovered["error_message"] is None and recovered["error_traceback"] is None
+    assert "attempt 1 failed: TransientError: boom" in [e.get("message") for e in recovered["timeline"]]
 
 
 async def test_a_process_task_is_stopped_at_once_by_a_cancel_or_its_time_limit_and_the_worker_stays_live(
@@ -143,6 +152,35 @@ async def test_a_process_task_is_stopped_at_once_by_a_cancel_or_its_time_limit_a
     assert ended["error_message"] == "timed out after 1 s" and time.monotonic() - started < 4.0
     quick = await wait_for_status(client, (await submit(client, "burn", seconds=0.2))["id"], {"SUCCESS"})
     assert quick["result_data"]["spins"] > 0
+
+
+async def test_a_process_task_may_start_processes_and_fails_with_its_own_traceback(
+        client: httpx.AsyncClient, worker: ResilientWorker, caplog: pytest.LogCaptureFixture) -> None:
+    pooled = await wait_for_status(client, (await submit(client, "burn", seconds=0, helpers=2))["id"], {"SUCCESS"},
+                                   timeout=30)
+    assert pooled["result_data"]["squares"] == [0, 1, 4, 9, 16]
+    failed = await wait_for_status(client, (await submit(client, "burn", seconds=0, fail_with="no fuel"))["id"],
+                                   {"FAILED"})
+    assert failed["error_message"] == "ValueError: no fuel"
+    assert "in burn" in failed["error_traceback"] and failed["error_traceback"].rstrip().endswith("ValueError: no fuel")
+    logged = next(message for message in (r.getMessage() for r in caplog.records)
+                  if failed["id"] in message and "failed" in message)
+    assert "in burn" in logged and "user_tasks.py" in logged  # the child's traceback, not the parent's
+
+
+async def test_a_killed_workers_process_tasks_die_with_it(client: httpx.AsyncClient, settings: Settings,
+                                                          tmp_path: Path) -> None:
+    env = process_env(str(settings.redis_url), str(settings.database_url), settings.data_dir,
+                      TASK_MODULES=USER_MODULE)
+    with workers(env, tmp_path) as pool:
+        worker = pool.start()
+        burning = await submit(client, "burn", seconds=60)
+        await wait_for_progress(client, burning["id"], timeout=20)  # burning, with nothing more to send for 60 s
+        below = psutil.Process(worker.pid).children(recursive=True)  # the forkserver, the task's process …
+        assert any(p.ppid() != worker.pid for p in below)
+        pool.kill(worker)
+        _, alive = psutil.wait_procs(below, timeout=5)
+        assert not alive, [(p.pid, p.cmdline()) for p in alive]  # nothing burns on behind the dead worker's back
 
 
 def _module(tmp_path: Path, name: str, source: str) -> str:
@@ -184,9 +222,16 @@ async def test_a_type_no_live_worker_serves_is_accepted_and_waits_for_one_that_d
         client: httpx.AsyncClient, start_worker: StartWorker, settings: Settings) -> None:
     builtin_only = make_settings(str(settings.redis_url), str(settings.database_url), settings.data_dir)
     first = await start_worker(ctx={**build_worker_settings(builtin_only).ctx, "settings": builtin_only})
-    waiting = await submit(client, "word_count", text="wait for me")
+    response = await client.post("/api/tasks/submit", json={"task_type": "word_count", "priority": "high",
+                                                            "parameters": {"text": "wait for me"}})
+    waiting = response.json()
     plain = await submit(client, "text_processing")
     await wait_for_status(client, plain["id"], {"SUCCESS"})  # the worker runs what it serves meanwhile
+    # left for later in its own priority's delayed set, not pushed to the back of the queue
+    high = keys.delayed_key(settings.queue_name, "high")
+    await wait_until(lambda: first.pool.zscore(high, keys.job_id(waiting["id"], 1)), "the job deferred as high")
+    due = await first.pool.zscore(high, keys.job_id(waiting["id"], 1))
+    assert 0 < due - time.time() * 1000 <= UNSERVED_DEFER * 1000 + 100  # due again in 5 s, not at once
     workers = (await client.get("/api/workers")).json()["workers"]
     served = {w["id"]: set(w["task_types"]) for w in workers}
     assert served[first.ctx["runner"].worker_id] == set(load_task_types())
@@ -195,6 +240,20 @@ async def test_a_type_no_live_worker_serves_is_accepted_and_waits_for_one_that_d
     await start_worker()  # this one loads TASK_MODULES
     done = await wait_for_status(client, waiting["id"], {"SUCCESS"}, timeout=20)
     assert done["result_data"] == {"words": 3} and done["attempts"] == 1
+
+
+async def test_tasks_of_a_type_no_longer_loaded_are_listed_but_not_run_again(
+        client: httpx.AsyncClient, worker: ResilientWorker, settings: Settings) -> None:
+    failed = await wait_for_status(client, (await submit(client, "explode"))["id"], {"FAILED"})
+    builtin_only = make_settings(str(settings.redis_url), str(settings.database_url), settings.data_dir)
+    async with served(builtin_only) as address, httpx.AsyncClient(base_url=f"http://{address}") as other:
+        listed = (await other.get("/api/tasks/", params={"task_type": "explode"})).json()
+        assert [t["id"] for t in listed["tasks"]] == [failed["id"]] and listed["total"] == 1
+        for action in ("retry", "rerun"):
+            refused = await other.post(f"/api/tasks/{failed['id']}/{action}", json={})
+            assert refused.status_code == 422 and refused.json()["field"] == "task_type", refused.text
+            assert "unknown task type \"explode\"" in refused.json()["detail"]
+    assert (await client.get(f"/api/tasks/{failed['id']}")).json()["status"] == "FAILED"  # untouched
 
 
 async def test_the_failure_is_logged_with_its_traceback(client: httpx.AsyncClient, worker: ResilientWorker,

@@ -9,7 +9,7 @@ from playwright.async_api import Page
 
 from app.settings import Settings
 from app.worker.resilient import ResilientWorker
-from tests.support.browser import CHROMIUM, SKIP_REASON, open_dashboard, row
+from tests.support.browser import CHROMIUM, SKIP_REASON, Console, http_status, open_dashboard, row
 from tests.support.servers import make_settings
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason=SKIP_REASON)
@@ -21,7 +21,8 @@ def settings(redis_url: str, db_url: str, tmp_path: Path) -> Settings:
 
 
 async def test_the_form_of_a_user_type_reads_its_schema_and_runs_it_live(
-        web: str, worker: ResilientWorker, page: Page) -> None:
+        web: str, worker: ResilientWorker, page: Page, console: Console) -> None:
+    console.expect(http_status(422, "/api/tasks/submit"))
     await open_dashboard(page, web)
     await page.select_option("#task-type", "word_count")
     assert await page.locator('label[for="param-text"]').text_content() == "Text to count (required)"
@@ -31,6 +32,9 @@ async def test_the_form_of_a_user_type_reads_its_schema_and_runs_it_live(
     assert await page.evaluate("document.querySelector('#param-text').tagName") == "TEXTAREA"
     assert (await page.get_attribute("#param-repeat", "min"), await page.get_attribute("#param-repeat", "max")) == (
         "1", "100")
+    await page.click("#submit-form button[type=submit]")  # the required text left empty: refused, named
+    await page.locator('[data-error-for="text"]').filter(has_text="required").wait_for()
+    assert await page.get_attribute("#param-text", "aria-invalid") == "true"
     await page.fill("#param-text", "one two three four")
     await page.fill("#param-repeat", "2")
     await page.click("#submit-form button[type=submit]")

@@ -197,6 +197,10 @@ async def test_the_dashboard_panel_shows_workers_live_and_marks_a_killed_one_los
             await row.wait_for()
             assert socket.gethostname() in await row.text_content()
         assert await page.locator("#workers-summary").text_content() == "2 live"
+        # every cell holds its text (the list of task types wraps instead of running over its neighbours)
+        spilled = await page.evaluate("""() => [...document.querySelectorAll('#worker-rows td')]
+            .filter((td) => td.scrollWidth > td.clientWidth + 1).map((td) => td.className)""")
+        assert spilled == []
 
         # Counts and running tasks arrive with the beats, without a reload.
         task = await submit(client, "text_processing", text="counted live")

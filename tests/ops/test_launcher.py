@@ -17,6 +17,7 @@ import httpx
 import pytest
 import redis
 
+from app.core.cli import CONFIG_ERROR
 from launcher.redis_server import RedisServer, find_redis_server, free_port, stop_stale_server
 from launcher.stack import obscure
 
@@ -160,6 +161,22 @@ def test_launcher_refuses_a_redis_url_that_does_not_answer(tmp_path: Path) -> No
     assert result.returncode == 1
     assert f"redis://:********@127.0.0.1:{url.rsplit(':', 1)[1]}" in result.stderr
     assert "s3cret" not in result.stderr + result.stdout
+
+
+def test_a_task_module_that_cannot_be_used_is_named_in_one_line_and_nothing_starts(tmp_path: Path) -> None:
+    env = _launcher_env(tmp_path, TASK_MODULES="no_such_module_here", EMBEDDED_REDIS_PORT=str(free_port()))
+    launched = subprocess.run([sys.executable, "-m", "launcher"], cwd=ROOT, env=env, capture_output=True, text=True,
+                              timeout=60)
+    assert launched.returncode == 1 and "Traceback" not in launched.stderr
+    assert launched.stderr.strip() == "launcher: TASK_MODULES: cannot import 'no_such_module_here': " \
+        "ModuleNotFoundError: No module named 'no_such_module_here'"
+    for script, program in (("worker.py", "taskqueue-worker"), ("web.py", "taskqueue-web")):
+        started = subprocess.run([sys.executable, "-m", "launcher.respawn", sys.executable, script], cwd=ROOT,
+                                 env=env, capture_output=True, text=True, timeout=60)
+        assert started.returncode == CONFIG_ERROR and "Traceback" not in started.stderr, started.stderr
+        first, second = started.stderr.strip().splitlines()  # the cause, then why it is not started again
+        assert first.startswith(f"{program}: cannot start: TASK_MODULES: cannot import 'no_such_module_here'")
+        assert second.endswith("cannot start with this configuration (above); not starting it again")
 
 
 def _lines(stream: IO[str]) -> "queue.Queue[str]":

@@ -1,7 +1,8 @@
 """`pip install .` works: the wheel built from this checkout holds every module of `app/` and `launcher/`, the
 dashboard's `static/` as package `taskqueue_static` (found by the installed app), the console scripts, and
 only the runtime as its requirements (the test tools are the `test` extra). pyproject.toml's pins agree with
-requirements.txt and requirements-dev.txt, which the Makefile installs."""
+requirements.txt and requirements-dev.txt, which the Makefile installs. The commands answer `--help` without
+starting anything."""
 
 import configparser
 import importlib.util
@@ -124,6 +125,14 @@ def test_the_installed_app_serves_the_packaged_dashboard(wheel: Path, tmp_path: 
     assert Path(module) == site / "app" / "main.py"
     assert Path(static) == site / "taskqueue_static"
     assert (Path(static) / "index.html").is_file() and (Path(static) / "js" / "app.js").is_file()
+    # an installed command (its script's directory first on the path, not the working directory: `-P`)
+    # finds a task module next to the user
+    (tmp_path / "cwd_tasks.py").write_text("from app.tasks import task\n@task\nasync def here(report) -> None: ...\n")
+    probe = ("from app.core.cli import parse_command_line; parse_command_line('taskqueue-worker', '', []); "
+             "from app.tasks import load_task_types; print(*load_task_types(['cwd_tasks'], builtin=False))")
+    found = subprocess.run([sys.executable, "-P", "-c", probe], capture_output=True, text=True, cwd=tmp_path,
+                           env={**os.environ, "PYTHONPATH": path}, timeout=60)
+    assert (found.returncode, found.stdout.strip()) == (0, "here"), found.stderr
 
 
 def test_pyproject_pins_what_the_requirements_files_pin() -> None:
@@ -134,3 +143,16 @@ def test_pyproject_pins_what_the_requirements_files_pin() -> None:
     assert {line.replace(" ", "") for line in project["optional-dependencies"]["test"]} == pins(
         ROOT / "requirements-dev.txt")
     assert not {name_of(line) for line in pins(ROOT / "requirements.txt")} & TEST_TOOLS
+
+
+@pytest.mark.parametrize("script", ["web.py", "worker.py"])
+def test_help_says_where_the_settings_are_and_starts_nothing(script: str, tmp_path: Path) -> None:
+    # REDIS_URL names a port nothing listens on: a process that started would fail or hang, not exit 0
+    env = {**os.environ, "REDIS_URL": "redis://127.0.0.1:9/0", "DATABASE_URL": f"sqlite:///{tmp_path}/t.db"}
+    shown = subprocess.run([sys.executable, script, "--help"], cwd=ROOT, env=env, capture_output=True, text=True,
+                           timeout=60)
+    assert shown.returncode == 0 and "docs/configuration.md" in shown.stdout, shown
+    refused = subprocess.run([sys.executable, script, "--port", "1"], cwd=ROOT, env=env, capture_output=True,
+                             text=True, timeout=60)
+    assert refused.returncode == 2 and "unrecognized arguments: --port 1" in refused.stderr
+    assert not (tmp_path / "t.db").exists()

@@ -2,12 +2,13 @@
 TASK_MODULES=tests.support.user_tasks): the public task API used the way docs/tasks.md shows it."""
 
 import asyncio
+import multiprocessing
 import time
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
-from app.tasks import Reporter, SyncReporter, Text, TransientError, task
+from app.tasks import Line, Reporter, SyncReporter, Text, TransientError, task
 
 
 @task(description="Counts the words of a text", timeout=60, max_attempts=2)
@@ -56,20 +57,37 @@ def slow_sum(report: SyncReporter, upto: Annotated[int, Field(ge=1, le=10**6)] =
 
 @task(executor="process", timeout=30)
 def burn(report: SyncReporter, seconds: Annotated[float, Field(ge=0, le=60, description="CPU seconds to burn.")] = 1.0,
-         ) -> dict:
+         helpers: Annotated[int, Field(ge=0, le=4, description="Processes of its own to square numbers in.")] = 0,
+         fail_with: Line = "") -> dict:
     """CPU-bound pure Python in a child process: the worker's loop never waits on it."""
-    report(0, "burning")
+    report(1, "burning")
     end, spins = time.monotonic() + seconds, 0
     while time.monotonic() < end:
         spins += 1  # no report inside: only killing the process can stop it early
     report.log(f"{spins} spins")
+    if fail_with:
+        raise ValueError(fail_with)
+    if helpers:
+        with multiprocessing.get_context("spawn").Pool(helpers) as pool:
+            return {"spins": spins, "squares": pool.map(square, range(5))}
     return {"spins": spins}
 
 
+def square(n: int) -> int:
+    return n * n
+
+
 @task(max_attempts=2)
-async def explode(report: Reporter, message: str = "boom", transient: bool = False) -> dict:
-    """Always raises: its traceback is kept with the task."""
+async def explode(report: Reporter, message: str = "boom", transient: bool = False,
+                  recover_after: Annotated[int, Field(ge=0, le=5, description="Failures before it succeeds "
+                                                                               "(0: it never does).")] = 0) -> dict:
+    """Raises (its traceback is kept with the task), or succeeds once it has failed `recover_after` times."""
     await report(10, "about to fail")
+    failures = report.data_dir / f"{report.task_id}.failures"
+    failed = int(failures.read_text()) if failures.exists() else 0
+    if recover_after and failed >= recover_after:
+        return {"failed_before": failed}
+    failures.write_text(str(failed + 1))
     return fail_deeply(message, transient)
 
 

@@ -3,13 +3,16 @@ required fields, the 422 messages naming the field, and what the form and the AP
 
 import json
 import math
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Literal
 
 import pytest
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
 
 from app.core.errors import InvalidParameters
 from app.tasks import CsvUpload, ImageUpload, Line, Reporter, TaskDefinitionError, Text, task
+from app.tasks.define import result_object
 
 
 @task
@@ -37,7 +40,7 @@ def refused(field: str, value: object) -> InvalidParameters:
 
 def test_ints_in_bounds_pass_and_the_message_names_field_bounds_and_value() -> None:
     assert sample.validate({"rows": 1})["rows"] == 1 and sample.validate({"rows": 1_000_000})["rows"] == 1_000_000
-    assert str(refused("rows", "abc")) == "rows: must be an integer between 1 and 1000000, got 'abc'"
+    assert str(refused("rows", "abc")) == "rows: must be an integer between 1 and 1000000, got \"abc\""
 
 
 @pytest.mark.parametrize("value", ["abc", True, False, 5.0, 2.5, None, [1], 0, 1_000_001])
@@ -66,7 +69,7 @@ def test_strings_check_type_length_and_lines() -> None:
 
 def test_choices_accept_only_listed_strings() -> None:
     assert sample.validate({"operation": "blur"})["operation"] == "blur"
-    assert refused("operation", "sharpen").message == "must be one of resize, blur, got 'sharpen'"
+    assert refused("operation", "sharpen").message == "must be one of resize, blur, got \"sharpen\""
     refused("operation", 1)
 
 
@@ -81,12 +84,12 @@ def test_lists_take_scalars() -> None:
 
 
 @pytest.mark.parametrize(("value", "message"), [
-    ("abc", "must be a list, got 'abc'"),
-    ({"a": 1}, "must be a list, got {'a': 1}"),
+    ("abc", "must be a list, got \"abc\""),
+    ({"a": 1}, "must be a list, got {\"a\": 1}"),
     ([[1]], "item 0 must be a string, an integer, a finite number, a boolean or null, got [1]"),
-    ([{"a": 1}], "item 0 must be a string, an integer, a finite number, a boolean or null, got {'a': 1}"),
+    ([{"a": 1}], "item 0 must be a string, an integer, a finite number, a boolean or null, got {\"a\": 1}"),
     (["abcd"], "item 0 must be at most 3 characters long, got 4"),
-    ([1, math.nan], "item 1 must be a finite number, got nan"),
+    ([1, math.nan], "item 1 must be a finite number, got NaN"),
     ([1] * 6, "must have at most 5 items, got 6"),
 ])
 def test_lists_refuse_non_lists_nesting_long_items_and_too_many(value: object, message: str) -> None:
@@ -172,6 +175,74 @@ def test_one_pydantic_model_parameter_is_the_schema_and_the_function_gets_it() -
     assert with_model.parameters.__name__ == "ModelledParameters"
 
 
+def test_a_models_aliases_name_its_fields_and_computed_fields_are_not_parameters() -> None:
+    class Box(BaseModel):
+        width_cm: Annotated[int, Field(alias="widthCm", ge=1)] = 2
+
+        @computed_field  # type: ignore[prop-decorator]
+        @property
+        def area(self) -> int:
+            return self.width_cm ** 2
+
+    @task(name="boxed")
+    async def with_box(report: Reporter, box: Box) -> dict:
+        return {}
+
+    stored = with_box.validate({"widthCm": 5})
+    assert stored == {"widthCm": 5}
+    assert with_box.arguments(stored)["box"].area == 25
+    assert list(with_box.describe()["parameters"]) == ["widthCm"]
+
+
+@pytest.mark.parametrize(("outcome", "message"), [
+    (3, "returned int; return a dict"),
+    ({"when": object()}, "not JSON"),
+    ({"mean": math.nan}, "NaN or an infinity"),
+    ({"rows": ["x" * 1000] * 1001}, "more than 1000000"),
+])
+def test_a_result_that_cannot_be_stored_fails_naming_why(outcome: object, message: str) -> None:
+    with pytest.raises(TypeError, match=message):
+        result_object("sample", outcome)
+
+
+def test_a_result_may_hold_what_pydantic_gives_as_json() -> None:
+    class Summary(BaseModel):
+        at: datetime
+        where: Path
+
+    when = datetime(2026, 1, 2, tzinfo=UTC)
+    assert result_object("sample", {"summary": Summary(at=when, where=Path("/tmp/x")), 1: (2, 3)}) == {
+        "summary": {"at": "2026-01-02T00:00:00Z", "where": "/tmp/x"}, "1": [2, 3]}
+    assert result_object("sample", None) == {}
+
+
+class Inner(BaseModel):
+    width: Annotated[int, Field(ge=1)] = 3
+
+
+@task
+async def nested(report: Reporter, shape: Inner = Inner(), shapes: list[Inner] = [],
+                 counts: dict[str, int] = {}, step: Annotated[int, Field(multiple_of=5)] = 5,
+                 ratio: Annotated[float, Field(gt=0)] = 1.0, name: Annotated[str, Field(min_length=3)] = "abc") -> dict:
+    return {}
+
+
+@pytest.mark.parametrize(("raw", "field", "message"), [
+    ({"shape": {"width": 0}}, "shape.width", "must be at least 1, got 0"),
+    ({"shape": {"width": "x"}}, "shape.width", "must be an integer of at least 1, got \"x\""),
+    ({"shape": 5}, "shape", "must be a JSON object, got 5"),
+    ({"shapes": [{}, {"width": 0}]}, "shapes", "item 1 width must be at least 1, got 0"),
+    ({"counts": {"a": "b"}}, "counts", "key \"a\" must be an integer, got \"b\""),
+    ({"step": 7}, "step", "must be a multiple of 5, got 7"),
+    ({"ratio": 0}, "ratio", "must be more than 0.0, got 0"),
+    ({"name": "ab"}, "name", "must be at least 3 characters long, got 2"),
+])
+def test_a_bound_or_a_nested_value_is_named_where_it_is(raw: dict, field: str, message: str) -> None:
+    with pytest.raises(InvalidParameters) as caught:
+        nested.validate(raw)
+    assert (caught.value.field, caught.value.message) == (field, message)
+
+
 def test_name_description_and_limits_come_from_the_decorator_or_the_function() -> None:
     @task(name="renamed", description="Told.", timeout=60, max_attempts=2)
     async def some_function(report: Reporter) -> None:
@@ -199,6 +270,8 @@ def test_plain_functions_run_in_a_thread_unless_they_ask_for_a_process() -> None
     ("class Thing: ...\nasync def f(report, x: Thing = None): ...", "parameter 'x' has an unsupported annotation"),
     ("async def f(report, *items: int): ...", "*args and **kwargs"),
     ("async def f(*, x: int = 1): ...", "the first parameter receives the Reporter"),
+    ("async def f(n: int = 1): ...", "'n' looks like one of the task's own parameters"),
+    ("async def f(n: int): ...", "'n' looks like one of the task's own parameters"),
     ("async def f(report, x: Annotated[int, Field(ge=1)] = 0): ...", "the default of parameter 'x'"),
     ("def f(report): ...\nf.__qualname__ = 'outer.<locals>.f'", None),
 ])
