@@ -56,6 +56,7 @@ class Settings:
     webhook_timeout: float
     webhook_backoff_base: float
     webhook_allow_private: bool
+    root_path: str
 
 
 def _secret(value: str) -> Secret | None:
@@ -73,6 +74,21 @@ def _log_format(value: str) -> str:
     if value not in ("text", "json"):
         raise ValueError(f"LOG_FORMAT must be 'text' (readable lines) or 'json' (one JSON object per line), got {value!r}")
     return value
+
+
+ROOT_PATH_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~/")
+
+
+def _root_path(value: str) -> str:
+    """"/tq" from "/tq", "/tq/" or "tq"; "" for none. It lands in URLs and the OpenAPI document: plain
+    path characters only, so it cannot carry a query, a fragment or markup."""
+    path = "/" + value.strip().strip("/")
+    if path == "/":
+        return ""
+    if not set(path) <= ROOT_PATH_CHARS or "//" in path or len(path) > 200 or {".", ".."} & set(path.split("/")):
+        raise ValueError(f"ROOT_PATH must be a URL path such as /tq (letters, digits, - . _ ~ and /; at most 200 "
+                         f"characters, no . or .. segment), got {value!r}")
+    return path
 
 
 def _per_type(cast: Callable[[str], T]) -> Callable[[str], dict[str, T]]:
@@ -135,4 +151,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         webhook_timeout=config("WEBHOOK_TIMEOUT", cast=float, default=10.0),
         webhook_backoff_base=config("WEBHOOK_BACKOFF_BASE", cast=float, default=1.0),
         webhook_allow_private=config("WEBHOOK_ALLOW_PRIVATE", cast=bool, default=False),
+        root_path=_root_path(config("ROOT_PATH", default="")),  # outside cast=: Config would drop the message
     )

@@ -1,12 +1,15 @@
-"""Regenerates the README's dashboard screenshots (docs/dashboard.png, docs/dashboard-dark.png,
-docs/workers.png, docs/charts.png).
+"""Regenerates the documentation's screenshots (docs/dashboard.png, docs/dashboard-dark.png,
+docs/phone.png, docs/schedules.png, docs/workers.png, docs/charts.png).
 
 Starts its own redis-server, web process and a worker running two tasks at a time, submits tasks
-that end in every state (and leaves some running and some queued), and photographs the dashboard
-in Debian's chromium at 1400×900: light with the detail panel open on the finished image task (its
-thumbnails and log), dark with the list alone. Then three more workers join, tasks of every type
-trickle in for a few minutes (some fail, some wait in the queue), one worker is SIGKILLed and one
-stopped, and the workers and charts panels are photographed from that real data.
+that end in every state (and leaves some running, some queued and one scheduled an hour ahead), and
+photographs the dashboard in Debian's chromium at 1400×900: light with the detail panel open on the
+finished data_processing task (its CSV statistics, over the dimmed list), dark with the list alone and
+two rows ticked (the bulk bar shows only then); and at 390×844 with the panel open as a sheet on the
+finished summary. Then it makes three schedules (one paused, one run twice by hand) and photographs
+the Schedules page with those runs. Then three more workers join, tasks of every type trickle in for
+a few minutes (some fail, some wait in the queue), one worker is SIGKILLed and one stopped, and the
+workers and charts panels are photographed from that real data.
 Run: `.venv/bin/python docs/screenshots.py` (about eight minutes).
 """
 
@@ -18,7 +21,7 @@ import time
 from pathlib import Path
 
 import httpx
-from playwright.async_api import Page, async_playwright
+from playwright.async_api import Browser, Page, async_playwright
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -26,13 +29,25 @@ sys.path.insert(0, str(ROOT))
 from bench.stack import running_stack, start_worker, stop
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+DESKTOP = {"width": 1400, "height": 900}
+PHONE = {"width": 390, "height": 844}
 SLOW = {"data": list(range(200)), "delay_per_item": 0.5}
 TRICKLE_MINUTES = 6  # of tasks for the charts: a few minutes of bars
 FAILING = {"data": ["a", None], "fail_fast": True, "delay_per_item": 0}
+# The panel is shot once what it fetches after opening is in: the readable result (and its images),
+# the log, and the parameters' titles (their section is aria-busy until then). A function, not an
+# expression: playwright would eval() that, which the page's CSP refuses.
+DETAIL_LOADED = ("() => { const d = document.querySelector('#detail');"
+                 " return d.querySelector('.result-view') && d.querySelector('.log-line')"
+                 " && !d.querySelector('[aria-busy=\"true\"]')"
+                 " && [...d.querySelectorAll('img')].every(i => i.complete && i.naturalWidth); }")
 
 
-def submit(http: httpx.Client, task_type: str, **parameters: object) -> dict:
-    answer = http.post("/api/tasks/submit", json={"task_type": task_type, "parameters": parameters})
+def submit(http: httpx.Client, task_type: str, *, start_in: float | None = None, **parameters: object) -> dict:
+    body: dict[str, object] = {"task_type": task_type, "parameters": parameters}
+    if start_in is not None:
+        body["delay"] = start_in
+    answer = http.post("/api/tasks/submit", json=body)
     answer.raise_for_status()
     return answer.json()
 
@@ -45,9 +60,9 @@ def wait_status(http: httpx.Client, task_id: str, statuses: set[str]) -> None:
         time.sleep(0.05)
 
 
-def populate(http: httpx.Client) -> str:
-    """Finished tasks of each kind, one cancelled, two running (worker is full), two queued; returns
-    the id of the finished image task."""
+def populate(http: httpx.Client) -> dict[str, str]:
+    """Finished tasks of each kind, one cancelled, two running (worker is full), one queued, one
+    scheduled an hour ahead; returns the ids of the finished tasks by type."""
     finished = {}
     for task_type, parameters in [("text_processing", {}), ("ai_summarization", {}),
                                   ("data_processing", {"rows": 20000, "processing_time": 0}),
@@ -65,37 +80,97 @@ def populate(http: httpx.Client) -> str:
                                                                    delay_per_email=0.05)]
     for task in running:
         wait_status(http, task["id"], {"RUNNING"})
-    submit(http, "image_processing", image_count=20)
     submit(http, "data_processing", rows=100000)
+    submit(http, "email_simulation", start_in=3600, recipient_count=50)  # the list's "scheduled for"
     time.sleep(4)  # the running ones get somewhere
-    return finished["image_processing"]
+    return finished
 
 
-async def photograph(url: str, image_task: str) -> None:
+async def photograph(url: str, finished: dict[str, str]) -> None:
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        for scheme, name in [("light", "dashboard.png"), ("dark", "dashboard-dark.png")]:
-            context = await browser.new_context(viewport={"width": 1400, "height": 900}, color_scheme=scheme)
-            page = await context.new_page()
-            await page.goto(url)
-            await page.wait_for_selector('#connection[data-connection="live"]')
-            await page.wait_for_selector('#task-rows tr[data-status="RUNNING"]')
-            await page.select_option("#task-type", "image_processing")
-            if scheme == "light":
-                await show_detail(page, image_task)
-            await page.wait_for_timeout(1500)
-            await page.screenshot(path=str(ROOT / "docs" / name))
-            await context.close()
+        page = await open_page(browser, url, DESKTOP, "light")
+        await page.select_option("#task-type", "data_processing")  # the form of the task shown
+        await show_detail(page, finished["data_processing"])
+        await shoot(page, "dashboard.png")
+        page = await open_page(browser, url, DESKTOP, "dark")
+        await page.select_option("#task-type", "image_processing")
+        await tick_rows(page, [finished["text_processing"], finished["ai_summarization"]])
+        await shoot(page, "dashboard-dark.png")
+        page = await open_page(browser, url, PHONE, "light")
+        await show_detail(page, finished["ai_summarization"])
+        await shoot(page, "phone.png")
         await browser.close()
 
 
+async def open_page(browser: Browser, url: str, viewport: dict[str, int], scheme: str) -> Page:
+    """The dashboard, live, with its running tasks listed."""
+    context = await browser.new_context(viewport=viewport, color_scheme=scheme)
+    page = await context.new_page()
+    await page.goto(url)
+    await page.wait_for_selector('#connection[data-connection="live"]')
+    await page.wait_for_selector('#task-rows tr[data-status="RUNNING"]')
+    return page
+
+
+async def shoot(page: Page, name: str) -> None:
+    # the pointer off what it last clicked (to a corner outside the cards), so nothing is drawn hovered
+    await page.mouse.move(page.viewport_size["width"] - 1, page.viewport_size["height"] - 1)
+    await page.wait_for_timeout(1500)  # progress bars slide into place (a 0.3 s transition) and times tick
+    await page.screenshot(path=str(ROOT / "docs" / name))
+    await page.context.close()
+
+
 async def show_detail(page: Page, task_id: str) -> None:
-    """The panel on the image task, once its thumbnails have loaded and its log has arrived."""
+    """The panel on a finished task, once what it loads after opening is in."""
     await page.click(f'tr[data-task-id="{task_id}"] .task-link')
-    # a function, not an expression: playwright would eval() that, which the page's CSP refuses
-    await page.wait_for_function("() => document.querySelectorAll('#detail .files img').length > 0"
-                                 " && [...document.querySelectorAll('#detail .files img')].every(i => i.naturalWidth)"
-                                 " && document.querySelectorAll('#detail .log-line').length > 0")
+    await page.wait_for_function(DETAIL_LOADED)
+
+
+async def tick_rows(page: Page, task_ids: list[str]) -> None:
+    """Ticks these rows: the bulk bar is hidden until something is selected."""
+    for task_id in task_ids:
+        await page.check(f'tr[data-task-id="{task_id}"] .row-select')
+    await page.wait_for_selector("#bulk-bar:not([hidden])")
+
+
+def make_schedules(http: httpx.Client) -> None:
+    """Three schedules, the last paused; the first run twice by hand (its runs ended) so its
+    last run, count and recent runs show. Their next ticks lie hours ahead: none fires meanwhile."""
+    # high: its runs start in the next free slot rather than behind the queued task
+    report = create_schedule(http, name="Nightly sales report", task_type="data_processing",
+                             parameters={"rows": 5000, "processing_time": 0}, cron="30 2 * * *",
+                             timezone="Europe/Berlin", priority="high")
+    create_schedule(http, name="Hourly digest", task_type="email_simulation",
+                    parameters={"recipient_count": 25, "delay_per_email": 0}, interval=3600, priority="low")
+    create_schedule(http, name="Weekly reading stats", task_type="text_processing", parameters={},
+                    cron="0 7 * * 1", paused=True)
+    for _ in range(2):
+        run = http.post(f"/api/schedules/{report}/run")
+        run.raise_for_status()
+        wait_status(http, run.json()["id"], {"SUCCESS"})
+
+
+def create_schedule(http: httpx.Client, **body: object) -> str:
+    answer = http.post("/api/schedules", json=body)
+    answer.raise_for_status()
+    return answer.json()["id"]
+
+
+async def photograph_schedules(url: str) -> None:
+    """The Schedules page with the first schedule's recent runs open (its Runs button)."""
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        context = await browser.new_context(viewport=DESKTOP)
+        page = await context.new_page()
+        await page.goto(url)
+        await page.wait_for_selector('#connection[data-connection="live"]')
+        await page.wait_for_selector("#param-fields .field")  # the form, built from the task types
+        first = page.locator("#schedule-rows tr").filter(has_text="Nightly sales report")
+        await first.locator('[data-action="runs"]').click()
+        await page.wait_for_function("() => document.querySelectorAll('#schedule-runs tr').length === 2")
+        await shoot(page, "schedules.png")
+        await browser.close()
 
 
 def trickle(http: httpx.Client, minutes: float) -> None:
@@ -119,13 +194,14 @@ def trickle(http: httpx.Client, minutes: float) -> None:
 async def photograph_panels(url: str) -> None:
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        context = await browser.new_context(viewport={"width": 1400, "height": 900})
+        context = await browser.new_context(viewport=DESKTOP)
         page = await context.new_page()
         await page.goto(url)
         await page.wait_for_selector('#connection[data-connection="live"]')
         await page.wait_for_selector('#worker-rows tr[data-state="lost"]')
-        await page.wait_for_function("() => document.querySelector('#charts [data-chart=\"throughput\"] canvas')"
-                                     ".getAttribute('aria-label')")
+        # both labels are set by the drawing of the series (the queue's with its maximum and mean)
+        await page.wait_for_function("() => ['throughput', 'queue'].every(name => document.querySelector("
+                                     "`#charts [data-chart=\"${name}\"] canvas`).getAttribute('aria-label'))")
         await page.wait_for_timeout(1500)
         await page.locator("#workers").screenshot(path=str(ROOT / "docs" / "workers.png"))
         await page.locator("#charts").screenshot(path=str(ROOT / "docs" / "charts.png"))
@@ -136,8 +212,10 @@ async def photograph_panels(url: str) -> None:
 def main() -> None:
     with running_stack(env={"WORKER_CONCURRENCY": "2"}) as stack:
         with httpx.Client(base_url=stack.url, timeout=10) as http:
-            image_task = populate(http)
-            asyncio.run(photograph(f"{stack.url}/", image_task))
+            finished = populate(http)
+            asyncio.run(photograph(f"{stack.url}/", finished))
+            make_schedules(http)
+            asyncio.run(photograph_schedules(f"{stack.url}/schedules.html"))
             joined = [start_worker(stack.env) for _ in range(3)]
             try:
                 trickle(http, TRICKLE_MINUTES)

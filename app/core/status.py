@@ -61,5 +61,6 @@ CANCEL = Move("cancel", WAITING, Status.CANCELLED)  # a queued task cancelled be
 RETRY_LATER = Move("retry later", ONLY_RUNNING, Status.RETRYING)  # an attempt failed or was handed back
 REQUEUE = Move("requeue", WAITING)  # a queued task whose arq job was lost gets a new one, its status kept
 MANUAL_RETRY = Move("manual retry", RETRYABLE, Status.PENDING)
+RUN_NOW = Move("run now", WAITING)  # a task waiting for a later start is queued at once, its status kept
 
-MOVES = (START, PROGRESS, CANCEL_REQUEST, SUCCEED, FAIL, STOP, CANCEL, RETRY_LATER, REQUEUE, MANUAL_RETRY)
+MOVES = (START, PROGRESS, CANCEL_REQUEST, SUCCEED, FAIL, STOP, CANCEL, RETRY_LATER, REQUEUE, MANUAL_RETRY, RUN_NOW)

@@ -25,35 +25,39 @@ from app.core.errors import OUTAGES
 from app.core.keys import delayed_key, delayed_keys
 from app.core.priority import BAND_MS, queue_score
 from app.core.wire import TaskDict
+from app.metrics.depth import NOTE, NOTE_ARGS
 from app.metrics.tally import Tally
 
 log = logging.getLogger(__name__)
 
 # KEYS: the queue, then the N job keys; ARGV: expiry beyond the due time (ms), now (ms), the events
-# channel, the number of events E, then for each job: id, serialised job, due time (ms), target
-# (queue or delayed set), score, then the E events to publish, then the figures to add (hash, field,
-# amount: metrics/tally.py). One round trip, atomic like arq's MULTI: the figures count only what was
-# queued.
-WRITE = """
+# channel, the number of events E, the 3 arguments of note_depth (metrics/depth.py), then for each
+# job: id, serialised job, due time (ms), target (queue or delayed set), score, then the E events to
+# publish, then the figures to add (hash, field, amount: metrics/tally.py). One round trip, atomic
+# like arq's MULTI: the figures count only what was queued, and a burst's depth is noted at its height.
+WRITE = NOTE + """
 local now = tonumber(ARGV[2])
 local n = #KEYS - 1
+local due_now = 0
 for i = 1, n do
-  local at = 4 + (i - 1) * 5
+  local at = 7 + (i - 1) * 5
   local due = tonumber(ARGV[at + 3])
   redis.call('PSETEX', KEYS[i + 1], math.max(due - now, 0) + tonumber(ARGV[1]), ARGV[at + 2])
   redis.call('ZADD', ARGV[at + 4], ARGV[at + 5], ARGV[at + 1])
+  if ARGV[at + 4] == KEYS[1] then due_now = due_now + 1 end
 end
-local events = 5 + n * 5
+local events = 8 + n * 5
 local figures = events + tonumber(ARGV[4])
 for i = events, figures - 1 do redis.call('PUBLISH', ARGV[3], ARGV[i]) end
 for i = figures, #ARGV, 3 do redis.call('HINCRBY', ARGV[i], ARGV[i + 1], ARGV[i + 2]) end
+if due_now > 0 then note_depth(KEYS[1], now, ARGV[5], ARGV[6], ARGV[7]) end
 return n
 """
 
 # KEYS: the queue, then the delayed sets from the highest priority down; ARGV: the band (ms), the
-# most jobs to move per set. Moves the jobs due by Redis' clock into the queue with their banded
-# score; returns {jobs moved, ms until the next one is due (-1: none waiting)}.
-PROMOTE = """
+# most jobs to move per set, the 3 arguments of note_depth. Moves the jobs due by Redis' clock into
+# the queue with their banded score; returns {jobs moved, ms until the next one is due (-1: none waiting)}.
+PROMOTE = NOTE + """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local moved, wait = 0, -1
@@ -71,6 +75,7 @@ for i = 2, #KEYS do
     if wait < 0 or left < wait then wait = left end
   end
 end
+if moved > 0 then note_depth(KEYS[1], now, ARGV[3], ARGV[4], ARGV[5]) end
 return {moved, wait}
 """
 PROMOTE_BATCH = 500
@@ -93,7 +98,7 @@ class Jobs:
         if later: a scheduled task's start), then publish `events`; all in one script, with the
         figures of `tally` (metrics/tally.py: counts only)."""
         now = timestamp_ms()
-        args: list[str | int | bytes] = [self.redis.expires_extra_ms, now, keys.EVENTS, len(events)]
+        args: list[str | int | bytes] = [self.redis.expires_extra_ms, now, keys.EVENTS, len(events), *NOTE_ARGS]
         job_keys = []
         for task in tasks:
             job = keys.job_id(task["id"], task["dispatch"])
@@ -112,7 +117,7 @@ class Jobs:
     async def promote(self) -> tuple[int, float | None]:
         """Move due delayed jobs into the queue: (jobs moved, seconds until the next is due)."""
         moved, wait = await self._promote(keys=[self.queue, *delayed_keys(self.queue)],
-                                          args=[BAND_MS, PROMOTE_BATCH])
+                                          args=[BAND_MS, PROMOTE_BATCH, *NOTE_ARGS])
         return int(moved), None if int(wait) < 0 else int(wait) / 1000
 
     def remove(self, pipe: Pipeline, job: str) -> None:

@@ -1,5 +1,6 @@
 """Figures read live rather than counted: queue depth by priority, each web process's WebSocket
-figures (written to Redis every few seconds), and the workers' queue-depth samples for the charts."""
+figures (written to Redis every few seconds), and the workers' queue-depth samples for the charts
+(metrics/depth.py)."""
 
 import asyncio
 import json
@@ -19,20 +20,24 @@ from app.core.errors import OUTAGES
 from app.core.keys import delayed_key
 from app.core.liveset import members
 from app.core.priority import Priority, band_range, of_score
-from app.metrics.tally import MINUTE_TTL, minute_key
+from app.metrics.depth import SAMPLE, SAMPLE_EVERY, sample_args
 from app.store.tasks import TaskStore
 
 log = logging.getLogger(__name__)
 
 WEB_EVERY = 2.0  # seconds between a web process's writes of its figures
 WEB_TTL = 10.0  # seconds its figures count as live without a new write
-DEPTH_EVERY = 5.0  # seconds between a worker's queue-depth samples
 
 
 async def queue_depth(redis: Redis, store: TaskStore, queue: str) -> dict[str, dict[Priority, int]]:
     """Jobs by priority: "queued" are due and waiting for a worker (arq keeps a job in its queue
     until it ends, so the jobs of running tasks are taken off); "delayed" wait for their time
     (a scheduled start, a retry's backoff)."""
+    return (await _depth(redis, store, queue))[0]
+
+
+async def _depth(redis: Redis, store: TaskStore, queue: str) -> tuple[dict[str, dict[Priority, int]], int]:
+    """queue_depth, and how many jobs of running tasks are in arq's queue."""
     running = await store.running_jobs()
     async with redis.pipeline(transaction=False) as pipe:
         for priority in Priority:
@@ -45,29 +50,28 @@ async def queue_depth(redis: Redis, store: TaskStore, queue: str) -> dict[str, d
         found = await pipe.execute()
     n = len(Priority)
     queued = dict(zip(Priority, found[:n], strict=True))
-    for score in found[2 * n:]:
-        if score is not None:
-            queued[of_score(score)] -= 1
-    return {"queued": {p: max(count, 0) for p, count in queued.items()},
-            "delayed": dict(zip(Priority, found[n:2 * n], strict=True))}
+    in_queue = [score for score in found[2 * n:] if score is not None]
+    for score in in_queue:
+        queued[of_score(score)] -= 1
+    return ({"queued": {p: max(count, 0) for p, count in queued.items()},
+             "delayed": dict(zip(Priority, found[n:2 * n], strict=True))}, len(in_queue))
 
 
 async def sample_depth_forever(redis: Redis, store: TaskStore, queue: str) -> None:
-    """A worker's loop: the queued jobs' count into the current minute's figures every DEPTH_EVERY
-    seconds (every worker samples; the last write of a minute wins)."""
+    """A worker's loop: every SAMPLE_EVERY seconds, the queued jobs' count into the current minute's
+    maximum and mean (every worker samples: the mean is over all their samples), and the running
+    jobs' count for the scripts that note the depth between samples (metrics/depth.py)."""
+    sample = redis.register_script(SAMPLE)
     while True:
         try:
-            depth = sum((await queue_depth(redis, store, queue))["queued"].values())
-            key = minute_key(int(time.time() // 60))
-            async with redis.pipeline(transaction=False) as pipe:
-                pipe.hset(key, "depth", depth)
-                pipe.expire(key, MINUTE_TTL)
-                await pipe.execute()
+            depth, running = await _depth(redis, store, queue)
+            names, args = sample_args(time.time(), sum(depth["queued"].values()), running)
+            await sample(keys=names, args=args)
         except OUTAGES as exc:
             log.warning("could not sample the queue depth (%s)", exc)
         except Exception:  # the charts lose a point; the worker must not lose the loop
             log.exception("could not sample the queue depth")
-        await asyncio.sleep(DEPTH_EVERY)
+        await asyncio.sleep(SAMPLE_EVERY)
 
 
 class WebFigures:

@@ -37,6 +37,7 @@ class Snapshot:
     workers_live: int
     webs: dict[str, dict[str, Any]]
     by_status: dict[str, int]
+    paused: dict[str, int]  # queue → 1 while paused
 
     def collect(self) -> Iterator[Metric]:
         for name in COUNTERS:
@@ -54,6 +55,8 @@ class Snapshot:
         yield _gauge("tq_queue_delayed", "Jobs waiting for their time (scheduled start, retry backoff), by priority.",
                      "priority", self.depth["delayed"])
         yield _gauge("tq_tasks", "Tasks stored, by status (from the database).", "status", self.by_status)
+        yield _gauge("tq_queue_paused", "1 while the queue is paused (workers take none of its jobs), else 0.",
+                     "queue", self.paused)
         workers = GaugeMetricFamily("tq_workers_live", "Workers whose heartbeat is current.")
         workers.add_metric([], self.workers_live)
         yield workers
@@ -87,9 +90,10 @@ async def read(redis: Redis, stores: Stores, queue: str, task_types: list[str]) 
     async with redis.pipeline(transaction=False) as pipe:
         pipe.hgetall(keys.METRICS)
         pipe.zcount(keys.WORKERS, time.time(), "+inf")
-        found, workers = await pipe.execute()
+        pipe.exists(keys.paused_key(queue))
+        found, workers, paused = await pipe.execute()
     counters = {field.decode(): float(value) for field, value in found.items()}
     seen = {field.split("|")[1] for field in counters}
     return Snapshot(counters, sorted(set(task_types) | seen), await queue_depth(redis, stores.tasks, queue),
-                    int(workers), await live_webs(redis), await stores.queries.counts())
+                    int(workers), await live_webs(redis), await stores.queries.counts(), {queue: int(paused)})
 

@@ -1,6 +1,7 @@
 """Task figures, recorded in Redis by the process that makes each change, in the same round trip
 that publishes the change's event: counters and histograms for GET /metrics, per-minute buckets for
-the dashboard's charts.
+the dashboard's charts (with the longest run per type and the longest wait of each minute, so that
+a percentile read from the buckets never exceeds what was observed: metrics/series.py).
 
 Every web and worker process adds to the same Redis hashes (HINCRBY, HINCRBYFLOAT), so any web
 process reads the same global totals, however many processes run. A change is counted where its
@@ -31,6 +32,15 @@ COUNTED = {START: "started", SUCCEED: "succeeded", FAIL: "failed", STOP: "cancel
 RUN_ENDS = frozenset({SUCCEED, FAIL, STOP, RETRY_LATER})  # the moves that end a run: its time is observed
 COUNTERS = ("submitted", "started", "succeeded", "failed", "cancelled", "retried")
 
+# ARGV: (hash, field, value) triplets; each field set to its value where that is greater (or new).
+# Redis has no HSET-if-greater; a script keeps the compare and the set one step, whoever else writes.
+HMAX = """
+for i = 1, #ARGV, 3 do
+  local old = tonumber(redis.call('HGET', ARGV[i], ARGV[i + 1]))
+  if not old or tonumber(ARGV[i + 2]) > old then redis.call('HSET', ARGV[i], ARGV[i + 1], ARGV[i + 2]) end
+end
+"""
+
 
 def bucket(seconds: float) -> int:
     """The index of the bucket an observation falls in (`le` semantics: a value on a bound is in it)."""
@@ -52,6 +62,7 @@ class Tally:
     def __init__(self) -> None:
         self.counts: defaultdict[tuple[str, str], int] = defaultdict(int)
         self.sums: defaultdict[tuple[str, str], float] = defaultdict(float)
+        self.maxima: dict[tuple[str, str], float] = {}  # (minute hash, field) → the longest time observed
 
     def __bool__(self) -> bool:
         return bool(self.counts)
@@ -80,8 +91,11 @@ class Tally:
         self.counts[keys.METRICS, f"{name}|{kind}|{index}"] += 1
         self.sums[keys.METRICS, f"{name}_sum|{kind}"] += seconds
         # The charts: wait times of all types together, run times per type.
+        minute = minute_key(int(at // 60))
         field = f"wait|{index}" if name == "wait" else f"run|{kind}|{index}"
-        self.counts[minute_key(int(at // 60)), field] += 1
+        self.counts[minute, field] += 1
+        longest = (minute, "wait_max" if name == "wait" else f"run_max|{kind}")
+        self.maxima[longest] = max(self.maxima.get(longest, 0.0), seconds)
 
     def increments(self) -> list[tuple[str, str, int]]:
         """(hash, field, amount) of each count, for a script that adds them itself (lifecycle/jobs.py);
@@ -94,6 +108,8 @@ class Tally:
             pipe.hincrby(key, field, n)
         for (key, field), amount in self.sums.items():
             pipe.hincrbyfloat(key, field, amount)
+        if self.maxima:
+            pipe.eval(HMAX, 0, *[v for (key, field), most in self.maxima.items() for v in (key, field, repr(most))])
         for key in {key for key, _ in self.counts if key != keys.METRICS}:
             pipe.expire(key, MINUTE_TTL)
 

@@ -27,6 +27,7 @@ class TaskFilter:
     created_to: datetime | None = None  # `to`, exclusive
     schedule_id: str | None = None
     source_task_id: str | None = None
+    scheduled: bool = False  # only PENDING tasks whose start lies ahead (a run_at or delay not reached)
 
     @classmethod
     def parse(cls, values: Mapping[str, object], *, prefix: str = "") -> "TaskFilter":
@@ -59,17 +60,22 @@ class TaskFilter:
         if text is not None and len(text) > MAX_TEXT:
             raise InvalidParameters(prefix + "text", f"at most {MAX_TEXT} characters")
         created_from, created_to = _time(prefix + "from", given("from")), _time(prefix + "to", given("to"))
+        scheduled = given("scheduled")
+        if scheduled not in (None, "true", "false"):
+            raise InvalidParameters(prefix + "scheduled", f"must be true or false, got {scheduled[:40]!r}")
         ids = {name: given(name) for name in ("schedule_id", "source_task_id")}
         for name, value in ids.items():
             if value is not None and not (len(value) <= 36 and set(value) <= ID_CHARS | {"-"}):
                 raise InvalidParameters(prefix + name, f"must be an id, got {value[:40]!r}")
         return cls(status=status.upper() if status else None, task_type=task_type, id_prefix=id_prefix or None,
-                   priority=priority, text=text, created_from=created_from, created_to=created_to, **ids)
+                   priority=priority, text=text, created_from=created_from, created_to=created_to,
+                   scheduled=scheduled == "true", **ids)
 
     @property
     def counted(self) -> bool:
         """True when `task_counts` holds the total (status and type only)."""
-        return all(getattr(self, f.name) is None for f in fields(self) if f.name not in ("status", "task_type"))
+        return not self.scheduled and all(getattr(self, f.name) is None for f in fields(self)
+                                          if f.name not in ("status", "task_type", "scheduled"))
 
     def is_empty(self) -> bool:
         return all(getattr(self, f.name) is None for f in fields(self))

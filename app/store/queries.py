@@ -10,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from databases.interfaces import Record
 
+from app.core.clock import utcnow
 from app.core.status import Status
 from app.core.wire import TaskDict
 from app.store import search
@@ -146,6 +147,8 @@ class TaskQueries:
             conditions += [key >= where.id_prefix, key < where.id_prefix + "g"]
         if where.text and (found := search.words(where.text)):
             conditions.append(search.matches(self.db.dialect, found))
+        if where.scheduled:  # waiting for its start: a PENDING task's next_run_at is its run_at until it runs
+            conditions += [tasks.c.status == Status.PENDING.value, tasks.c.next_run_at > utcnow()]
         return conditions
 
     async def count(self, where: TaskFilter, statuses: Iterable[str] | None = None) -> int:

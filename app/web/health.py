@@ -1,5 +1,5 @@
 """`GET /api/health`: the state of what the product depends on: Redis, the database, live workers, the
-event stream; 503 naming what is down."""
+event stream, and whether the queue is paused; 503 naming what is down."""
 
 import asyncio
 from typing import Any
@@ -9,6 +9,7 @@ from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from app.lifecycle.pause import queue_state
 from app.store.db import Db
 from app.web.live.hub import EventHub
 from app.worker.heartbeat import live_workers
@@ -16,13 +17,14 @@ from app.worker.heartbeat import live_workers
 CHECK_TIMEOUT = 2.0
 
 
-async def _redis(redis: Redis) -> dict[str, Any]:
+async def _redis(redis: Redis, queue: str) -> dict[str, Any]:
     try:
         await asyncio.wait_for(redis.ping(), CHECK_TIMEOUT)
         workers = len(await asyncio.wait_for(live_workers(redis), CHECK_TIMEOUT))
+        paused = await asyncio.wait_for(queue_state(redis, queue), CHECK_TIMEOUT)
     except (RedisError, OSError, TimeoutError) as exc:
         return {"ok": False, "error": f"{exc.__class__.__name__}: {exc}"}
-    return {"ok": True, "live_workers": workers}
+    return {"ok": True, "live_workers": workers, "queue": paused}
 
 
 async def _database(db: Db) -> dict[str, Any]:
@@ -33,9 +35,10 @@ async def _database(db: Db) -> dict[str, Any]:
     return {"ok": True, "dialect": db.dialect}
 
 
-async def check(redis: Redis, db: Db, hub: EventHub) -> tuple[bool, dict[str, Any]]:
-    redis_state, db_state = await asyncio.gather(_redis(redis), _database(db))
+async def check(redis: Redis, db: Db, hub: EventHub, queue: str) -> tuple[bool, dict[str, Any]]:
+    redis_state, db_state = await asyncio.gather(_redis(redis, queue), _database(db))
     workers = redis_state.get("live_workers", 0)
+    queue_now = redis_state.pop("queue", None)
     down = [name for name, state in (("redis", redis_state), ("database", db_state)) if not state["ok"]]
     if redis_state["ok"] and workers == 0:
         down.append("workers")
@@ -45,6 +48,8 @@ async def check(redis: Redis, db: Db, hub: EventHub) -> tuple[bool, dict[str, An
         "database": db_state,
         "workers": {"ok": workers > 0, "live": workers},
         "events": {"ok": hub.connected, "seq": hub.head, "clients": len(hub.clients)},
+        # a paused queue is no outage (its tasks wait by choice), but a probe should see it
+        "queue": queue_now or {"queue": queue, "paused": None, "paused_at": None},
     }
     if down:
         body["detail"] = "down: " + ", ".join(down)
@@ -53,5 +58,5 @@ async def check(redis: Redis, db: Db, hub: EventHub) -> tuple[bool, dict[str, An
 
 async def health(request: Request) -> JSONResponse:
     state = request.state
-    ok, body = await check(state.redis, state.stores.db, state.hub)
+    ok, body = await check(state.redis, state.stores.db, state.hub, state.settings.queue_name)
     return JSONResponse(body, status_code=200 if ok else 503)

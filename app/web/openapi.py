@@ -75,7 +75,8 @@ SEARCH_QUERY = [
 FILTER_QUERY = [
     _param("status", "query", {"type": "string", "pattern": f"^(|{'|'.join(_caseless(s) for s in Status)})$"},
            "Only tasks in this status (any letter case); empty: all."),
-    _param("task_type", "query", {"type": "string"}, "Only tasks of this type; empty: all."),  # enum set per app
+    _param("task_type", "query", {"type": "string", "maxLength": 64}, (
+        "Only tasks of this type (any type's name: the stored tasks of a type no longer served too); empty: all.")),
     _param("q", "query", {"type": "string", "pattern": f"^{SPACE}-*(?:[0-9A-Fa-f]-*){{0,32}}{SPACE}$"},
            "Task id prefix: up to 32 hex digits, dashes and surrounding blanks ignored."),
     *SEARCH_QUERY,
@@ -97,11 +98,12 @@ TAGS = {
     "workers": "The worker processes, from their heartbeats.",
     "metrics": "Figures for the dashboard's charts and for Prometheus.",
     "health": "Whether Redis, the database, the workers and the event stream are up.",
-    "meta": "This document.",
+    "meta": "This document, and the page that shows it.",
 }
-TAGGED = (("/api/tasks", "tasks"), ("/api/stats", "tasks"), ("/api/task-types", "tasks"),
+TAGGED = (("/api/tasks", "tasks"), ("/api/stats", "tasks"), ("/api/task-types", "tasks"), ("/api/queue", "tasks"),
           ("/api/uploads", "uploads"), ("/api/schedules", "schedules"), ("/api/workers", "workers"),
-          ("/api/metrics/", "metrics"), ("/metrics", "metrics"), ("/api/health", "health"), ("/openapi.json", "meta"))
+          ("/api/metrics/", "metrics"), ("/metrics", "metrics"), ("/api/health", "health"), ("/openapi.json", "meta"),
+          ("/docs", "meta"))
 
 OPERATIONS: dict[tuple[str, str], Schema] = {
     ("POST", "/api/tasks/submit"): {
@@ -147,6 +149,9 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
                 "dry_run": {"type": "boolean", "default": False}},
             "oneOf": [{"required": ["ids"]}, {"required": ["filter"]}]}}}},
         "responses": _responses(_json(ref("BulkOutcome"), "Counted (dry run) or applied"), 400, 422)},
+    ("GET", "/api/tasks"): {"operationId": "listTasksNoSlash", "summary": "List tasks (the same as /api/tasks/)",
+                            "description": "The list's own path without its trailing slash: the same answer.",
+                            "parameters": LIST_QUERY, "responses": _responses(_json(ref("TaskList"), "A page"), 422)},
     ("GET", "/api/tasks/"): {"operationId": "listTasks", "summary": "List tasks",
                              "description": "Tasks, newest first, a page at a time, with counts per status.",
                              "parameters": LIST_QUERY, "responses": _responses(_json(ref("TaskList"), "A page"), 422)},
@@ -161,6 +166,11 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
     ("POST", "/api/tasks/{task_id}/retry"): {"operationId": "retryTask", "summary": "Retry a task",
                                              "description": "A FAILED or CANCELLED task is queued again: PENDING.",
                                              "parameters": [TASK_ID], "responses": _responses(TASK, 404, 409)},
+    ("POST", "/api/tasks/{task_id}/run-now"): {
+        "operationId": "runTaskNow", "summary": "Run a waiting task now",
+        "description": "A task waiting for a later start (a scheduled PENDING one, or a RETRYING one backing off) "
+                       "is queued at once, its status kept; 409 for any other.",
+        "parameters": [TASK_ID], "responses": _responses(TASK, 404, 409)},
     ("POST", "/api/tasks/{task_id}/rerun"): {
         "operationId": "rerunTask", "summary": "Re-run a task",
         "description": "A new task from this one, linked by source_task_id: its parameters and options with the "
@@ -241,6 +251,17 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
     ("GET", "/api/task-types"): {"operationId": "taskTypes", "summary": "List task types",
                                  "description": "The task types this server runs, and their parameter schemas.",
                                  "responses": _responses(_json(ref("TaskTypeList"), "The task types"))},
+    ("GET", "/api/queue"): {"operationId": "getQueue", "summary": "The queue's state",
+                            "description": "Whether the queue is paused, and since when.",
+                            "responses": _responses(_json(ref("QueueState"), "The state"), 503)},
+    ("POST", "/api/queue/pause"): {
+        "operationId": "pauseQueue", "summary": "Pause the queue",
+        "description": "New tasks are still accepted and wait; no worker takes a job until it is resumed (running "
+                       "tasks finish). Pausing a paused queue keeps its first time.",
+        "responses": _responses(_json(ref("QueueState"), "Paused"), 503)},
+    ("POST", "/api/queue/resume"): {"operationId": "resumeQueue", "summary": "Resume the queue",
+                                    "description": "Workers take its jobs again.",
+                                    "responses": _responses(_json(ref("QueueState"), "Resumed"), 503)},
     ("GET", "/api/health"): {"operationId": "health", "summary": "Health",
                              "description": "Redis, database, workers and the event stream; readable without a "
                                             "token.",
@@ -269,6 +290,11 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
                                "description": "The OpenAPI 3.1 document of this server (its task types included); "
                                               "readable without a token.",
                                "responses": _responses(_json({"type": "object"}, "OpenAPI 3.1"))},
+    ("GET", "/docs"): {"operationId": "apiDocs", "summary": "This document, browsable",
+                       "description": "An HTML page (Swagger UI, served from this server) showing this document; "
+                                      "readable without a token.",
+                       "responses": {"200": {"description": "The page",
+                                             "content": {"text/html": {"schema": {"type": "string"}}}}}},
 }
 
 
@@ -282,8 +308,8 @@ def api_routes(routes: Iterable[BaseRoute]) -> Iterator[tuple[str, str]]:
 
 def with_types(path: str, operation: Schema, types: Mapping[str, TaskType]) -> Schema:
     """The parts that name the task types: a registry per app, not module constants."""
-    if path == "/api/tasks/":
-        query = [{**p, "schema": {"enum": ["", *types]}} if p["name"] == "task_type" else p
+    if path in ("/api/tasks/", "/api/tasks"):
+        query = [{**p, "schema": {**p["schema"], "examples": ["", *types]}} if p["name"] == "task_type" else p
                  for p in operation["parameters"]]
         return {**operation, "parameters": query}
     if path == "/api/tasks/submit":
@@ -357,4 +383,7 @@ def document(routes: Iterable[BaseRoute], types: Mapping[str, TaskType]) -> Sche
 
 
 async def openapi_json(request: Request) -> JSONResponse:
-    return JSONResponse(request.state.openapi)
+    spec, prefix = request.state.openapi, request.scope.get("root_path", "")
+    if prefix:  # served under ROOT_PATH: clients (and /docs' "Try it out") must call the API there
+        spec = {**spec, "servers": [{"url": prefix, "description": "This server, under its path prefix"}]}
+    return JSONResponse(spec)

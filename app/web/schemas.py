@@ -143,10 +143,14 @@ def components(types: Mapping[str, TaskType]) -> Schema:
         "BulkOutcome": closed_object(action={"enum": ["cancel", "retry", "delete"]}, dry_run=boolean,
                                matched=integer, eligible=integer, applied={"type": ["integer", "null"]},
                                skipped={"type": ["integer", "null"]}),
+        "QueueState": closed_object(queue=string, paused=boolean,
+                                    paused_at={"type": ["string", "null"], "format": "date-time"}),
         "Health": closed_object(status={"enum": ["ok", "unavailable"]}, redis=check, database=check,
                           workers=closed_object(ok=boolean, live=integer),
                           events=closed_object(ok=boolean, seq=integer, clients=integer),
-                          detail=string) | {"required": ["status", "redis", "database", "workers", "events"]},
+                          queue=closed_object(queue=string, paused={"type": ["boolean", "null"]},
+                                              paused_at={"type": ["string", "null"]}),
+                          detail=string) | {"required": ["status", "redis", "database", "workers", "events", "queue"]},
         "Upload": closed_object(id=HEX_ID, filename=string, content_type=string, kind={"enum": ["csv", "image"]},
                           size={"type": "integer", "minimum": 1},
                           sha256={"type": "string", "pattern": "^[0-9a-f]{64}$"}),
@@ -189,9 +193,14 @@ def series_schema() -> Schema:
         window={"enum": list(WINDOWS)}, step={"const": 60}, start=integer, now=seconds,
         buckets=per_minute | {"description": "Unix seconds of each minute, oldest first; the last is the current one"},
         succeeded=per_minute, failed=per_minute, wait_p50=maybe, wait_p95=maybe,
-        queue_depth={"type": "array", "items": {"type": ["integer", "null"], "minimum": 0}},
-        run_time={"type": "array", "items": closed_object(task_type={"type": "string"}, count=integer, p50=seconds,
-                                                    p95=seconds)},
+        queue_depth={"type": "array", "items": {"type": ["integer", "null"], "minimum": 0},
+                     "description": "The most jobs waiting at once in each minute; null: not observed"},
+        queue_depth_mean={"type": "array", "items": {"type": ["number", "null"], "minimum": 0},
+                          "description": "The mean of the workers' samples in each minute; null: no sample"},
+        run_time={"type": "array", "items": closed_object(
+            task_type={"type": "string"}, count=integer, p50=seconds, p95=seconds,
+            max={"type": ["number", "null"], "minimum": 0,
+                 "description": "The longest run; null if not recorded for every minute (older figures)"})},
         queue_depth_now=integer, workers_live=integer)
 
 

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from app.settings import Settings
+from app.web.rootpath import route_path
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -116,7 +117,7 @@ class SecurityMiddleware:
         await self.app(scope, receive, with_headers)
 
     def _refusal(self, scope: Scope) -> tuple[int, str, list[tuple[bytes, bytes]]] | None:
-        method, path = scope["method"], scope["path"]
+        method, path = scope["method"], route_path(scope)  # under ROOT_PATH, the path without the prefix
         mutating = method not in SAFE_METHODS
         if mutating and (origin := foreign_origin(scope, self.allowed_origins)):
             return 403, f"cross-origin request refused: Origin {origin[:100]} is not this dashboard's", []

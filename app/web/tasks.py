@@ -157,5 +157,9 @@ async def retry_task(request: Request) -> JSONResponse:
     return JSONResponse(await request.state.retrier.retry(request.path_params["task_id"]))
 
 
+async def run_task_now(request: Request) -> JSONResponse:
+    return JSONResponse(await request.state.run_now.run_now(request.path_params["task_id"]))
+
+
 async def task_types(request: Request) -> JSONResponse:
     return JSONResponse({"task_types": [kind.describe() for kind in request.state.types.values()]})

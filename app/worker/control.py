@@ -1,5 +1,6 @@
-"""The workers' control channel: cancel signals for the tasks they run, and nudges that webhook
-deliveries are due; on every (re)subscription, the cancel flags are read again for signals missed."""
+"""The workers' control channel: cancel signals for the tasks they run, the queue paused or resumed,
+and nudges that webhook deliveries are due; on every (re)subscription, the cancel flags and the pause
+are read again for signals missed."""
 
 import asyncio
 
@@ -8,18 +9,28 @@ from arq.connections import ArqRedis
 from app.core import keys
 from app.core.pubsub import follow
 from app.lifecycle.cancel import signalled_task
+from app.lifecycle.pause import PAUSE, RESUME
 from app.webhooks.hooks import NUDGE
 from app.webhooks.sender import WebhookSender
 from app.worker.runner import Runner
 
 
-async def listen(redis: ArqRedis, runner: Runner, sender: WebhookSender | None, subscribed: asyncio.Event) -> None:
+class Gate:
+    """Whether the worker may take jobs: closed while its queue is paused (worker/resilient.py)."""
+
+    paused = False
+
+
+async def listen(redis: ArqRedis, runner: Runner, sender: WebhookSender | None, gate: Gate, queue: str,
+                 subscribed: asyncio.Event) -> None:
     """Until cancelled; `subscribed` is set once the first subscription is in place."""
 
     def on_message(channel: str, message: str | None) -> None:
         if message is None:
             return
-        if message == NUDGE:
+        if message in (PAUSE, RESUME):
+            gate.paused = message == PAUSE
+        elif message == NUDGE:
             if sender is not None:
                 sender.wake()
         elif (task_id := signalled_task(message)) is not None:
@@ -32,6 +43,7 @@ async def listen(redis: ArqRedis, runner: Runner, sender: WebhookSender | None, 
                 runner.cancel(task_id)
         if sender is not None:
             sender.wake()  # and at the outbox, for nudges missed
+        gate.paused = bool(await redis.exists(keys.paused_key(queue)))
         subscribed.set()
 
     await follow(redis, [keys.CONTROL], on_message, on_subscribed=on_subscribed)

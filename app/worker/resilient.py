@@ -1,6 +1,6 @@
 """arq's worker, made to survive: it keeps polling through a Redis outage, names each job's task on
-its log lines, keeps a deferred job's priority, takes a repeated stop signal once, and closes without
-aborting a job halfway."""
+its log lines, keeps a deferred job's priority, takes no job while its queue is paused, takes a repeated
+stop signal once, and closes without aborting a job halfway."""
 
 import asyncio
 import logging
@@ -27,6 +27,12 @@ class ResilientWorker(Worker):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._taken: dict[str, tuple[Priority, int]] = {}  # each running job's priority and due time (ms)
+
+    async def start_jobs(self, job_ids: list[bytes]) -> None:
+        gate = self.ctx.get("gate")
+        if gate is not None and gate.paused:  # its queue is paused: the jobs wait (running ones go on)
+            return
+        await super().start_jobs(job_ids)
 
     async def _poll_iteration(self) -> None:
         try:

@@ -1,7 +1,9 @@
 // fetch wrappers for the REST API: parsed JSON, or an ApiError carrying status, detail and field.
 // Each request carries the stored token; a 401 waits for a token (see auth.js) and is sent again.
+// Paths are the API's own ('/api/…'); they are sent under the app's base (a ROOT_PATH prefix, base.js).
 
 import { authHeaders } from './auth.js';
+import { appUrl } from './base.js';
 
 export class ApiError extends Error {
   /** @param {number} status 0 when the server could not be reached */
@@ -51,7 +53,7 @@ async function send(method, path, content, token) {
     init.body = content.body;
   }
   try {
-    return await fetch(path, init);
+    return await fetch(appUrl(path), init);
   } catch (error) {
     throw new ApiError(0, `server unreachable (${error.message})`);
   }
@@ -59,6 +61,7 @@ async function send(method, path, content, token) {
 
 const task = (id) => `/api/tasks/${encodeURIComponent(id)}`;
 const schedule = (id) => `/api/schedules/${encodeURIComponent(id)}`;
+const artifactPath = (id, name) => `${task(id)}/artifacts/${encodeURIComponent(name)}`;
 const LOG_PAGE = 5000; // lines per log request: the server's most, so one answer holds a whole capped log
 
 /** The REST API; with `auth`, every call carries the token and waits out a 401 for a new one. */
@@ -78,6 +81,12 @@ export function createApi(auth = NO_AUTH) {
       call('POST', '/api/tasks/submit', json({ task_type: taskType, parameters, ...options })),
     cancel: (id) => call('DELETE', task(id)),
     retry: (id) => call('POST', `${task(id)}/retry`),
+    /** A task waiting for a later start (scheduled, or backing off before a retry) is queued at once. */
+    runNow: (id) => call('POST', `${task(id)}/run-now`),
+    /** `{queue, paused, paused_at}`; pausing keeps new tasks waiting until the queue is resumed. */
+    queue: () => call('GET', '/api/queue'),
+    pauseQueue: () => call('POST', '/api/queue/pause'),
+    resumeQueue: () => call('POST', '/api/queue/resume'),
     /** A new task from this one: `{}` duplicates it; `parameters` (replacing them whole) and options change it. */
     rerun: (id, changes = {}) => call('POST', `${task(id)}/rerun`, json(changes)),
     /** `{action, ids | filter, dry_run}` → `{matched, eligible, applied, skipped}` */
@@ -91,12 +100,15 @@ export function createApi(auth = NO_AUTH) {
     webhooks: (id) => call('GET', `${task(id)}/webhooks`),
     /** The file itself is the body, sent as `type`; the server checks its bytes against that type. */
     upload: (file, type) => call('POST', `/api/uploads?filename=${encodeURIComponent(file.name)}`, { body: file, type }),
+    /** An upload's description: `{id, filename, kind, size, …}` (the detail panel names upload parameters by it). */
+    uploadInfo: (id) => call('GET', `/api/uploads/${encodeURIComponent(id)}`),
     /** A file the task produced, as a Blob (an <img> or a link cannot send the token itself). */
-    artifact: (id, name) => blob(auth, artifactUrl(id, name)),
+    artifact: (id, name) => blob(auth, artifactPath(id, name)),
   };
 }
 
-export const artifactUrl = (id, name) => `${task(id)}/artifacts/${encodeURIComponent(name)}`;
+/** The file's URL for a link or an <img>, under the app's base. */
+export const artifactUrl = (id, name) => appUrl(artifactPath(id, name));
 
 async function blob(auth, path) {
   const response = await authorized(auth, 'GET', path);

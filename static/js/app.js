@@ -2,6 +2,7 @@
 
 import { createApi } from './api.js';
 import { TokenGate, TokenKeeper, sessionStore } from './auth.js';
+import { socketUrl as appSocketUrl } from './base.js';
 import { BulkBar } from './bulk.js';
 import { ChartsPanel } from './charts.js';
 import { Dashboard } from './dashboard.js';
@@ -9,6 +10,7 @@ import { DetailPanel } from './detail.js';
 import { FilterBar } from './filterbar.js';
 import { SubmitForm } from './form.js';
 import { LogFollower } from './logfollow.js';
+import { QueueControl } from './queuecontrol.js';
 import { Connection } from './socket.js';
 import { Store } from './store.js';
 import { TokenDialog } from './tokendialog.js';
@@ -29,21 +31,26 @@ tokenDialog.bindForget(() => {
 });
 tokenDialog.showStored(Boolean(keeper.token));
 
-const detail = new DetailPanel($('detail'), { withToken: () => Boolean(keeper.token), fetch: api.artifact }, api.webhooks);
+const detail = new DetailPanel($('detail'), { withToken: () => Boolean(keeper.token), fetch: api.artifact }, api.webhooks,
+  { taskTypes: api.taskTypes, upload: api.uploadInfo });
 // `connection` is declared below, before anything (dashboard.fromUrl first) can send.
 const logs = new LogFollower({ api, send: (message) => connection.send(message), view: detail.log });
 const list = new TaskList(document);
 // Its `onApplied` reloads the list through `dashboard`, declared next (nothing applies before then).
-const bulk = new BulkBar($('bulk-bar'), $('bulk-dialog'), { api, list, onApplied: () => dashboard.load().catch(() => {}) });
+const bulk = new BulkBar($('bulk-bar'), $('bulk-dialog'), {
+  api, list, opener: $('bulk-open'), onApplied: () => dashboard.load().catch(() => {}),
+});
 const dashboard = new Dashboard({
   api, store: new Store(50), list, counters: new Counters($('counters')),
   detail, logs, filterBar: new FilterBar($('filters')), indicator: $('connection'), renderConnection, bulk,
+  queue: new QueueControl($('queue-toggle'), $('queue-banner'), api),
 });
 dashboard.list.bindOpen((id) => dashboard.openTask(id));
 dashboard.list.bindPaging((step) => dashboard.page(step));
 dashboard.counters.bindPick((status) => dashboard.setFilters({ status: status === dashboard.store.filters.status ? '' : status }));
 dashboard.filterBar.bindChange((changes, typing) => dashboard.setFilters(changes, { replace: typing }));
 dashboard.detail.bindClose(() => dashboard.closeTask());
+$('detail-backdrop').addEventListener('click', () => dashboard.closeTask()); // a click beside the panel closes it
 dashboard.detail.bindActions((action, id) => dashboard.act(action, id));
 dashboard.detail.bindOpen((id) => dashboard.openTask(id));
 window.addEventListener('popstate', () => dashboard.fromUrl());
@@ -52,7 +59,7 @@ workers.bindOpen((id) => dashboard.openTask(id));
 const charts = new ChartsPanel($('charts'), { api });
 charts.bind();
 
-const socketUrl = (since) => `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws${since === null ? '' : `?since=${since}`}`;
+const socketUrl = (since) => appSocketUrl(`/ws${since === null ? '' : `?since=${since}`}`);
 const connection = new Connection({
   url: socketUrl, onMessage: (m) => [dashboard, workers, charts].forEach((part) => part.onMessage(m)),
   onState: (s) => dashboard.onState(s),

@@ -86,12 +86,13 @@ export class BulkBar {
    * @param {HTMLDialogElement} dialog the confirmation
    * @param {{api: {bulk: Function}, list: import('./views.js').TaskList, onApplied: () => void}} deps
    */
-  constructor(el, dialog, { api, list, onApplied }) {
-    Object.assign(this, { el, dialog, api, list, onApplied });
+  constructor(el, dialog, { api, list, onApplied, opener }) {
+    Object.assign(this, { el, dialog, api, list, onApplied, opener });
     this.selection = new Selection();
     this.filters = null;
     this.total = 0;
     this.busy = false;
+    this.opened = false; // shown for the whole filter (or kept for an outcome) with nothing ticked
     this.scopes = [...el.querySelectorAll('input[name="bulk-scope"]')];
     this.buttons = [...el.querySelectorAll('[data-bulk]')];
     this.outcomeEl = el.querySelector('.bulk-outcome');
@@ -104,6 +105,20 @@ export class BulkBar {
     });
     for (const input of this.scopes) input.addEventListener('change', () => this.render());
     for (const button of this.buttons) button.addEventListener('click', () => this.run(button.dataset.bulk));
+    opener?.addEventListener('click', () => {
+      this.opened = true;
+      this.scopes.find((input) => input.value === 'filter').checked = true;
+      this.render();
+      this.buttons[0].focus();
+    });
+    el.querySelector('[data-bulk-close]')?.addEventListener('click', () => {
+      this.opened = false;
+      this.selection.set([...this.selection.ids], false);
+      this.showOutcome('', true);
+      this.list.showSelected();
+      this.render();
+      opener?.focus();
+    });
   }
 
   /** The list was drawn for `filters`, with `total` tasks matching them. */
@@ -139,6 +154,9 @@ export class BulkBar {
     setAttr(this.el, 'data-scope', this.scopeName);
     const empty = this.scopeName === 'selection' ? selected === 0 : this.total === 0;
     for (const button of this.buttons) button.disabled = this.busy || empty;
+    // Out of the way until rows are ticked or it is opened for the whole filter.
+    this.el.hidden = !(selected > 0 || this.opened || this.busy);
+    if (this.opener) this.opener.hidden = !this.el.hidden;
   }
 
   /** Dry run, confirmation, then the action itself; the list reloads after it. */
@@ -150,6 +168,7 @@ export class BulkBar {
       const found = await this.api.bulk(bulkBody(action, scope, true));
       if (!(await this.confirm(confirmation(action, found, scope), action))) return;
       const answer = await this.api.bulk(bulkBody(action, scope, false));
+      this.opened = true; // the outcome stays in sight until the bar is closed
       this.showOutcome(outcome(action, answer), true);
       if ('ids' in scope) this.selection.set(scope.ids, false);
       this.list.showSelected();

@@ -2,7 +2,7 @@
 // horizontal bar pairs. Colours come from the page's CSS variables (so dark mode applies), sizes
 // from the element (in CSS pixels, scaled for the screen's pixel ratio).
 
-import { bucketBand, clockLabel, linear, niceTicks, segments, timeTicks } from './chartmath.js';
+import { bucketBand, clockLabel, linear, niceTicks, runtimeExtent, segments, timeTicks } from './chartmath.js';
 
 const FONT = '11px system-ui, -apple-system, "Segoe UI", Roboto, "Liberation Sans", Arial, sans-serif';
 export const MARGIN = { left: 46, right: 12, top: 10, bottom: 22 };
@@ -90,8 +90,9 @@ export function stackedBars(ctx, plot, y, stacks, count) {
 }
 
 /** A line through the buckets' centres, broken where a value is null; a dot for a lone value. */
-export function seriesLine(ctx, plot, y, values, color, { fill = null } = {}) {
+export function seriesLine(ctx, plot, y, values, color, { fill = null, dash = [] } = {}) {
   const count = values.length;
+  ctx.setLineDash(dash);
   const cx = (i) => { const { x, w } = bucketBand(i, count, plot.left, plot.width); return x + w / 2; };
   ctx.strokeStyle = color;
   ctx.fillStyle = color;
@@ -116,6 +117,7 @@ export function seriesLine(ctx, plot, y, values, color, { fill = null } = {}) {
       ctx.globalAlpha = 1;
     }
   }
+  ctx.setLineDash([]);
 }
 
 /** A faint band behind bucket `index`, where the pointer is. */
@@ -134,9 +136,9 @@ export function runtimeArea(width, rows) {
   return plotArea(width, MARGIN.top + Math.max(1, rows) * ROW + MARGIN.bottom, { ...MARGIN, left: LABEL_WIDTH });
 }
 
-/** Per task type a p50 bar over a p95 bar, the seconds axis under them. */
+/** Per task type a p50 bar over a p95 bar and a mark at the longest run, the seconds axis under them. */
 export function runtimeBars(ctx, plot, rows, format, colors, hover = -1) {
-  const { ticks, max } = niceTicks(0, Math.max(0, ...rows.map((r) => r.p95)), Math.max(2, Math.floor(plot.width / 90)));
+  const { ticks, max } = niceTicks(0, runtimeExtent(rows), Math.max(2, Math.floor(plot.width / 90)));
   const x = linear([0, max], [plot.left, plot.left + plot.width]);
   ctx.lineWidth = 1;
   ctx.textAlign = 'center';
@@ -162,14 +164,34 @@ export function runtimeBars(ctx, plot, rows, format, colors, hover = -1) {
     ctx.fillRect(plot.left, top + 6, Math.max(1, x(row.p50) - plot.left), 10);
     ctx.fillStyle = colors.p95;
     ctx.fillRect(plot.left, top + 18, Math.max(1, x(row.p95) - plot.left), 10);
-    // The figures beside the bars; inside the longest ones, where there is no room beside them.
-    const text = `${format(row.p50)} · ${format(row.p95)}`;
-    const end = Math.max(x(row.p50), x(row.p95));
-    const inside = end + 6 + ctx.measureText(text).width > plot.left + plot.width;
-    ctx.textAlign = inside ? 'right' : 'left';
-    ctx.fillStyle = inside ? colors.surface : colors.muted;
-    ctx.fillText(text, inside ? end - 6 : end + 6, top + (inside ? 23 : ROW / 2));
+    if (row.max !== null && row.max !== undefined) {
+      ctx.fillStyle = colors.text;
+      ctx.fillRect(Math.round(x(row.max)) - 1, top + 4, 2, 26);
+    }
+    figures(ctx, plot, top, row, x, format, colors);
   });
+}
+
+/**
+ * A row's figures beside the mark, or between the bars and a mark far beyond them, or inside the
+ * longer bar; without the longest run where the whole text has no room; none where neither has (the
+ * tooltip gives them).
+ */
+function figures(ctx, plot, top, row, x, format, colors) {
+  const short = `${format(row.p50)} · ${format(row.p95)}`;
+  const texts = row.max === null || row.max === undefined ? [short] : [`${short} · max ${format(row.max)}`, short];
+  const bars = Math.max(x(row.p50), x(row.p95));
+  const mark = row.max === null || row.max === undefined ? bars : Math.max(bars, x(row.max) + 1);
+  const right = plot.left + plot.width;
+  for (const text of texts) {
+    const width = ctx.measureText(text).width;
+    const at = [mark + 6, bars + 6].find((left) => left + width <= (left > mark ? right : mark - 4));
+    if (at === undefined && bars - 6 - width < plot.left) continue;
+    ctx.textAlign = at === undefined ? 'right' : 'left';
+    ctx.fillStyle = at === undefined ? colors.surface : colors.muted;
+    ctx.fillText(text, at ?? bars - 6, top + (at === undefined ? 23 : ROW / 2));
+    return;
+  }
 }
 
 /** Text centred on `x`, moved in where it would overflow the canvas (0 to `right`). */

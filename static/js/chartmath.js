@@ -130,12 +130,16 @@ const sum = (values) => values.reduce((a, b) => a + b, 0);
 const WINDOWS = { hour: 'the last hour', day: 'the last day' };
 const plural = (n, one, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
 
-/** What the throughput chart shows, in words: totals and the busiest bucket. */
+/**
+ * What the throughput chart shows, in words: totals and the busiest bucket. It counts tasks (each
+ * time one ended SUCCESS or FAILED), never attempts: the workers panel counts attempts.
+ */
 export function throughputSummary(series, offset = 0) {
   const succeeded = sum(series.succeeded);
   const failed = sum(series.failed);
   const per = stepLabel(series.step);
-  let text = `Tasks per ${per} over ${WINDOWS[series.window] ?? series.window}: ${succeeded} succeeded, ${failed} failed.`;
+  let text = `Tasks per ${per} over ${WINDOWS[series.window] ?? series.window}: ` +
+    `${plural(succeeded, 'task')} succeeded, ${plural(failed, 'task')} failed.`;
   const totals = series.succeeded.map((n, i) => n + series.failed[i]);
   const busiest = totals.indexOf(Math.max(0, ...totals));
   if (succeeded + failed > 0) {
@@ -144,17 +148,38 @@ export function throughputSummary(series, offset = 0) {
   return text;
 }
 
+/** A task type's run times in words: "p50 1.2 s, p95 2.9 s, longest 3 s" (the longest when known). */
+export function runtimeText(row) {
+  const longest = row.max === null || row.max === undefined ? '' : `, longest ${formatSeconds(row.max)}`;
+  return `p50 ${formatSeconds(row.p50)}, p95 ${formatSeconds(row.p95)}${longest}`;
+}
+
+/** Where the run-time chart's axis must reach: every bar and every longest run. */
+export function runtimeExtent(rows) {
+  return Math.max(0, ...rows.map((r) => Math.max(r.p95 ?? 0, r.max ?? 0)));
+}
+
 /** What the run-time chart shows, in words. */
 export function runtimeSummary(series) {
   if (!series.run_time.length) return `Run time per task type: no task finished in ${WINDOWS[series.window] ?? 'this window'}.`;
   return `Run time per task type: ${series.run_time.map((r) =>
-    `${r.task_type} p50 ${formatSeconds(r.p50)}, p95 ${formatSeconds(r.p95)} (${plural(r.count, 'run')})`).join('; ')}.`;
+    `${r.task_type} ${runtimeText(r)} (${plural(r.count, 'run')})`).join('; ')}.`;
 }
 
-/** What the queue-depth chart shows, in words. */
-export function queueSummary(series) {
+/** What the queue-depth chart shows, in words: now, and the most waiting at once in any minute. */
+export function queueSummary(series, offset = 0) {
+  const most = maxOf(series.queue_depth);
+  const at = most > 0 ? ` (${clockLabel(series.buckets[series.queue_depth.indexOf(most)], offset)})` : '';
   return `Queue depth over ${WINDOWS[series.window] ?? series.window}: ${plural(series.queue_depth_now, 'task')} ` +
-    `waiting now, at most ${maxOf(series.queue_depth)}.`;
+    `waiting now, at most ${most} at once${at}.`;
+}
+
+/** The queue-depth tooltip of minute `index`: its maximum, and its mean where workers sampled it. */
+export function queueTip(series, index) {
+  const most = series.queue_depth[index];
+  if (most === null || most === undefined) return 'not observed';
+  const mean = series.queue_depth_mean?.[index];
+  return `at most ${most} waiting${mean === null || mean === undefined ? '' : ` · mean ${mean}`}`;
 }
 
 /** What the wait-time chart shows, in words: the latest bucket with starts, and the worst p95. */

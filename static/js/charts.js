@@ -5,7 +5,7 @@
 // Each canvas says what it shows in its aria-label; a tooltip gives the bucket under the pointer.
 
 import { MARGIN, highlight, palette, plotArea, prepare, runtimeArea, runtimeBars, seriesLine, stackedBars, timeFrame, ROW } from './chartdraw.js';
-import { barFactor, bucketAt, clockLabel, coarsen, formatSeconds, maxOf, queueSummary, runtimeSummary, stepLabel, throughputSummary, waitSummary } from './chartmath.js';
+import { barFactor, bucketAt, clockLabel, coarsen, formatSeconds, maxOf, queueSummary, queueTip, runtimeSummary, runtimeText, stepLabel, throughputSummary, waitSummary } from './chartmath.js';
 import { setAttr, setText } from './dom.js';
 
 // ms: task changes refetch at most every `change`, and without any, every `idle`. A day's bars sum
@@ -124,9 +124,11 @@ export class ChartsPanel {
       stackedBars(ctx, plot, y, [{ values: bars.succeeded, color: colors.success },
         { values: bars.failed, color: colors.failed }], bars.buckets.length);
     });
-    this.timePlot('queue', series, colors, queueSummary(series), (ctx, plot) => {
+    // Each minute's maximum (a burst shows at its height however fast it drained), its mean dashed.
+    this.timePlot('queue', series, colors, queueSummary(series, offset), (ctx, plot) => {
       const y = timeFrame(ctx, plot, series, maxOf(series.queue_depth), plain, colors, { integer: true, offset });
       seriesLine(ctx, plot, y, series.queue_depth, colors.depth, { fill: true });
+      seriesLine(ctx, plot, y, series.queue_depth_mean ?? [], colors.text, { dash: [4, 3] });
     });
     this.timePlot('wait', series, colors, waitSummary(series), (ctx, plot) => {
       const y = timeFrame(ctx, plot, series, maxOf(series.wait_p50, series.wait_p95), formatSeconds, colors, { offset });
@@ -207,12 +209,15 @@ export class ChartsPanel {
     if (index < 0) return '';
     if (chart === 'runtime') {
       const r = s.run_time[index];
-      return `${r.task_type}: p50 ${formatSeconds(r.p50)}, p95 ${formatSeconds(r.p95)} over ${r.count} run${r.count === 1 ? '' : 's'}`;
+      return `${r.task_type}: ${runtimeText(r)} over ${r.count} run${r.count === 1 ? '' : 's'}`;
     }
     const t = (chart === 'throughput' ? this.bars : s).buckets[index];
     const at = clockLabel(t, -new Date(t * 1000).getTimezoneOffset() * 60);
-    if (chart === 'throughput') return `${at} · ${this.bars.succeeded[index]} succeeded · ${this.bars.failed[index]} failed`;
-    if (chart === 'queue') return `${at} · ${s.queue_depth[index] ?? '—'} waiting`;
+    if (chart === 'throughput') {
+      const [ok, failed] = [this.bars.succeeded[index], this.bars.failed[index]];
+      return `${at} · ${ok} task${ok === 1 ? '' : 's'} succeeded · ${failed} task${failed === 1 ? '' : 's'} failed`;
+    }
+    if (chart === 'queue') return `${at} · ${queueTip(s, index)}`;
     if (s.wait_p50[index] === null) return `${at} · no task started`;
     return `${at} · wait p50 ${formatSeconds(s.wait_p50[index])} · p95 ${formatSeconds(s.wait_p95[index])}`;
   }

@@ -8,8 +8,8 @@ const STATS_EVERY = 2000; // ms: counters are resynced from /api/stats at most t
 const PAINT_EVERY = 100; // ms: live changes are drawn at most this often
 
 export class Dashboard {
-  constructor({ api, store, list, counters, detail, logs, filterBar, indicator, renderConnection, bulk }) {
-    Object.assign(this, { api, store, list, counters, detail, logs, filterBar, indicator, renderConnection, bulk });
+  constructor({ api, store, list, counters, detail, logs, filterBar, indicator, renderConnection, bulk, queue }) {
+    Object.assign(this, { api, store, list, counters, detail, logs, filterBar, indicator, renderConnection, bulk, queue });
     this.form = null; // the submit form, once the task types have loaded
     this.loadToken = 0;
     this.loaded = false;
@@ -32,10 +32,12 @@ export class Dashboard {
   onHello() {
     this.load().catch(() => {}); // a failure shows; the socket stays
     this.logs.subscribe(); // a new socket follows no log until asked
+    this.queue?.refresh().catch(() => {}); // a pause or resume may have come while the socket was down
   }
 
   onMessage(message) {
     if (message.type === 'reset') this.load().catch(() => {});
+    if (message.type === 'queue') this.queue?.show(message);
     if (message.type === 'logs') this.logs.receive(message);
     if (message.type === 'deleted') this.onDeleted(message);
     if (message.type !== 'task') return;
@@ -47,7 +49,14 @@ export class Dashboard {
     pending.list ||= outcome.listChanged;
     pending.counters ||= outcome.statusChanged;
     if (outcome.statusChanged) this.scheduleStats();
+    if (outcome.listChanged && this.store.refillable) this.scheduleRefill();
     this.schedulePaint();
+  }
+
+  /** A page short of rows (tasks left it) is filled up by a reload soon after (its answer has the counts too). */
+  scheduleRefill() {
+    clearTimeout(this.refillTimer);
+    this.refillTimer = setTimeout(() => this.load().catch(() => {}), STATS_EVERY);
   }
 
   /** Deleted tasks leave the page (refilled by a reload soon after), the selection and the panel. */
@@ -60,8 +69,7 @@ export class Dashboard {
     if (!this.store.remove(ids, seq)) return this.scheduleStats();
     this.pending.list = true;
     this.schedulePaint();
-    clearTimeout(this.refillTimer);
-    this.refillTimer = setTimeout(() => this.load().catch(() => {}), STATS_EVERY); // its answer has the counts too
+    this.scheduleRefill();
   }
 
   /**
@@ -86,7 +94,7 @@ export class Dashboard {
     else for (const id of ids) if (store.tasks.has(id)) this.list.update(store.tasks.get(id));
     // With what the store keeps, such as the queue position.
     if (ids.has(this.detail.id) && store.tasks.has(this.detail.id)) this.detail.update(store.tasks.get(this.detail.id));
-    if (counters) this.counters.render(store.counts, store.filters.status);
+    if (counters) this.counters.render(store.counts, store.filters.status, store.total);
   }
 
   /** Only while the socket is down: the current page, the counters and the open task with its log, over REST. */
@@ -107,17 +115,22 @@ export class Dashboard {
       this.loaded = true;
       this.filterBar.showError(null);
       this.renderList();
-      this.counters.render(store.counts, store.filters.status);
+      this.counters.render(store.counts, store.filters.status, store.total);
     } catch (error) {
-      // An unreachable server is the connection indicator's to show; answers are shown here.
-      if (token === this.loadToken && error.status !== 0) this.filterBar.showError(error);
+      // An unreachable server is the connection indicator's to show; answers are shown here, with
+      // no rows under them (the rows of the previous filters do not match these).
+      if (token === this.loadToken && error.status !== 0) {
+        this.filterBar.showError(error);
+        store.setPage({ tasks: [], total: 0, counts: store.counts, seq: store.countsSeq });
+        this.renderList();
+      }
       throw error;
     }
   }
 
   async refreshStats() {
     const stats = await this.api.stats();
-    if (this.store.setCounts(stats.counts, stats.seq)) this.counters.render(this.store.counts, this.store.filters.status);
+    if (this.store.setCounts(stats.counts, stats.seq)) this.counters.render(this.store.counts, this.store.filters.status, this.store.total);
   }
 
   scheduleStats() {
@@ -132,9 +145,14 @@ export class Dashboard {
     const { store } = this;
     this.list.render(store.pageTasks(), { total: store.total, offset: store.offset, limit: store.limit, unseen: store.unseen });
     this.bulk?.pageShown(store.filters, store.total);
+    this.counters.render(store.counts, store.filters.status, store.total); // a view's count is its total
   }
 
   tick() {
+    if (this.store.expire()) { // a scheduled task whose start came leaves the Scheduled view
+      this.renderList();
+      if (this.store.refillable) this.scheduleRefill();
+    }
     this.list.tick(this.store.pageTasks());
     this.detail.tick();
   }
@@ -188,7 +206,7 @@ export class Dashboard {
     const { id } = this.detail;
     if (!id) return;
     const task = await this.api.getTask(id);
-    if (this.store.put(task)) this.list.update(task); // the guard keeps a newer version the socket may have brought
+    this.onRead(task); // the guard keeps a newer version the socket may have brought
     this.detail.update(this.store.tasks.get(id) ?? task);
   }
 
@@ -213,11 +231,12 @@ export class Dashboard {
   async act(action, id) {
     if (action === 'edit') return this.editRerun(id);
     if (action === 'duplicate') return this.duplicate(id);
-    const verb = action === 'cancel' ? 'Cancel' : 'Retry';
+    const verb = { cancel: 'Cancel', retry: 'Retry', runNow: 'Run now' }[action];
     this.detail.setBusy(true);
     try {
       const task = await this.api[action](id);
-      if (this.store.put(task)) this.onTaskChanged(task);
+      this.onRead(task);
+      this.detail.update(this.store.tasks.get(id) ?? task);
       this.detail.showOutcome(`${verb}: the server answered ${describe(task)}.`, true);
     } catch (error) {
       this.detail.showOutcome(`${verb} refused${error.status ? ` (${error.status})` : ''}: ${error.detail}`, false);
@@ -226,9 +245,14 @@ export class Dashboard {
     }
   }
 
-  onTaskChanged(task) {
-    this.list.update(task);
-    this.detail.update(task);
+  /** A task read over REST: its row, and the list when it now enters or leaves the filters. */
+  onRead(task) {
+    if (this.store.applyRead(task)) {
+      this.renderList();
+      if (this.store.refillable) this.scheduleRefill();
+    } else {
+      this.list.update(this.store.tasks.get(task.id) ?? task);
+    }
   }
 
   /** "Run again with changes": the submit form, filled from the task, re-runs it on submit. */
@@ -238,6 +262,9 @@ export class Dashboard {
       this.detail.showOutcome('The form is still loading; try again in a moment.', false);
       return;
     }
+    // the panel (modal, over a backdrop) makes way for the form; the re-run opens once submitted
+    this.hideTask();
+    this.recordTask('');
     this.form.editRerun(task);
   }
 

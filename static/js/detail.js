@@ -1,24 +1,22 @@
-// The task detail side panel: every field, the estimate or queue position, the files it produced,
-// its log, JSON blocks, the timeline, its lineage (re-run of, re-runs), Cancel, Retry, Run again
-// with changes and Duplicate with their outcome, its webhook deliveries.
+// The task detail side panel: the error first, the user's fields, the result made readable (the raw
+// JSON one click away), the files it produced, its log, its parameters by their titles, the
+// timeline, its lineage (re-run of, re-runs), Cancel, Retry, Run now, Run again with changes and Duplicate
+// with their outcome, its webhook deliveries, and the queue's own fields folded under "More".
 
 import { artifactItems, artifactsOf } from './artifacts.js';
 import { h, setAttr, setText } from './dom.js';
-import { formatDuration, formatJson, formatTimestamp, runTime } from './format.js';
+import { formatDuration, formatTimestamp } from './format.js';
 import { LogView } from './logview.js';
-import { badge, priorityBadge, progressBar, setBadge, setPriority, setProgress, waitLine } from './views.js';
+import { resultView } from './results/index.js';
+import { ParameterView } from './results/params.js';
+import { rawJson } from './results/parts.js';
+import { TaskFields } from './taskfields.js';
+import { badge, progressBar, setBadge, setProgress, waitLine } from './views.js';
 import { WebhookView } from './webhooks.js';
 
 const CANCELLABLE = ['PENDING', 'RETRYING', 'RUNNING'];
 const RETRYABLE = ['FAILED', 'CANCELLED'];
-
-const FIELDS = [
-  ['task_type', 'Type'], ['priority', 'Priority'], ['run_at', 'Start at'], ['schedule_id', 'Schedule'], ['attempts', 'Attempts'], ['dispatch', 'Dispatch'], ['worker', 'Worker'],
-  ['created_at', 'Created'], ['started_at', 'Started'], ['completed_at', 'Completed'],
-  ['updated_at', 'Updated'], ['runtime', 'Run time'], ['seq', 'Seq'], ['cancel_requested', 'Cancel requested'],
-];
-const TIMES = new Set(['created_at', 'started_at', 'completed_at', 'updated_at', 'run_at']);
-const fieldElement = (name) => (name === 'priority' ? priorityBadge() : h(TIMES.has(name) ? 'time' : 'span'));
+const FINAL = ['SUCCESS', 'FAILED', 'CANCELLED'];
 
 export class DetailPanel {
   /**
@@ -26,14 +24,20 @@ export class DetailPanel {
    * @param {{withToken: () => boolean, fetch: (id: string, name: string) => Promise<Blob>}} [files] how
    *   a task's files load while a token is in use (fetched with it); without one, plain URLs do
    * @param {((id: string) => Promise<{deliveries: object[]}>)|null} [webhooks] a task's webhook deliveries
+   * @param {{taskTypes?: () => Promise<{task_types: object[]}>, upload?: (id: string) => Promise<object>}} [schema]
+   *   where parameter titles and upload file names come from (asked once, when first needed)
    */
-  constructor(el, files = { withToken: () => false, fetch: null }, webhooks = null) {
+  constructor(el, files = { withToken: () => false, fetch: null }, webhooks = null, schema = {}) {
     this.el = el;
     this.task = null;
     this.files = files;
     this.objectUrls = [];
     this.log = new LogView(); // filled by the LogFollower, not by update()
     this.webhooks = new WebhookView(webhooks);
+    this.fields = new TaskFields();
+    this.parameters = new ParameterView(schema.upload ?? null);
+    this.loadTypes = schema.taskTypes ?? null;
+    this.types = new Map();
     this.build();
   }
 
@@ -44,30 +48,32 @@ export class DetailPanel {
       progress: progressBar(), wait: h('span', { class: 'wait' }), stage: h('p', { class: 'stage' }),
       cancel: h('button', { type: 'button', class: 'button danger', 'data-action': 'cancel' }, 'Cancel'),
       retry: h('button', { type: 'button', class: 'button', 'data-action': 'retry' }, 'Retry'),
+      runNow: h('button', { type: 'button', class: 'button', 'data-action': 'runNow', title: 'Queue it at once instead of at its start time' }, 'Run now'),
       edit: h('button', { type: 'button', class: 'button', 'data-action': 'edit' }, 'Run again with changes'),
       duplicate: h('button', { type: 'button', class: 'button', 'data-action': 'duplicate' }, 'Duplicate'),
       source: h('p', { class: 'lineage-source' }), reruns: h('ul', { class: 'reruns' }),
       rerunsTitle: h('p', { class: 'lineage-title' }),
       outcome: h('p', { class: 'outcome', role: 'status', 'aria-live': 'polite' }),
-      fields: new Map(FIELDS.map(([name]) => [name, fieldElement(name)])),
-      error: h('pre', { class: 'json error-text' }), result: h('pre', { class: 'json' }),
-      traceback: h('pre', { class: 'traceback' }),
-      parameters: h('pre', { class: 'json' }), timeline: h('ol', { class: 'timeline' }),
-      files: h('ul', { class: 'files' }),
+      error: h('pre', { class: 'json error-text' }), traceback: h('pre', { class: 'traceback' }),
+      result: h('div', { class: 'result-body' }), resultRaw: rawJson(),
+      parameters: h('div', { class: 'parameters-body' }), parametersRaw: rawJson(),
+      timeline: h('ol', { class: 'timeline' }), files: h('ul', { class: 'files' }),
     });
     r.tracebackBox = h('details', { class: 'traceback-box' }, h('summary', {}, 'Traceback'), r.traceback);
-    r.errorSection = section('Error', [r.error, r.tracebackBox]);
-    r.filesSection = section('Files', r.files);
+    // Of the error (always whole), the first line stays in sight: the box keeps above the fold.
+    r.errorSection = section('Error', [r.error, r.tracebackBox], 'error');
+    r.filesSection = section('Files', r.files, 'files');
+    r.parametersSection = section('Parameters', [r.parameters, r.parametersRaw.el], 'parameters');
     r.lineage = section('Lineage', [r.source, r.rerunsTitle, r.reruns]);
     this.el.replaceChildren(
       h('header', { class: 'detail-head' }, h('div', {}, h('p', { class: 'eyebrow' }, 'Task'), r.title), r.close),
       h('div', { class: 'detail-body' },
         h('div', { class: 'detail-status' }, r.badge, r.progress, r.wait), r.stage,
-        h('div', { class: 'actions' }, r.cancel, r.retry, r.edit, r.duplicate), r.outcome,
-        h('dl', { class: 'fields' }, FIELDS.map(([name, label]) => [h('dt', {}, label), h('dd', {}, r.fields.get(name))])),
-        r.lineage, r.errorSection, r.filesSection, this.webhooks.el, section('Log', this.log.el),
-        section('Result', r.result), section('Parameters', r.parameters),
-        section('History', r.timeline)));
+        h('div', { class: 'actions' }, r.cancel, r.retry, r.runNow, r.edit, r.duplicate), r.outcome,
+        r.errorSection, this.fields.main, r.lineage,
+        section('Result', [r.result, r.resultRaw.el], 'result'), r.filesSection, section('Log', this.log.el),
+        r.parametersSection, this.webhooks.el,
+        section('History', r.timeline), this.fields.more));
     this.showReruns([], 0);
   }
 
@@ -82,8 +88,25 @@ export class DetailPanel {
     this.el.hidden = false;
     setAttr(this.el, 'data-task-id', id);
     this.el.removeAttribute('data-status');
+    // each task's raw JSON starts folded, whatever the previous one showed
+    this.refs.resultRaw.el.open = this.refs.parametersRaw.el.open = false;
+    this.fetchTypes();
     if (task) this.update(task);
     this.refs.close.focus();
+  }
+
+  /** The task types' schemas, for titles and upload parameters: asked once (again after a failure). */
+  fetchTypes() {
+    if (!this.loadTypes || this.types.size || this.typesLoading) return;
+    this.typesLoading = this.loadTypes().then((answer) => {
+      this.types = new Map(answer.task_types.map((type) => [type.name, type]));
+    }, () => {}).then(() => {
+      this.typesLoading = null;
+      if (!this.task) return;
+      // only what the schemas label: the result (and its images, fetched already) stays as it is
+      this.fields.update(this.task, this.types.get(this.task.task_type));
+      if (this.shown) this.showParameters(this.task);
+    });
   }
 
   close() {
@@ -105,9 +128,12 @@ export class DetailPanel {
     setText(r.stage, task.stage || '');
     setText(r.wait, waitLine(task, Date.now()).join(' · '));
     this.showSource(task.source_task_id);
-    for (const [name, el] of r.fields) this.setField(name, el, task);
+    this.fields.update(task, this.types.get(task.task_type));
     r.cancel.disabled = !CANCELLABLE.includes(task.status) || this.busy;
     r.retry.disabled = !RETRYABLE.includes(task.status) || this.busy;
+    // only while the task waits for a start still ahead: shown then, gone once it is queued
+    r.runNow.hidden = !waitsForLater(task, Date.now());
+    r.runNow.disabled = Boolean(this.busy);
     r.edit.disabled = r.duplicate.disabled = Boolean(this.busy);
     const key = `${task.status}/${task.timeline.length}`;
     if (this.shown === key) return;
@@ -117,13 +143,41 @@ export class DetailPanel {
     setText(r.error, task.error_message || '');
     r.tracebackBox.hidden = !task.error_traceback;
     setText(r.traceback, task.error_traceback || '');
-    setText(r.result, formatJson(task.result_data));
-    const files = artifactsOf(task);
-    r.filesSection.hidden = files.length === 0;
     this.revokeFiles();
-    r.files.replaceChildren(...artifactItems(task.id, files, this.fileFetcher(task.id)));
-    setText(r.parameters, formatJson(task.parameters));
+    const fetchFile = this.fileFetcher(task.id);
+    const view = resultView(task, { fetchFile });
+    const none = FINAL.includes(task.status) ? 'No result.' : 'No result yet.';
+    r.result.replaceChildren(view ? view.node : h('p', { class: 'rv-note' }, none));
+    r.resultRaw.el.hidden = !view;
+    r.resultRaw.show(task.result_data);
+    this.showFiles(task, artifactsOf(task).filter((file) => !view?.files.has(file.name)), fetchFile);
+    this.showParameters(task);
     r.timeline.replaceChildren(...task.timeline.map((entry, i) => timelineItem(entry, task.timeline[i - 1])));
+  }
+
+  /** The parameters, `aria-busy` until their titles and upload names are known (tools and tests wait on it). */
+  showParameters(task) {
+    const r = this.refs;
+    const { node, named } = this.parameters.render(task.parameters, this.types.get(task.task_type));
+    r.parameters.replaceChildren(node);
+    r.parametersRaw.show(task.parameters);
+    const shown = (this.parametersShown = node);
+    setAttr(r.parametersSection, 'aria-busy', 'true');
+    named.then(() => {
+      if (this.parametersShown === shown && !this.typesLoading) r.parametersSection.removeAttribute('aria-busy');
+    });
+  }
+
+  /**
+   * The files the result view did not show. The list is in the page only while it lists something:
+   * `#detail .files` then always names the one list of the task's files, wherever it is shown.
+   */
+  showFiles(task, files, fetchFile) {
+    const r = this.refs;
+    r.filesSection.hidden = files.length === 0;
+    r.files.replaceChildren(...artifactItems(task.id, files, fetchFile));
+    if (files.length) r.filesSection.append(r.files);
+    else r.files.remove();
   }
 
   /** Fetches a file with the token and keeps its object URL until the files are shown anew. */
@@ -174,23 +228,12 @@ export class DetailPanel {
     lineage.hidden = !source.firstChild && !this.rerunTotal;
   }
 
-  setField(name, el, task) {
-    if (name === 'priority') return setPriority(el, task.priority, { quiet: false });
-    if (TIMES.has(name)) {
-      setAttr(el, 'datetime', task[name] || '');
-      return setText(el, formatTimestamp(task[name]));
-    }
-    if (name === 'runtime') return setText(el, formatDuration(runTime(task)));
-    if (name === 'cancel_requested') return setText(el, task.cancel_requested ? 'yes' : 'no');
-    if (name === 'schedule_id') return setSchedule(el, task.schedule_id);
-    return setText(el, task[name] ?? '—');
-  }
-
   tick() {
     if (!this.task) return;
     const now = Date.now();
-    if (this.task.status === 'RUNNING') setText(this.refs.fields.get('runtime'), formatDuration(runTime(this.task, now)));
+    this.fields.tick(this.task, now);
     setText(this.refs.wait, waitLine(this.task, now).join(' · '));
+    this.refs.runNow.hidden = !waitsForLater(this.task, now);
   }
 
   /** Disables both actions while one is in flight, then shows what the server answered. */
@@ -213,7 +256,7 @@ export class DetailPanel {
   }
 
   bindActions(handler) {
-    for (const button of [this.refs.cancel, this.refs.retry, this.refs.edit, this.refs.duplicate]) {
+    for (const button of [this.refs.cancel, this.refs.retry, this.refs.runNow, this.refs.edit, this.refs.duplicate]) {
       button.addEventListener('click', () => handler(button.dataset.action, this.id));
     }
   }
@@ -227,13 +270,9 @@ export class DetailPanel {
   }
 }
 
-/** The schedule that made the task, linking to the schedules page; '—' for a task submitted by hand. */
-function setSchedule(el, id) {
-  if (el.dataset.schedule === (id ?? '')) return;
-  el.dataset.schedule = id ?? '';
-  const href = `/schedules.html?${new URLSearchParams({ schedule: id ?? '' })}`;
-  el.replaceChildren(id ? h('a', { class: 'mono', href, title: 'Open the schedules page' }, id) : '—');
-}
+/** Scheduled (PENDING) or backing off before its next attempt (RETRYING), with the start still ahead. */
+const waitsForLater = (task, nowMs) => ['PENDING', 'RETRYING'].includes(task.status) && Boolean(task.next_run_at)
+  && Date.parse(task.next_run_at) > nowMs;
 
 const openLink = (id) => h('button', { type: 'button', class: 'task-link', 'data-open': id, title: id }, id);
 
@@ -242,8 +281,8 @@ function rerunItem(task) {
     h('time', { datetime: task.created_at, title: task.created_at }, formatTimestamp(task.created_at)));
 }
 
-function section(title, body) {
-  return h('section', { class: 'detail-section' }, h('h3', {}, title), body);
+function section(title, body, name = null) {
+  return h('section', { class: 'detail-section', 'data-section': name }, h('h3', {}, title), body);
 }
 
 function timelineItem(entry, previous) {

@@ -2,7 +2,7 @@
 // where list errors are shown.
 
 import { h, setText } from './dom.js';
-import { PRIORITIES, STATUSES } from './store.js';
+import { PRIORITIES, SCHEDULED, STATUSES } from './store.js';
 
 const SEARCH_DELAY = 250; // ms of no typing before the search runs
 
@@ -16,7 +16,8 @@ export class FilterBar {
     this.priority = form.elements.priority;
     this.days = [form.elements.from, form.elements.to];
     this.listError = document.getElementById('list-error');
-    this.status.append(...STATUSES.map((s) => h('option', { value: s }, s[0] + s.slice(1).toLowerCase())));
+    this.status.append(...STATUSES.map((s) => h('option', { value: s }, s[0] + s.slice(1).toLowerCase())),
+      h('option', { value: SCHEDULED, title: 'Pending, with a start still ahead' }, 'Scheduled'));
     this.priority.append(...PRIORITIES.map((p) => h('option', { value: p }, p[0].toUpperCase() + p.slice(1))));
   }
 

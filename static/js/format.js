@@ -24,6 +24,28 @@ export function formatTime(iso, now = new Date()) {
   return `${MONTHS[t.getMonth()]} ${t.getDate()}${year}`;
 }
 
+/** Local date and time to the minute, "7 Dec, 14:30" (the year when not this one): for times ahead. */
+export function formatDateTime(iso, now = new Date()) {
+  if (!iso) return '—';
+  const t = new Date(iso);
+  const year = t.getFullYear() === now.getFullYear() ? '' : ` ${t.getFullYear()}`;
+  return `${t.getDate()} ${MONTHS[t.getMonth()]}${year}, ${pad(t.getHours())}:${pad(t.getMinutes())}`;
+}
+
+/** How far a time lies from now, in its largest unit: "in 45 s", "in 3 h", "2 d ago"; "now" within a second. */
+export function formatFromNow(iso, nowMs = Date.now()) {
+  const ms = Date.parse(iso) - nowMs;
+  const seconds = Math.round(Math.abs(ms) / 1000);
+  if (seconds === 0) return 'now';
+  const minutes = Math.round(seconds / 60);
+  const hours = Math.round(minutes / 60);
+  let span = `${Math.round(hours / 24)} d`;
+  if (seconds < 60) span = `${seconds} s`;
+  else if (minutes < 60) span = `${minutes} min`;
+  else if (hours < 48) span = `${hours} h`;
+  return ms > 0 ? `in ${span}` : `${span} ago`;
+}
+
 /** Local time of day to the second, whatever the day: for log lines, which a day rarely separates. */
 export function formatClock(iso) {
   return iso ? clock(new Date(iso)) : '—';

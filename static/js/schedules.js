@@ -1,17 +1,22 @@
 // The schedules page: recurring tasks with their next and last runs, a form that creates or edits one
 // (parameter fields built by form.js from `GET /api/task-types`, like the submit form's), pause and
-// resume, run now, delete, and a schedule's recent runs. Schedules send no live events: it polls.
+// resume, run now, delete (asked in the page), and a schedule's recent runs. Live over the dashboard's
+// socket: a schedule's runs are tasks carrying its `schedule_id`, and their events reload what they change.
 // Schedule data only ever goes in as text.
 
 import { createApi } from './api.js';
 import { TokenGate, TokenKeeper, sessionStore } from './auth.js';
+import { BASE, socketUrl } from './base.js';
 import { h, setAttr, setText } from './dom.js';
 import { clearFieldErrors, fieldRow, showFieldError } from './form.js';
-import { formatTime, formatTimestamp, shortId } from './format.js';
+import { formatDateTime, formatFromNow, formatTime, formatTimestamp, shortId } from './format.js';
+import { Connection } from './socket.js';
 import { TokenDialog } from './tokendialog.js';
-import { badge } from './views.js';
+import { badge, renderConnection } from './views.js';
 
-const REFRESH = 2000; // ms between reloads of the list (and of the open runs)
+// Schedules created, edited or paused elsewhere (another tab, the API) send no event: reloaded this often.
+const REFRESH = 30000; // ms
+const LIVE_DELAY = 250; // ms: the events that come within this of one another (a run made, started, ended) are one reload
 const RUNS_SHOWN = 10;
 const RETRY_TYPES = 3000; // ms between attempts to fetch the task types while the server is unreachable
 
@@ -19,6 +24,14 @@ const RETRY_TYPES = 3000; // ms between attempts to fetch the task types while t
 function describeTiming(schedule) {
   if (schedule.interval !== null) return `every ${schedule.interval} s`;
   return `cron ${schedule.cron}${schedule.timezone === 'UTC' ? '' : ` (${schedule.timezone})`}`;
+}
+
+/** "7 Dec, 14:30 · in 3 h"; "due" once the time has come (a worker's scheduler is about to run it). */
+function describeNextRun(schedule, nowMs = Date.now()) {
+  const at = schedule.next_run_at;
+  if (schedule.paused) return 'paused';
+  if (!at) return '—';
+  return `${formatDateTime(at, new Date(nowMs))} · ${Date.parse(at) > nowMs ? formatFromNow(at, nowMs) : 'due'}`;
 }
 
 /** The create or edit form: name, task type and its parameters, timing, priority. */
@@ -131,7 +144,8 @@ class ScheduleForm {
   }
 }
 
-const cell = (className, ...children) => h('td', { class: className }, ...children);
+// Where the table is narrower than its columns need, each row is a card whose fields `data-label` names (app.css).
+const cell = (className, label) => h('td', { class: className, 'data-label': label });
 const action = (name, label) => h('button', { type: 'button', class: 'button small', 'data-action': name }, label);
 
 /** The schedules table, rows kept by id and updated in place (a click is never lost to a redraw). */
@@ -153,14 +167,22 @@ class ScheduleTable {
         this.rows.delete(id);
       }
     }
-    this.tbody.replaceChildren(...schedules.map((s) => this.rows.get(s.id).tr));
+    // A row moves only when out of place: a moved row loses the focus (a keyboard user's, or the one the
+    // delete dialog gives back).
+    let next = this.tbody.firstChild;
+    for (const schedule of schedules) {
+      const { tr } = this.rows.get(schedule.id);
+      if (tr === next) next = next.nextSibling;
+      else this.tbody.insertBefore(tr, next);
+    }
     this.empty.hidden = schedules.length > 0;
   }
 
   build(id) {
     const refs = {
-      name: cell('schedule-name'), type: cell('mono'), timing: cell('timing'), next: cell('next-run'),
-      last: cell('last-run'), runs: cell('runs num'), pause: action('pause', 'Pause'),
+      name: cell('schedule-name'), type: cell('mono', 'Type'), timing: cell('timing', 'Timing'),
+      next: cell('next-run', 'Next run'), last: cell('last-run', 'Last run'), runs: cell('runs num', 'Runs'),
+      pause: action('pause', 'Pause'),
     };
     refs.tr = h('tr', { 'data-schedule-id': id }, refs.name, refs.type, refs.timing, refs.next, refs.last, refs.runs,
       h('td', {}, h('div', { class: 'actions' }, refs.pause, action('run', 'Run now'), action('edit', 'Edit'),
@@ -174,7 +196,7 @@ class ScheduleTable {
     setText(refs.name, schedule.name);
     setText(refs.type, schedule.task_type);
     setText(refs.timing, describeTiming(schedule));
-    setText(refs.next, schedule.paused ? 'paused' : formatTime(schedule.next_run_at));
+    setText(refs.next, describeNextRun(schedule));
     setAttr(refs.next, 'title', schedule.paused ? '' : formatTimestamp(schedule.next_run_at));
     setText(refs.runs, schedule.runs);
     setText(refs.pause, schedule.paused ? 'Resume' : 'Pause');
@@ -182,10 +204,19 @@ class ScheduleTable {
     if (!schedule.last_task_id) refs.last.replaceChildren('—');
     else if (link?.dataset?.taskId !== schedule.last_task_id || link.dataset.at !== schedule.last_run_at) {
       refs.last.replaceChildren(h('a', {
-        href: `/?task=${encodeURIComponent(schedule.last_task_id)}`, class: 'task-link',
+        href: `${BASE}?task=${encodeURIComponent(schedule.last_task_id)}`, class: 'task-link',
         title: formatTimestamp(schedule.last_run_at), dataset: { taskId: schedule.last_task_id, at: schedule.last_run_at },
-      }, `${formatTime(schedule.last_run_at)} · ${shortId(schedule.last_task_id)}`));
+      }, `${formatDateTime(schedule.last_run_at)} · ${shortId(schedule.last_task_id)}`));
     }
+  }
+
+  /** The next runs' distance from now, which time alone changes. */
+  tick() {
+    for (const refs of this.rows.values()) setText(refs.next, describeNextRun(refs.schedule));
+  }
+
+  has(id) {
+    return this.rows.has(id);
   }
 
   schedule(id) {
@@ -204,10 +235,12 @@ class ScheduleTable {
 /** A schedule's latest tasks (the list endpoint's `schedule_id` filter), each linking to the task. */
 function renderRuns(tbody, empty, tasks) {
   tbody.replaceChildren(...tasks.map((task) => h('tr', { 'data-task-id': task.id, 'data-status': task.status },
-    h('td', {}, badge(task.status)),
-    h('td', {}, h('a', { href: `/?task=${encodeURIComponent(task.id)}`, class: 'task-link' }, shortId(task.id))),
-    h('td', { title: formatTimestamp(task.run_at) }, formatTime(task.run_at)),
-    h('td', {}, formatTime(task.started_at)), h('td', {}, formatTime(task.completed_at)))));
+    h('td', { 'data-label': 'Status' }, badge(task.status)),
+    h('td', { 'data-label': 'Task' },
+      h('a', { href: `${BASE}?task=${encodeURIComponent(task.id)}`, class: 'task-link' }, shortId(task.id))),
+    h('td', { 'data-label': 'Tick', title: formatTimestamp(task.run_at) }, formatTime(task.run_at)),
+    h('td', { 'data-label': 'Started' }, formatTime(task.started_at)),
+    h('td', { 'data-label': 'Ended' }, formatTime(task.completed_at)))));
   empty.hidden = tasks.length > 0;
 }
 
@@ -223,16 +256,45 @@ tokenDialog.bindForget(() => {
 });
 tokenDialog.showStored(Boolean(keeper.token));
 
+/** Asks in the page (not `confirm()`); true only for "Delete schedule". Escape keeps it, like "Keep". */
+function confirmDelete(schedule) {
+  const dialog = $('delete-dialog');
+  setText($('delete-question'), `Delete the schedule “${schedule.name}”?`);
+  dialog.returnValue = ''; // Escape leaves it as it was
+  dialog.showModal(); // closing gives the focus back to the button that opened it
+  dialog.querySelector('[data-keep]').focus(); // Enter on a destructive question changes nothing
+  return new Promise((resolve) => {
+    dialog.addEventListener('close', () => resolve(dialog.returnValue === 'delete'), { once: true });
+  });
+}
+
 const table = new ScheduleTable($('schedule-rows'), $('schedules-empty'));
 let runsOf = null; // the schedule whose runs are shown
 
-async function refresh() {
+let reloads = 0;
+const drawn = { list: 0, runs: 0 }; // the latest reload drawn of each part
+
+/** True when reload number `reload` is the latest yet to answer for `part`: an older answer coming later is dropped. */
+function newest(part, reload) {
+  if (reload < drawn[part]) return false;
+  drawn[part] = reload;
+  return true;
+}
+
+/** Reloads the list and the open runs (a part given as `false` stays as it is). */
+async function refresh({ list = true, runs = true } = {}) {
+  const reload = ++reloads;
   try {
-    table.render((await api.schedules()).schedules);
+    if (list) {
+      const { schedules } = await api.schedules();
+      if (newest('list', reload)) table.render(schedules);
+    }
     $('schedules-error').hidden = true;
-    if (runsOf) {
-      const query = new URLSearchParams({ schedule_id: runsOf, limit: String(RUNS_SHOWN) });
-      renderRuns($('schedule-runs'), $('runs-empty'), (await api.listTasks(`?${query}`)).tasks);
+    if (runs && runsOf) {
+      const shown = runsOf;
+      const query = new URLSearchParams({ schedule_id: shown, limit: String(RUNS_SHOWN) });
+      const { tasks } = await api.listTasks(`?${query}`);
+      if (shown === runsOf && newest('runs', reload)) renderRuns($('schedule-runs'), $('runs-empty'), tasks);
     }
   } catch (error) {
     setText($('schedules-error'), `Could not load the schedules: ${error.detail}`);
@@ -247,7 +309,7 @@ table.bindActions(async (name, schedule) => {
     if (name === 'run') await api.runSchedule(schedule.id);
     if (name === 'edit') form?.edit(schedule);
     if (name === 'delete') {
-      if (!window.confirm(`Delete the schedule “${schedule.name}”? The tasks it made stay.`)) return;
+      if (!(await confirmDelete(schedule))) return;
       await api.deleteSchedule(schedule.id);
       if (runsOf === schedule.id) runsOf = null;
       $('schedule-runs-card').hidden = runsOf === null;
@@ -283,6 +345,50 @@ async function loadForm() {
   });
 }
 
+let due = null; // the parts a live reload, already on its way, covers
+function reloadSoon(list, runs) {
+  if (!due) {
+    due = { list: false, runs: false };
+    setTimeout(() => {
+      const parts = due;
+      due = null;
+      refresh(parts);
+    }, LIVE_DELAY);
+  }
+  due.list ||= list;
+  due.runs ||= runs;
+}
+
+/** Task events of schedules' runs (`docs/api.md`): a new run moves its schedule's next and last run and count. */
+function onMessage(message) {
+  if (message.type === 'reset') reloadSoon(true, true);
+  const shown = (id) => $('schedule-runs').querySelector(`tr[data-task-id="${CSS.escape(id)}"]`);
+  if (message.type === 'deleted' && message.task_ids.some(shown)) reloadSoon(false, true);
+  if (message.type !== 'task' || message.change === 'progress' || !message.task.schedule_id) return;
+  const id = message.task.schedule_id;
+  const newRun = message.change === 'created' || message.change === 'replay';
+  // A run of a schedule missing here: one created elsewhere since the list loaded.
+  reloadSoon(newRun || !table.has(id), id === runsOf);
+}
+
+const connection = new Connection({
+  url: (since) => socketUrl(`/ws${since === null ? '' : `?since=${since}`}`),
+  onMessage,
+  onState: (state) => renderConnection($('connection'), state),
+  onHello: () => refresh(), // the first load, and on a reconnect what the socket missed
+  poll: () => refresh(),
+  token: () => keeper.token, onAuthRefused: (sent) => gate.refused(sent),
+});
+keeper.onChange((token) => {
+  tokenDialog.showStored(Boolean(token));
+  if (token) connection.reconnect(); // a socket still waiting without a token need not time out first
+});
+
+// On a phone the list comes first: the form starts folded.
+if (matchMedia('(max-width: 720px)').matches) $('schedule-form').closest('details').open = false;
 loadForm();
-refresh();
-setInterval(refresh, REFRESH);
+connection.start();
+setInterval(() => {
+  if (!connection.status.polling) refresh(); // while offline, the connection polls
+}, REFRESH);
+setInterval(() => table.tick(), 1000);

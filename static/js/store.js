@@ -17,6 +17,12 @@
  */
 
 export const STATUSES = ['PENDING', 'RUNNING', 'RETRYING', 'SUCCESS', 'FAILED', 'CANCELLED'];
+export const SCHEDULED = 'SCHEDULED'; // a view, not a status: PENDING tasks whose start lies ahead
+
+/** Whether a PENDING task waits for a start still ahead (`next_run_at` is its run_at until it runs). */
+export function scheduled(task, nowMs = Date.now()) {
+  return task.status === 'PENDING' && Boolean(task.next_run_at) && Date.parse(task.next_run_at) > nowMs;
+}
 export const PRIORITIES = ['high', 'default', 'low'];
 
 const zeroCounts = () => Object.fromEntries(STATUSES.map((s) => [s, 0]));
@@ -24,7 +30,7 @@ const zeroCounts = () => Object.fromEntries(STATUSES.map((s) => [s, 0]));
 /** Whether a task belongs in a list filtered by `filters` (id search is by prefix, dashes ignored). */
 export function matches(task, filters) {
   const prefix = (filters.q || '').toLowerCase().replaceAll('-', '');
-  return (!filters.status || task.status === filters.status)
+  return (!filters.status || task.status === filters.status || (filters.status === SCHEDULED && scheduled(task)))
     && (!filters.task_type || task.task_type === filters.task_type)
     && task.id.startsWith(prefix)
     && (!filters.priority || task.priority === filters.priority)
@@ -49,6 +55,25 @@ export function textMatches(task, text) {
   walk([task.parameters, task.result_data, task.error_message]);
   const tokens = parts.join(' ').toLowerCase().match(WORD) || [];
   return wanted.every((word) => tokens.some((token) => token.startsWith(word)));
+}
+
+/** The server's list order: newest first, ties by id (store/queries.py). */
+export function newer(a, b) {
+  return a.created_at > b.created_at || (a.created_at === b.created_at && a.id > b.id);
+}
+
+/**
+ * The task as it was before `change`, as far as the filters can tell, for a task not held before
+ * (only the status and what a status change writes, the result and the error, ever change what
+ * matches; a change of status came from the timeline's previous entry).
+ */
+export function earlier(change, task) {
+  const from = change === 'status' ? previousStatus(task) : null;
+  if (!from || from === task.status) return task;
+  return {
+    ...task, status: from, result_data: task.status === 'SUCCESS' ? null : task.result_data,
+    error_message: task.status === 'FAILED' || task.status === 'RETRYING' ? null : task.error_message,
+  };
 }
 
 /** The status a `status` event moved the task from: the timeline's second-to-last entry. */
@@ -136,19 +161,37 @@ export class Store {
   }
 
   /**
-   * Applies one socket `task` message.
+   * Applies one socket `task` message: the task, the counters, and the list, which the task enters
+   * or leaves when the change makes it match the filters or stop matching them.
    * @returns {{applied: boolean, listChanged: boolean, statusChanged: boolean}}
    */
   applyEvent(change, task) {
-    const known = this.seqs.has(task.id);
-    const previous = this.tasks.get(task.id)?.status;
+    const held = this.tasks.get(task.id);
     // A task opened as soon as it was made (a re-run) may be read over REST before its `created`
     // event arrives: that event still counts it and puts it on the list.
-    const readFirst = change === 'created' && this.tasks.get(task.id)?.seq === task.seq;
+    const readFirst = change === 'created' && held?.seq === task.seq;
     if (!this.put(task) && !readFirst) return { applied: false, listChanged: false, statusChanged: false };
     if (task.seq > this.countsSeq) this.countDelta(change, task);
-    const isNew = change === 'created' || (change === 'replay' && !known && this.newerThanTop(task));
-    return { applied: true, listChanged: isNew && this.insert(task), statusChanged: previous !== task.status };
+    // A replayed task not held may have changed in any way while the socket was down (the page is
+    // reloaded after a resume anyway): if it matches now, it is placed as if new.
+    const unseen = change === 'created' || (change === 'replay' && !held);
+    const before = unseen ? false : matches(held ?? earlier(change, task), this.filters);
+    return { applied: true, listChanged: this.follow(task, before), statusChanged: held?.status !== task.status };
+  }
+
+  /** A task read over REST (the answer to a cancel or a retry): as an event would, it may enter or leave. */
+  applyRead(task) {
+    const held = this.tasks.get(task.id);
+    if (!this.put(task)) return false;
+    return this.follow(task, held ? matches(held, this.filters) : this.ids.includes(task.id));
+  }
+
+  /** The list after a change of `task`, which matched the filters `before` it: true if the page changed. */
+  follow(task, before) {
+    const after = matches(task, this.filters);
+    if (after && !before) return this.insert(task);
+    if (before && !after) return this.leave(task.id);
+    return false;
   }
 
   countDelta(change, task) {
@@ -159,23 +202,47 @@ export class Store {
     this.counts[task.status] += 1;
   }
 
-  /** A replayed task we never saw, created after the first row, was created while the socket was down. */
-  newerThanTop(task) {
-    const top = this.tasks.get(this.ids[0]);
-    return this.filters.page === 1 && (!top || task.created_at > top.created_at);
-  }
-
-  /** Puts a new task on top of page 1, or counts it for the "N new" pill; true if either happened. */
+  /**
+   * A task that came to match: counted, and put in its place on the page (newest first) when it
+   * falls within it; on a later page, one newer than the page's rows is counted for the "N new"
+   * pill. True if the page or the pill changed.
+   */
   insert(task) {
-    if (!matches(task, this.filters) || this.ids.includes(task.id)) return false;
+    if (this.ids.includes(task.id)) return false;
     this.total += 1;
+    const rows = this.pageTasks();
+    const at = rows.findIndex((row) => newer(task, row));
     if (this.filters.page !== 1) {
+      if (at !== 0 || !rows.length) return false;
       this.unseen += 1;
       return true;
     }
-    this.ids = [task.id, ...this.ids].slice(0, this.limit);
+    if (at === -1 && rows.length >= this.limit) return false; // it belongs on a later page
+    const position = at === -1 ? rows.length : at;
+    this.ids = [...this.ids.slice(0, position), task.id, ...this.ids.slice(position)].slice(0, this.limit);
     this.insertedDuringLoad?.push(task.id);
     return true;
+  }
+
+  /** A task that stopped matching leaves the count and the page (the dashboard refills a full page). */
+  leave(id) {
+    this.total = Math.max(0, this.total - 1);
+    if (!this.ids.includes(id)) return false;
+    this.ids = this.ids.filter((other) => other !== id);
+    if (this.insertedDuringLoad) this.insertedDuringLoad = this.insertedDuringLoad.filter((other) => other !== id);
+    return true;
+  }
+
+  /** Rows of the page that no longer match as time passes (a scheduled task whose start came): they leave. */
+  expire() {
+    const gone = this.pageTasks().filter((task) => !matches(task, this.filters));
+    for (const task of gone) this.leave(task.id);
+    return gone.length > 0;
+  }
+
+  /** Whether rows exist beyond the page on screen that a short page should show (fetched by a reload). */
+  get refillable() {
+    return this.ids.length < this.limit && this.offset + this.ids.length < this.total;
   }
 
   /**

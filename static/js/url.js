@@ -1,6 +1,6 @@
 // Filters (and the open task) ↔ the page's query string, so a view can be bookmarked and shared.
 
-import { PRIORITIES, STATUSES } from './store.js';
+import { PRIORITIES, SCHEDULED, STATUSES } from './store.js';
 
 const SEARCH_FIELDS = ['q', 'text', 'from', 'to', 'priority'];
 
@@ -10,7 +10,7 @@ export function readFilters(search) {
   const status = (query.get('status') || '').toUpperCase();
   const page = Number.parseInt(query.get('page') || '1', 10);
   return {
-    status: STATUSES.includes(status) ? status : '',
+    status: STATUSES.includes(status) || status === SCHEDULED ? status : '',
     task_type: query.get('task_type') || '',
     q: (query.get('q') || '').trim(),
     text: (query.get('text') || '').trim(),
@@ -38,6 +38,10 @@ export function writeFilters(filters) {
 export function listQuery(filters, limit) {
   const query = new URLSearchParams({ limit: String(limit), offset: String((filters.page - 1) * limit) });
   for (const name of ['status', 'task_type', ...SEARCH_FIELDS]) if (filters[name]) query.set(name, filters[name]);
+  if (filters.status === SCHEDULED) {
+    query.delete('status');
+    query.set('scheduled', 'true');
+  }
   if (filters.to) query.set('to', nextDay(filters.to)); // the dashboard's "to" day is included, the API's excluded
   return `?${query}`;
 }

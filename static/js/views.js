@@ -4,7 +4,7 @@
 import { h, setAttr, setText } from './dom.js';
 import { waitParts } from './eta.js';
 import { GLYPHS, formatClock, formatDuration, formatProgress, formatTime, runTime, shortId } from './format.js';
-import { STATUSES } from './store.js';
+import { SCHEDULED, STATUSES } from './store.js';
 
 const LABELS = Object.fromEntries(STATUSES.map((s) => [s, s[0] + s.slice(1).toLowerCase()]));
 
@@ -96,11 +96,27 @@ function fillRow(refs, task, now) {
   setText(refs.type, task.task_type);
   setPriority(refs.priority, task.priority);
   setProgress(refs.progress, task.progress);
-  setText(refs.stage, task.stage || '');
+  setProgressLine(refs, task);
   setTime(refs.created, task.created_at, now);
   setTime(refs.started, task.started_at, now);
   setTimes(refs, task, now.getTime());
   setText(refs.attempts, task.attempts);
+}
+
+const ERRED = new Set(['FAILED', 'RETRYING']);
+
+/**
+ * Under the bar, what the row can say that its badge does not: the stage while it runs, the error's
+ * first line when it failed (or will be retried), where a cancelled one stopped; nothing for a
+ * success (its badge says it all, and the bar is hidden).
+ */
+function setProgressLine(refs, task) {
+  const error = ERRED.has(task.status) && task.error_message ? task.error_message.split('\n')[0] : '';
+  const line = error || (task.status === 'SUCCESS' ? '' : task.stage || '');
+  setText(refs.stage, line);
+  setAttr(refs.stage, 'title', error ? task.error_message : line);
+  refs.stage.classList.toggle('stage-error', Boolean(error));
+  if (task.status === 'SUCCESS') setText(refs.progress.querySelector('.pct'), '');
 }
 
 /** The run time, and under it the most telling of the estimate, retry countdown, start time or queue position. */
@@ -225,22 +241,32 @@ export class TaskList {
   }
 }
 
+/** What each counter counts: tasks, each once (the workers panel and the charts count attempts). */
+const COUNTED = {
+  PENDING: 'Tasks waiting to start', RUNNING: 'Tasks running now', RETRYING: 'Tasks waiting for another attempt',
+  SUCCESS: 'Tasks that succeeded', FAILED: 'Tasks that failed, each once however many of its attempts failed',
+  CANCELLED: 'Tasks cancelled',
+};
+
 /** The per-status counters; each one is also a button filtering the list by its status. */
 export class Counters {
   constructor(el) {
     this.el = el;
-    this.buttons = new Map(STATUSES.map((status) => {
-      const button = h('button', { type: 'button', class: `counter counter-${status.toLowerCase()}`, 'data-count': status },
-        h('span', { class: 'glyph', 'aria-hidden': 'true' }, GLYPHS[status]), h('span', { class: 'counter-label' }, LABELS[status]),
-        h('span', { class: 'count' }, '0'));
-      return [status, button];
-    }));
+    const counter = (status, glyph, label, title) => h('button', {
+      type: 'button', class: `counter counter-${status.toLowerCase()}`, 'data-count': status, title,
+    }, h('span', { class: 'glyph', 'aria-hidden': 'true' }, glyph), h('span', { class: 'counter-label' }, label),
+    h('span', { class: 'count' }, ''));
+    this.buttons = new Map(STATUSES.map((status) => [status, counter(status, GLYPHS[status], LABELS[status],
+      `${COUNTED[status]} (click to list them)`)]));
+    // A view beside the statuses: the tasks waiting for a start ahead (counted when listed).
+    this.buttons.set(SCHEDULED, counter(SCHEDULED, '◷', 'Scheduled', 'Pending tasks whose start lies ahead'));
     el.replaceChildren(...this.buttons.values());
   }
 
-  render(counts, active) {
+  render(counts, active, total) {
     for (const [status, button] of this.buttons) {
-      setText(button.querySelector('.count'), (counts[status] ?? 0).toLocaleString('en'));
+      const count = status === SCHEDULED ? (active === SCHEDULED ? total : null) : counts[status] ?? 0;
+      setText(button.querySelector('.count'), count === null ? '' : count.toLocaleString('en'));
       setAttr(button, 'aria-pressed', String(status === active));
     }
   }

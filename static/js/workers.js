@@ -120,7 +120,8 @@ function buildRow(worker) {
     host: h('span', { class: 'worker-host' }), pid: h('span', { class: 'worker-pid' }),
     queues: h('td', { class: 'c-queues' }), types: h('td', { class: 'c-types' }), started: h('td', { class: 'c-since' }),
     beat: h('td', { class: 'c-beat' }), running: h('td', { class: 'c-running' }),
-    completed: h('td', { class: 'c-completed num' }), failed: h('td', { class: 'c-failed num' }),
+    completed: h('td', { class: 'c-completed num', title: 'attempts ended with SUCCESS' }),
+    failed: h('td', { class: 'c-failed num', title: 'attempts failed (retried or not): not a count of failed tasks' }),
   };
   refs.row = h('tr', { 'data-worker-id': worker.id, 'data-pid': worker.pid },
     h('td', { class: 'c-state' }, refs.badge),

@@ -45,6 +45,8 @@ async def test_defaults_are_filled_in_and_listed_newest_first(client: httpx.Asyn
     listing = (await client.get("/api/tasks/")).json()
     assert [t["id"] for t in listing["tasks"][:2]] == [second["id"], first["id"]]
     assert listing["total"] == 2
+    unslashed = await client.get("/api/tasks")  # the same list without the trailing slash
+    assert unslashed.status_code == 200 and [t["id"] for t in unslashed.json()["tasks"]] == [second["id"], first["id"]]
     await wait_for_status(client, second["id"], {"SUCCESS"})
     only = (await client.get("/api/tasks/", params={"task_type": "batch_processing", "status": "SUCCESS"})).json()
     assert [t["id"] for t in only["tasks"]] == [second["id"]] and only["counts"]["SUCCESS"] >= 1

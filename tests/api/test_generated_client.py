@@ -164,7 +164,7 @@ async def test_a_generated_client_drives_every_task_type(client: httpx.AsyncClie
         assert {task.status.value for task in page.parsed.tasks} == {"SUCCESS"}
         assert {task.id for task in page.parsed.tasks} == {ids[name] for name in names if name not in EXPECTED}
         assert page.parsed.counts.failed == 1 and page.parsed.total == len(names) - 1
-        by_type = await list_tasks.asyncio_detailed(client=api_client, task_type=models.ListTasksTaskType("area"))
+        by_type = await list_tasks.asyncio_detailed(client=api_client, task_type="area")
         assert [task.id for task in by_type.parsed.tasks] == [ids["area"]]
 
         # a file uploaded as untyped bytes (its kind told from them), then analysed

@@ -192,7 +192,7 @@ async def test_series_shape(client: httpx.AsyncClient, worker: Any) -> None:
         assert body["window"] == window and body["step"] == 60 and len(body["buckets"]) == n
         assert body["buckets"][0] == body["start"] and body["buckets"][-1] == int(body["now"] // 60) * 60
         assert all(b - a == 60 for a, b in zip(body["buckets"], body["buckets"][1:]))
-        for name in ("succeeded", "failed", "wait_p50", "wait_p95", "queue_depth"):
+        for name in ("succeeded", "failed", "wait_p50", "wait_p95", "queue_depth", "queue_depth_mean"):
             assert len(body[name]) == n, name
         assert body["succeeded"][-1] + body["succeeded"][-2] == 1
         assert [r["task_type"] for r in body["run_time"]] == ["text_processing"]

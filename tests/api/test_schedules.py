@@ -294,7 +294,7 @@ async def test_the_schedules_page_creates_shows_runs_and_pauses(
 ) -> None:
     console.expect(http_status(422, "/api/schedules"))
     await page.goto(f"http://{web}/")
-    await page.click("a[href='/schedules.html']")
+    await page.click("a[href='schedules.html']")
     await page.wait_for_selector("#schedule-form #task-type option", state="attached")
 
     await page.fill("#schedule-name", "ticker <b>bold</b>")

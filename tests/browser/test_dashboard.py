@@ -37,7 +37,7 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None, reason=SKIP_REASON)
 async def test_page_loads_without_console_errors(web: str, page: Page) -> None:
     await open_dashboard(page, web)
     assert await page.locator("#task-type option").count() == 6
-    assert await page.locator("#counters [data-count]").count() == 6
+    assert await page.locator("#counters [data-count]").count() == 7  # the six statuses, and Scheduled
     assert await page.locator("#empty").is_visible()
     await page.wait_for_timeout(500)  # late errors (a failed fetch, a bad frame) would surface here
 
@@ -57,7 +57,9 @@ async def test_submit_through_form_row_turns_success_without_reload(
     await page.wait_for_selector(row(task_id, "RUNNING"))
     await page.wait_for_selector(row(task_id, "SUCCESS"))
     assert await page.evaluate("window.notReloaded") is True
-    assert await page.locator(f'{row(task_id)} .pct').text_content() == "100%"
+    # a success says it with its badge: no "100%" or full bar beside it
+    assert await page.locator(f'{row(task_id)} .pct').text_content() == ""
+    assert not await page.locator(f'{row(task_id)} .track').is_visible()
     await page.wait_for_selector('[data-count="SUCCESS"] .count:text-is("1")')
 
 

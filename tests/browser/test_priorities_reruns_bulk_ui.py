@@ -60,8 +60,10 @@ async def test_bulk_retry_of_a_selection_asks_with_the_dry_run_count_then_applie
     sent: list[dict[str, Any]] = []
     page.on("request", lambda request: request.url.endswith("/api/tasks/bulk") and sent.append(request.post_data_json))
     await open_dashboard(page, web)
+    assert not await page.is_visible("#bulk-bar") and await page.is_visible("#bulk-open")  # nothing ticked yet
     for task in [done, *cancelled]:
         await page.check(f"{row(task['id'])} .row-select")
+    assert await page.is_visible("#bulk-bar") and not await page.is_visible("#bulk-open")
     await page.locator('[data-scope-label="selection"]').filter(has_text="Selected (4)").wait_for()
 
     await page.click('#bulk-bar [data-bulk="retry"]')
@@ -86,6 +88,8 @@ async def test_bulk_retry_of_a_selection_asks_with_the_dry_run_count_then_applie
     assert (await get(client, done["id"]))["seq"] == done["seq"], "the SUCCESS task was not eligible"
     assert (await get(client, untouched["id"]))["status"] == "PENDING"
     await page.locator('[data-scope-label="selection"]').filter(has_text="Selected (0)").wait_for()
+    await page.click("#bulk-bar [data-bulk-close]")  # the outcome stays until the bar is closed
+    await page.wait_for_selector("#bulk-bar", state="hidden")
 
 
 async def test_bulk_delete_of_everything_matching_the_filter(
@@ -95,7 +99,8 @@ async def test_bulk_delete_of_everything_matching_the_filter(
     waiting = await scheduled(client)
     await open_dashboard(page, web, "?status=SUCCESS")
     await page.wait_for_function("n => document.querySelectorAll('tr[data-task-id]').length === n", arg=3)
-    await page.check('#bulk-bar input[value="filter"]')
+    await page.click("#bulk-open")  # the whole filter, with nothing ticked
+    assert await page.is_checked('#bulk-bar input[value="filter"]')
     await page.locator('[data-scope-label="filter"]').filter(has_text="All 3 matching the filter").wait_for()
 
     await page.click('#bulk-bar [data-bulk="delete"]')

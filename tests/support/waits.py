@@ -9,6 +9,8 @@ from typing import Any
 import httpx
 from websockets.asyncio.client import ClientConnection
 
+from app.worker.resilient import ResilientWorker
+
 
 async def wait_for_status(client: httpx.AsyncClient, task_id: str, statuses: set[str],
                           timeout: float = 15.0) -> dict[str, Any]:
@@ -67,3 +69,21 @@ async def wait_for_progress(client: httpx.AsyncClient, task_id: str, timeout: fl
 
     await wait_until(working, f"task {task_id} running with progress", timeout)
     return found
+
+
+async def passed_over(worker: ResilientWorker, task_id: str) -> None:
+    """Until the (in-process) worker has read the task's first job off the queue time and again, and
+    left it there: what a worker of a paused queue does."""
+    seen: list[list[bytes]] = []
+    taking = worker.start_jobs
+
+    async def spied(job_ids: list[bytes]) -> None:
+        seen.append(job_ids)
+        await taking(job_ids)
+
+    worker.start_jobs = spied  # type: ignore[method-assign]
+    job = f"{task_id}:1".encode()
+    try:
+        await wait_until(lambda: sum(job in ids for ids in seen) >= 5, "the worker polling past the waiting job")
+    finally:
+        worker.start_jobs = taking  # type: ignore[method-assign]

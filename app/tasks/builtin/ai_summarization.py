@@ -3,7 +3,9 @@
 import asyncio
 import math
 from collections import Counter
-from typing import Annotated, Any
+from collections.abc import Callable
+from functools import partial
+from typing import Annotated, Any, TypeVar
 
 from pydantic import Field
 
@@ -19,29 +21,54 @@ SAMPLE_DOCUMENT = (
 )
 
 
+# Progress at the end of each step, from their shares of the work as measured on a million characters
+# (12,000 sentences, 0.3 s on this machine): splitting into sentences a fifth, counting each one's words
+# over two fifths, weighing the words a fifth, scoring the sentences a tenth, picking the rest. The
+# steps over every sentence go in slices of SLICE sentences, so that the bar moves through them.
+SPLIT, COUNTED, WEIGHED, SCORED = 21.0, 64.0, 85.0, 96.0
+SLICE = 2000
+T = TypeVar("T")
+R = TypeVar("R")
+
+
 def content_words(sentence: str) -> list[str]:
     return [word for word in words(sentence) if word not in STOP_WORDS]
 
 
-def score_sentences(sentences: list[str]) -> list[float]:
-    """Each sentence's mean TF-IDF weight per content word, with the sentences as the documents.
+def bag_of_words(sentences: list[str]) -> list[Counter[str]]:
+    """Each sentence's content words counted."""
+    return [Counter(content_words(sentence)) for sentence in sentences]
+
+
+def term_weights(bags: list[Counter[str]]) -> dict[str, float]:
+    """Each term's TF-IDF weight, with the sentences (their bags of words) as the documents.
 
     A term's TF is counted over the whole document: weighting rare words by IDF alone would pick the
     off-topic sentence, while frequency times rarity favours the words the document is about.
     """
-    bags = [Counter(content_words(sentence)) for sentence in sentences]
     frequency = Counter(term for bag in bags for term in bag.elements())
     document_frequency = Counter(term for bag in bags for term in bag)
-    total = len(sentences)
+    total = len(bags)
     # smoothed idf keeps a word found in every sentence above zero, as sklearn does
-    weight = {term: frequency[term] * (math.log((1 + total) / (1 + df)) + 1)
-              for term, df in document_frequency.items()}
-    scores = []
-    for bag in bags:
-        length = sum(bag.values())
-        # dividing by length stops long sentences winning merely by having more words
-        scores.append(sum(count * weight[term] for term, count in bag.items()) / length if length else 0.0)
-    return scores
+    return {term: frequency[term] * (math.log((1 + total) / (1 + df)) + 1) for term, df in document_frequency.items()}
+
+
+def scores(bags: list[Counter[str]], weight: dict[str, float]) -> list[float]:
+    """Each sentence's mean weight per content word: dividing by its length stops long sentences winning
+    merely by having more words."""
+    return [sum(count * weight[term] for term, count in bag.items()) / length if (length := bag.total()) else 0.0
+            for bag in bags]
+
+
+async def in_slices(items: list[T], work: Callable[[list[T]], list[R]], report: Reporter, low: float, high: float,
+                    stage: str) -> list[R]:
+    """`work` over the items a slice at a time, each in a thread, progress going from `low` to `high`."""
+    done: list[R] = []
+    for start in range(0, len(items), SLICE):
+        end = min(start + SLICE, len(items))
+        await report(low + (high - low) * start / len(items), f"{stage}: sentences {start + 1}-{end} of {len(items)}")
+        done += await asyncio.to_thread(work, items[start:end])
+    return done
 
 
 def pick(scores: list[float], keep: int) -> list[int]:
@@ -69,11 +96,13 @@ async def ai_summarization(
     if not sentences:
         raise ValueError("the document has no sentences to summarise")
     await report.log(f"{len(sentences)} sentences in {len(document)} characters")
-    await report(30, "scoring sentences")
-    scores = await asyncio.to_thread(score_sentences, sentences)
-    await report(80, "selecting sentences")
+    bags = await in_slices(sentences, bag_of_words, report, SPLIT, COUNTED, "counting words")
+    await report(COUNTED, "weighing words")
+    weight = await asyncio.to_thread(term_weights, bags)
+    scored = await in_slices(bags, partial(scores, weight=weight), report, WEIGHED, SCORED, "scoring")
+    await report(SCORED, "selecting sentences")
     keep = summary_size(len(sentences), max_sentences, ratio)
-    chosen = [sentences[index] for index in pick(scores, keep)]
+    chosen = [sentences[index] for index in pick(scored, keep)]
     summary = " ".join(chosen)
     await report.log(f"kept {keep} of {len(sentences)} sentences: {len(summary)} of {len(document)} characters")
     await report(100, "done")

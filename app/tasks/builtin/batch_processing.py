@@ -1,14 +1,13 @@
 """The `batch_processing` task: processes each item of a list on its own, with per-item outcomes."""
 
-import asyncio
 import hashlib
 import math
-import time
 from typing import Annotated, Any
 
 from pydantic import Field
 
 from app.tasks import Reporter, task
+from app.tasks.builtin.pacing import Pace
 
 MAX_LISTED = 100
 
@@ -44,9 +43,11 @@ async def batch_processing(
     """Processes each item: strings get length, upper case and SHA-256; numbers square and root."""
     outcomes: list[dict[str, Any]] = []
     failed = 0
-    start = time.monotonic()
+    # the delay is a minimum pace per item: the work itself counts towards it
+    pace = Pace(len(data) * delay_per_item)
     for index, item in enumerate(data):
-        await report(100 * index / len(data), f"item {index + 1}/{len(data)}")
+        stage = f"item {index + 1}/{len(data)}"
+        await report(100 * index / len(data), stage)
         try:
             outcomes.append({"index": index, "ok": True, "output": process_item(item)})
         except ValueError as exc:
@@ -55,10 +56,15 @@ async def batch_processing(
             outcomes.append({"index": index, "ok": False, "error": str(exc)})
             failed += 1
             await report.log(f"item {index} failed: {exc}")
-        # the delay is a minimum pace: sleep only what the work itself did not take
-        await asyncio.sleep(max(0.0, start + (index + 1) * delay_per_item - time.monotonic()))
+        await pace.wait((index + 1) / len(data), lambda share: report(100 * share, stage))
     await report.log(f"{len(data) - failed} of {len(data)} items succeeded, {failed} failed")
-    await report(100, "done")
+    everything_failed = bool(data) and failed == len(data)
+    # every item was tried: the bar of a batch that failed them all stands at its end too
+    await report(100, "every item failed" if everything_failed else "done")
+    if everything_failed:
+        # a batch with nothing to show for it fails; one with some successes lists its failures instead
+        count = f"all {len(data)} items" if len(data) > 1 else "the item"
+        raise ValueError(f"{count} failed: item 0: {outcomes[0]['error']}")
     return {
         "total": len(data),
         "succeeded": len(data) - failed,

@@ -24,43 +24,53 @@ DEFINITIONS = {
 
 
 class FileLines:
-    """The lines of a UTF-8 file (a leading BOM allowed), re-readable, counting the bytes read.
+    """The lines of a UTF-8 file (a leading BOM allowed), re-readable, counting the bytes consumed.
 
-    Read and decoded a block at a time: per-line decoding would cost as much as the CSV parsing.
+    Read and decoded a block at a time: per-line decoding would cost as much as the CSV parsing. The
+    bytes consumed advance line by line, as the parser takes them, not a block ahead: a file smaller
+    than a block would otherwise count as read before its first row.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.size = path.stat().st_size
-        self.bytes_read = 0
+        self.consumed = 0.0  # bytes of the lines handed out; within a block, prorated by characters
 
     def __iter__(self) -> Iterator[str]:
         line, rest = 1, b""
         with self.path.open("rb") as file:
             while block := file.read(BLOCK):
-                self.bytes_read += len(block)
                 block = rest + block
                 cut = block.rfind(b"\n") + 1  # a UTF-8 character never spans a line break
                 rest = block[cut:]
-                yield from _decoded_lines(block[:cut], line)
+                yield from self._counted(block[:cut], line)
                 line += block.count(b"\n", 0, cut)
-        yield from _decoded_lines(rest, line)
+        yield from self._counted(rest, line)
+
+    def _counted(self, data: bytes, first_line: int) -> Iterator[str]:
+        text = _decoded(data, first_line)
+        before, per_char = self.consumed, len(data) / len(text) if text else 0.0
+        chars = 0
+        # only "\n" ends a line, as csv counts them: str.splitlines would also split at \x0c or \u2028
+        for text_line in io.StringIO(text, newline="\n"):
+            chars += len(text_line)
+            self.consumed = before + chars * per_char
+            yield text_line
+        self.consumed = before + len(data)
 
     @property
     def fraction(self) -> float:
         # a second pass (see CsvStats.reread) counts on, so cap at the whole file
-        return min(1.0, self.bytes_read / self.size) if self.size else 1.0
+        return min(1.0, self.consumed / self.size) if self.size else 1.0
 
 
-def _decoded_lines(data: bytes, first_line: int) -> Iterator[str]:
+def _decoded(data: bytes, first_line: int) -> str:
     try:
-        text = data.decode("utf-8-sig" if first_line == 1 else "utf-8")
+        return data.decode("utf-8-sig" if first_line == 1 else "utf-8")
     except UnicodeDecodeError as exc:
         line = first_line + data.count(b"\n", 0, exc.start)
         column = exc.start - data.rfind(b"\n", 0, exc.start)
         raise ValueError(f"line {line}: not UTF-8 text (byte 0x{data[exc.start]:02x} at column {column})") from None
-    # only "\n" ends a line, as csv counts them: str.splitlines would also split at \x0c or \u2028
-    yield from io.StringIO(text, newline="\n")
 
 
 class Column:
@@ -220,8 +230,9 @@ class CsvStats:
         for _, column in pending:
             column.reread = 0
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self, columns: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The whole result; `columns`: the columns' summaries when the caller made them one by one."""
         return {"rows": self.rows, "blank_lines": self.blank_lines,
                 "column_names": [column.name for column in self.columns],
-                "columns": {column.name: column.summary() for column in self.columns},
+                "columns": columns or {column.name: column.summary() for column in self.columns},
                 "definitions": DEFINITIONS}

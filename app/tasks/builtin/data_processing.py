@@ -6,13 +6,15 @@ import io
 import itertools
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
+from functools import partial
 from typing import Annotated, Any
 
 from pydantic import Field
 
 from app.tasks import CsvUpload, Reporter, task
 from app.tasks.builtin.csvstats import CsvStats, FileLines
+from app.tasks.builtin.pacing import Pace, in_thread
 
 HEADER = ("id", "amount", "quantity", "category", "region", "score")
 CATEGORIES = ("electronics", "books", "clothing", "garden", "toys", "groceries")
@@ -68,38 +70,63 @@ def worth_logging(chunk: int) -> bool:
     return chunk % 10 ** (len(str(chunk)) - 1) == 0
 
 
-async def read_all(stats: CsvStats, lines: GeneratedLines | FileLines, chunk_size: int, pace: float,
+# Progress: reading the rows is this share of the work; the statistics (sorting each numeric column for
+# its quantiles) the rest, column by column. Measured on 1,000,000 rows: the statistics take 7 % of a
+# generated run and a quarter of an uploaded one, whose reading is cheaper; a small file's take nothing.
+READING = 90.0
+
+
+async def read_all(stats: CsvStats, lines: GeneratedLines | FileLines, chunk_size: int, pace: Pace,
                    report: Reporter) -> int:
-    """Reads every chunk, reporting and pacing (`pace`: the minimum seconds of the whole read); returns
-    the number of chunks."""
+    """Reads every chunk, reporting as the rows are read and paced; returns the number of chunks."""
     chunks = 0
-    start = time.monotonic()
     while True:
-        await report(100 * lines.fraction, f"reading chunk {chunks + 1}")
+        stage = f"reading chunk {chunks + 1}"
+
+        def reading(share: float) -> Awaitable[None]:
+            return report(READING * share, stage)
+
+        def read_so_far() -> Awaitable[None]:
+            return reading(pace.shown(lines.fraction))
+
+        await read_so_far()
         first = stats.rows + 1
-        count = await asyncio.to_thread(stats.read_chunk, chunk_size)
+        try:
+            count = await in_thread(partial(stats.read_chunk, chunk_size), read_so_far)
+        except ValueError:
+            await report(READING * lines.fraction, "malformed data")  # where the reading stopped, unpaced
+            raise
         chunks += 1 if count else 0
         if count and worth_logging(chunks):
             await report.log(f"chunk {chunks}: rows {first}-{stats.rows}")
         for note in stats.take_notes():
             await report.log(note)
-        # processing_time is a minimum pace: sleep only what the analysis has not already taken
-        await asyncio.sleep(max(0.0, start + pace * lines.fraction - time.monotonic()))
+        await pace.wait(lines.fraction, reading)
         if not count:
             return chunks
 
 
-async def analyse(lines: GeneratedLines | FileLines, chunk_size: int, pace: float, report: Reporter) -> dict[str, Any]:
+async def column_summaries(stats: CsvStats, report: Reporter) -> dict[str, Any]:
+    columns: dict[str, Any] = {}
+    for number, column in enumerate(stats.columns):
+        await report(READING + (100 - READING) * number / len(stats.columns), f"statistics of {column.name!r}")
+        columns[column.name] = await asyncio.to_thread(column.summary)
+    return columns
+
+
+async def analyse(lines: GeneratedLines | FileLines, chunk_size: int, pace_seconds: float,
+                  report: Reporter) -> dict[str, Any]:
     start = time.monotonic()
+    # processing_time is a minimum pace of the reading: the analysis's own time counts towards it
+    pace = Pace(pace_seconds)
     stats = await asyncio.to_thread(CsvStats, lines)
     await report.log(f"{len(stats.columns)} columns: {', '.join(column.name for column in stats.columns)}")
     chunks = await read_all(stats, lines, chunk_size, pace, report)
     if names := stats.pending_reread():
-        await report(100 * lines.fraction, "re-reading the first rows of columns that turned categorical")
+        await report(READING, "re-reading the first rows of columns that turned categorical")
         await report.log(f"re-reading the rows before column(s) {', '.join(names)} turned categorical")
         await asyncio.to_thread(stats.reread)
-    await report(100 * lines.fraction, "computing statistics")
-    summary = await asyncio.to_thread(stats.summary)
+    summary = stats.summary(await column_summaries(stats, report))
     kinds = ", ".join(f"{name} ({column['kind']})" for name, column in summary["columns"].items())
     await report.log(f"analysed {stats.rows} rows in {chunks} chunks: {kinds}")
     return {**summary, "chunks": chunks, "chunk_size": chunk_size,

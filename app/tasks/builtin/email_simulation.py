@@ -2,7 +2,6 @@
 
 import asyncio
 import random
-import time
 from datetime import datetime, timezone
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
@@ -10,8 +9,9 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from app.tasks import Line, Reporter, task
+from app.tasks import Line, Reporter, TransientError, task
 from app.tasks.builtin.mailers import MaildirMailer, Mailer, SmtpMailer
+from app.tasks.builtin.pacing import Pace
 
 SENDER = "Task Queue <noreply@example.test>"
 MAX_LISTED = 100
@@ -67,18 +67,35 @@ async def send_all(mailer: Mailer, report: Reporter, *, total: int, subject: str
                    delay: float) -> list[dict[str, Any]]:
     fails = failures(total, failure_rate, seed)
     outcomes: list[dict[str, Any]] = []
-    start = time.monotonic()
+    # the delay is a minimum pace per e-mail: building and delivering count towards it
+    pace = Pace(total * delay)
     for number in range(1, total + 1):
-        await report(100 * (number - 1) / total, f"sending {number}/{total}")
+        stage = f"sending {number}/{total}"
+        await report(100 * (number - 1) / total, stage)
         if fails[number - 1]:
             outcome = {"status": "failed", "error": "simulated failure (failure_rate), not sent"}
         else:
             outcome = await asyncio.to_thread(build_and_deliver, mailer, report.task_id, number, total, subject)
         outcomes.append({"recipient": recipient(number), **outcome})
         await report.log(outcome_line(outcomes[-1]))
-        # the delay is a minimum pace per e-mail: sleep only what building and delivering did not take
-        await asyncio.sleep(max(0.0, start + number * delay - time.monotonic()))
+        await pace.wait(number / total, lambda share: report(100 * share, stage))
     return outcomes
+
+
+class DeliveryFailed(Exception):
+    """Not one e-mail of the run went out: the attempt fails (a run that sent some succeeds, its
+    failures counted in the result)."""
+
+
+class DeliveryDeferred(DeliveryFailed, TransientError):
+    """Not one e-mail went out, and the server refused each only for now (4xx: greylisting, a full
+    queue, a rate limit): the task is tried again with backoff. Nothing was sent, so nobody gets one twice."""
+
+
+def all_failed(outcomes: list[dict[str, Any]]) -> DeliveryFailed:
+    count = f"all {len(outcomes)} e-mails" if len(outcomes) > 1 else "the e-mail"
+    error = DeliveryDeferred if all(400 <= outcome.get("code", 0) < 500 for outcome in outcomes) else DeliveryFailed
+    return error(f"{count} failed: {outcome_line(outcomes[0])}")
 
 
 @task(timeout=3600.0)
@@ -102,7 +119,10 @@ async def email_simulation(
         asyncio.get_running_loop().run_in_executor(None, mailer.close)
     sent = [outcome for outcome in outcomes if outcome["status"] == "sent"]
     await report.log(f"{len(sent)} sent, {len(outcomes) - len(sent)} failed")
-    await report(100, "done")
+    # every e-mail was tried: the bar of a run that failed them all stands at its end too
+    await report(100, "done" if sent else "every e-mail failed")
+    if not sent:
+        raise all_failed(outcomes)
     return {
         **mailer.describe(),
         "sent": len(sent),

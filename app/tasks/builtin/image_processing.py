@@ -4,7 +4,7 @@ import asyncio
 import hashlib
 import io
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -84,17 +84,14 @@ def load_upload(path: Path, filename: str) -> Image.Image:
     return image.convert("RGBA" if image.has_transparency_data else "RGB")
 
 
-def process(load: Callable[[], Image.Image], operation: str, size: tuple[int, int], angle: float, fmt: str,
-            target: Path) -> dict[str, Any]:
-    """One image from source to written file; CPU-bound, so callers run it in a thread."""
-    source = load()
-    data = encode(apply(source, operation, size, angle), fmt)
+def write(image: Image.Image, fmt: str, target: Path) -> dict[str, Any]:
+    """The image encoded and written, described as read back from the bytes written."""
+    data = encode(image, fmt)
     target.write_bytes(data)
-    # describe what was really written, read back from the bytes
     with Image.open(io.BytesIO(data)) as written:
         width, height, mode, fmt = written.width, written.height, written.mode, written.format
-    return {"file": target.name, "source_size": list(source.size), "width": width, "height": height,
-            "mode": mode, "format": fmt, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    return {"file": target.name, "width": width, "height": height, "mode": mode, "format": fmt, "bytes": len(data),
+            "sha256": hashlib.sha256(data).hexdigest()}
 
 
 def sources(uploads: list[str], image_count: int, seed: int,
@@ -137,12 +134,21 @@ async def image_processing(
     todo = sources(uploads, image_count, seed, report)
     images = []
     for number, (name, load) in enumerate(todo, 1):
-        # between images is where a cancel takes effect: the Pillow work in its thread is not interruptible
-        await report(100 * (number - 1) / len(todo), f"image {number}/{len(todo)}")
+        # Each image in three steps, CPU-bound, each in a thread, progress moving between them (their
+        # costs are alike: decoding an upload or drawing a source, the operation, encoding). Between
+        # steps is where a cancel takes effect: Pillow's work in its thread is not interruptible.
+        def step(done: int, stage: str) -> Awaitable[None]:
+            return report(100 * (number - 1 + done / 3) / len(todo), f"image {number}/{len(todo)}: {stage}")
+
+        await step(0, "loading" if uploads else "drawing")
+        source = await asyncio.to_thread(load)
+        await step(1, operation)
+        output = await asyncio.to_thread(apply, source, operation, (target_size[0], target_size[1]), angle)
+        await step(2, f"writing {format}")
         target = report.artifacts / f"image_{number}.{extension}"
-        record = await asyncio.to_thread(process, load, operation, (target_size[0], target_size[1]), angle, format,
-                                         target)
-        images.append({"source": name, **record})
+        record = {"source": name, "source_size": list(source.size),
+                  **await asyncio.to_thread(write, output, format, target)}
+        images.append(record)
         await report.log(f"image {number}/{len(todo)} ({name}): {record['file']} {record['width']}x"
                          f"{record['height']} {record['mode']} {record['format']}, {record['bytes']} bytes")
     await report(100, "done")

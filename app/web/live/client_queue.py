@@ -45,7 +45,7 @@ class ClientQueue:
         self._ready.set()
 
     def put_frame(self, frame: str, supersedes: str | None = None) -> None:
-        """Our own frame; with `supersedes` (a worker's id) it replaces that worker's pending frame,
+        """Our own frame; with `supersedes` (a worker's id, the queue-state channel) it replaces its pending frame,
         at the end, as progress does: each heartbeat carries the worker's whole state."""
         if self._closed:
             return

@@ -44,7 +44,7 @@ class EventHub:
 
     async def __aenter__(self) -> "EventHub":
         self._listener = asyncio.create_task(
-            follow(self.redis, [keys.EVENTS, keys.LOGS, keys.WORKER_BEATS], self._on_message,
+            follow(self.redis, [keys.EVENTS, keys.LOGS, keys.WORKER_BEATS, keys.QUEUE_STATE], self._on_message,
                    on_subscribed=self._on_subscribed, on_lost=self._on_lost, wait=self.order.wait_time),
             name="event-hub-listener",
         )
@@ -94,6 +94,10 @@ class EventHub:
             worker_id, _, frame = data.partition("|")
             for client in self.beat_clients:
                 client.put_frame(frame, supersedes=worker_id)  # a client that is behind needs only the latest
+            return
+        if channel == keys.QUEUE_STATE and data is not None:  # paused or resumed: every dashboard shows it
+            for client in self.clients:
+                client.put_frame(data, supersedes=channel)
             return
         released = self.order.push(decode_event(data)) if data is not None else []
         for event in released + self.order.due():

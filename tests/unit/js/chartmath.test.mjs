@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import {
-  barFactor, bucketAt, bucketBand, clockLabel, coarsen, formatSeconds, linear, maxOf, niceTicks, queueSummary, runtimeSummary,
-  segments, stepLabel, throughputSummary, timeTicks, waitSummary,
+  barFactor, bucketAt, bucketBand, clockLabel, coarsen, formatSeconds, linear, maxOf, niceTicks, queueSummary, queueTip,
+  runtimeExtent, runtimeSummary, runtimeText, segments, stepLabel, throughputSummary, timeTicks, waitSummary,
 } from '../../../static/js/chartmath.js';
 
 test('ticks are round steps that cover the data', () => {
@@ -74,26 +74,27 @@ const base = Date.UTC(2026, 11, 1, 14, 0, 0) / 1000;
 const series = {
   window: 'hour', step: 60, start: base, now: base + 180, buckets: [base, base + 60, base + 120],
   succeeded: [2, 0, 5], failed: [1, 0, 1], wait_p50: [0.2, null, 1.5], wait_p95: [0.4, null, 3],
-  queue_depth: [0, 4, 2], run_time: [{ task_type: 'data_processing', count: 7, p50: 1.2, p95: 3.4 },
-    { task_type: 'text_processing', count: 1, p50: 0.01, p95: 0.01 }],
+  queue_depth: [0, 4, 2], queue_depth_mean: [0, 1.5, null],
+  run_time: [{ task_type: 'data_processing', count: 7, p50: 1.2, p95: 3.4, max: 3.5 },
+    { task_type: 'text_processing', count: 1, p50: 0.01, p95: 0.01, max: null }],
   queue_depth_now: 2, workers_live: 1,
 };
 
 test('each chart says in words what it draws', () => {
   assert.equal(throughputSummary(series),
-    'Tasks per minute over the last hour: 7 succeeded, 2 failed. Busiest minute: 14:02 with 6 tasks.');
-  assert.equal(runtimeSummary(series),
-    'Run time per task type: data_processing p50 1.2 s, p95 3.4 s (7 runs); text_processing p50 10 ms, p95 10 ms (1 run).');
-  assert.equal(queueSummary(series), 'Queue depth over the last hour: 2 tasks waiting now, at most 4.');
+    'Tasks per minute over the last hour: 7 tasks succeeded, 2 tasks failed. Busiest minute: 14:02 with 6 tasks.');
+  assert.equal(runtimeSummary(series), 'Run time per task type: data_processing p50 1.2 s, p95 3.4 s, longest 3.5 s ' +
+    '(7 runs); text_processing p50 10 ms, p95 10 ms (1 run).');
+  assert.equal(queueSummary(series), 'Queue depth over the last hour: 2 tasks waiting now, at most 4 at once (14:01).');
   assert.equal(waitSummary(series), 'Wait time before start: latest p50 1.5 s, p95 3 s; highest p95 3 s.');
 });
 
 test('an empty window says so', () => {
   const empty = { ...series, window: 'day', succeeded: [0, 0, 0], failed: [0, 0, 0], wait_p50: [null, null, null],
     wait_p95: [null, null, null], queue_depth: [null, null, null], run_time: [], queue_depth_now: 0 };
-  assert.equal(throughputSummary(empty), 'Tasks per minute over the last day: 0 succeeded, 0 failed.');
+  assert.equal(throughputSummary(empty), 'Tasks per minute over the last day: 0 tasks succeeded, 0 tasks failed.');
   assert.equal(runtimeSummary(empty), 'Run time per task type: no task finished in the last day.');
-  assert.equal(queueSummary(empty), 'Queue depth over the last day: 0 tasks waiting now, at most 0.');
+  assert.equal(queueSummary(empty), 'Queue depth over the last day: 0 tasks waiting now, at most 0 at once.');
   assert.equal(waitSummary(empty), 'Wait time before start: no task started in the last day.');
 });
 
@@ -110,6 +111,22 @@ test("a day's minutes merge into round bars wide enough to see; counts are kept"
   assert.deepEqual(merged.succeeded, [1, 5, 1]); // 14:03-14:04 | 14:05-14:09 | 14:10
   assert.deepEqual(merged.failed, [1, 2, 0]);
   assert.equal(merged.step, 300);
-  assert.match(throughputSummary(merged), /^Tasks per 5 minutes over the last day: 7 succeeded, 3 failed\. Busiest 5 minutes: 14:05 with 7 tasks\.$/);
+  assert.match(throughputSummary(merged),
+    /^Tasks per 5 minutes over the last day: 7 tasks succeeded, 3 tasks failed\. Busiest 5 minutes: 14:05 with 7 tasks\.$/);
   assert.deepEqual(coarsen(minutes, 1).succeeded, minutes.succeeded);
+});
+
+test("the queue tooltip gives a minute's maximum and its mean where workers sampled it", () => {
+  assert.equal(queueTip(series, 1), 'at most 4 waiting · mean 1.5');
+  assert.equal(queueTip(series, 2), 'at most 2 waiting'); // noted, not sampled (no worker)
+  assert.equal(queueTip({ ...series, queue_depth: [null, 4, 2] }, 0), 'not observed');
+  assert.equal(queueTip({ ...series, queue_depth_mean: undefined }, 1), 'at most 4 waiting'); // an older server
+});
+
+test('the run-time axis reaches the longest run, which the text names when it is known', () => {
+  assert.equal(runtimeExtent(series.run_time), 3.5);
+  assert.equal(runtimeExtent([{ p50: 1, p95: 2, max: null }]), 2);
+  assert.equal(runtimeExtent([]), 0);
+  assert.equal(runtimeText(series.run_time[0]), 'p50 1.2 s, p95 3.4 s, longest 3.5 s');
+  assert.equal(runtimeText(series.run_time[1]), 'p50 10 ms, p95 10 ms');
 });

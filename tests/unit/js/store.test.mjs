@@ -112,14 +112,83 @@ test('on a later page new tasks are only counted, for the "N new" pill', () => {
   assert.equal(store.unseen, 1);
 });
 
-test('a row whose task stops matching a filter stays until the next load', () => {
+test('a row whose task stops matching the filters leaves the page and the total at once', () => {
   const store = new Store();
   store.filters = { ...store.filters, status: 'RUNNING' };
   store.beginLoad();
   store.setPage(page([task('a', 1, ['PENDING', 'RUNNING'])]));
-  store.applyEvent('status', task('a', 2, ['PENDING', 'RUNNING', 'SUCCESS']));
+  assert.equal(store.applyEvent('status', task('a', 2, ['PENDING', 'RUNNING', 'SUCCESS'])).listChanged, true);
+  assert.deepEqual(store.ids, []);
+  assert.equal(store.total, 0);
+});
+
+test('a task whose change makes it match enters the page in its place, newest first', () => {
+  const store = new Store();
+  store.filters = { ...store.filters, status: 'RUNNING' };
+  const [older, newer, newest] = [task('o', 1, ['PENDING']), task('n', 2, ['PENDING']), task('w', 3, ['PENDING'])];
+  store.setPage(page([{ ...newest, seq: 3, status: 'RUNNING' }, { ...older, seq: 1, status: 'RUNNING' }]));
+  // not held before: its previous status comes from its timeline
+  const started = { ...newer, seq: 5, status: 'RUNNING', timeline: [...newer.timeline, { status: 'RUNNING', at: newer.created_at }] };
+  assert.equal(store.applyEvent('status', started).listChanged, true);
+  assert.deepEqual(store.ids, ['w', 'n', 'o']);
+  assert.equal(store.total, 3);
+  assert.equal(store.applyEvent('progress', { ...started, seq: 6, progress: 50 }).listChanged, false, 'it stays');
+});
+
+test('each filter field follows a change: status, type, priority, id prefix, text and dates', () => {
+  const base = task('ab12', 1, ['PENDING', 'RUNNING'], { priority: 'high', parameters: { text: 'quarterly sales' } });
+  const cases = [
+    [{ status: 'FAILED' }, { status: 'FAILED', error_message: 'boom' }],
+    [{ text: 'boom' }, { status: 'FAILED', error_message: 'ValueError: boom' }],
+    [{ text: 'total' }, { status: 'SUCCESS', result_data: { total: 3 } }],
+  ];
+  for (const [filters, change] of cases) {
+    const store = new Store();
+    store.filters = { ...store.filters, ...filters };
+    store.setPage(page([]));
+    const ended = { ...base, ...change, seq: 2, timeline: [...base.timeline, { status: change.status, at: base.created_at }] };
+    assert.equal(store.applyEvent('status', ended).listChanged, true, JSON.stringify(filters));
+    assert.deepEqual(store.ids, ['ab12']);
+    const retried = { ...ended, seq: 3, status: 'PENDING', error_message: null, result_data: null,
+      timeline: [...ended.timeline, { status: 'PENDING', at: base.created_at }] };
+    assert.equal(store.applyEvent('status', retried).listChanged, true, `leaves ${JSON.stringify(filters)}`);
+    assert.deepEqual(store.ids, []);
+  }
+  // the fields a task never changes: a held task that matches stays, one that does not never enters
+  for (const filters of [{ task_type: 'text_processing' }, { priority: 'high' }, { q: 'AB-1' },
+    { from: base.created_at.slice(0, 10), to: base.created_at.slice(0, 10) }]) {
+    const store = new Store();
+    store.filters = { ...store.filters, ...filters };
+    store.setPage(page([base]));
+    assert.equal(store.applyEvent('progress', { ...base, seq: 2, progress: 10 }).listChanged, false);
+    assert.deepEqual(store.ids, ['ab12'], JSON.stringify(filters));
+  }
+  const other = new Store();
+  other.filters = { ...other.filters, priority: 'low' };
+  other.setPage(page([]));
+  assert.equal(other.applyEvent('created', { ...base, seq: 2, status: 'PENDING' }).listChanged, false);
+});
+
+test('a page short of rows after a task leaves can be refilled; a later page counts newer arrivals', () => {
+  const store = new Store(2);
+  store.filters = { ...store.filters, status: 'FAILED' };
+  const failed = (id, seq) => task(id, seq, ['PENDING', 'RUNNING', 'FAILED']);
+  store.setPage({ ...page([failed('b', 2), failed('a', 1)]), total: 3 });
+  assert.equal(store.refillable, false);
+  store.applyEvent('status', { ...failed('b', 2), seq: 9, status: 'PENDING', timeline: [...failed('b', 2).timeline, { status: 'PENDING', at: 'x' }] });
   assert.deepEqual(store.ids, ['a']);
-  assert.equal(store.pageTasks()[0].status, 'SUCCESS');
+  assert.equal(store.total, 2);
+  assert.equal(store.refillable, true);
+});
+
+test('a task read over REST (a retry answered) leaves or enters as an event would', () => {
+  const store = new Store();
+  store.filters = { ...store.filters, status: 'FAILED' };
+  const failed = task('f', 3, ['PENDING', 'RUNNING', 'FAILED']);
+  store.setPage(page([failed]));
+  assert.equal(store.applyRead({ ...failed, seq: 4, status: 'PENDING' }), true);
+  assert.deepEqual(store.ids, []);
+  assert.equal(store.applyEvent('status', { ...failed, seq: 4, status: 'PENDING' }).applied, false, 'the event after it');
 });
 
 test('tasks created while a page load is in flight survive its answer', () => {
@@ -131,14 +200,15 @@ test('tasks created while a page load is in flight survive its answer', () => {
 });
 
 test('a replayed task newer than the first row was created while away: it goes on top', () => {
-  const store = new Store();
+  const store = new Store(2);
   store.setPage(page([task('a', 1, ['PENDING'])]));
-  store.setPage(page([task('b', 2, ['PENDING'])])); // forgets a
+  const [b, y] = [task('b', 2, ['PENDING']), task('y', 3, ['PENDING'])];
+  store.setPage(page([y, b])); // newest first, as the server lists; forgets a; a full page
   assert.equal(store.applyEvent('replay', task('c', 5, ['PENDING', 'RUNNING', 'SUCCESS'])).listChanged, true);
   const old = task('z', 6, ['PENDING', 'RUNNING']);
-  old.created_at = '2020-01-01T00:00:00+00:00'; // an old task that merely changed: not on this page
+  old.created_at = '2020-01-01T00:00:00+00:00'; // an old task that merely changed: on a later page
   assert.equal(store.applyEvent('replay', old).listChanged, false);
-  assert.deepEqual(store.ids, ['c', 'b']);
+  assert.deepEqual(store.ids, ['c', 'y']);
 });
 
 test('matches: status, type and an id prefix (dashes and case ignored)', () => {
