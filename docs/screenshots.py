@@ -42,6 +42,10 @@ DETAIL_LOADED = ("() => { const d = document.querySelector('#detail');"
                  " && !d.querySelector('[aria-busy=\"true\"]')"
                  " && [...d.querySelectorAll('img')].every(i => i.complete && i.naturalWidth); }")
 
+# An element's box in the page's coordinates (a clip of a full-page screenshot).
+PAGE_BOX = ("el => { const r = el.getBoundingClientRect();"
+            " return {x: r.x + scrollX, y: r.y + scrollY, width: r.width, height: r.height}; }")
+
 
 def submit(http: httpx.Client, task_type: str, *, start_in: float | None = None, **parameters: object) -> dict:
     body: dict[str, object] = {"task_type": task_type, "parameters": parameters}
@@ -114,7 +118,7 @@ async def open_page(browser: Browser, url: str, viewport: dict[str, int], scheme
 
 
 async def shoot(page: Page, name: str) -> None:
-    # the pointer off what it last clicked (to a corner outside the cards), so nothing is drawn hovered
+    # the pointer off what it last clicked (to the bottom-right corner, over no control), so nothing is drawn hovered
     await page.mouse.move(page.viewport_size["width"] - 1, page.viewport_size["height"] - 1)
     await page.wait_for_timeout(1500)  # progress bars slide into place (a 0.3 s transition) and times tick
     await page.screenshot(path=str(ROOT / "docs" / name))
@@ -136,7 +140,7 @@ async def tick_rows(page: Page, task_ids: list[str]) -> None:
 
 def make_schedules(http: httpx.Client) -> None:
     """Three schedules, the last paused; the first run twice by hand (its runs ended) so its
-    last run, count and recent runs show. Their next ticks lie hours ahead: none fires meanwhile."""
+    last run, count and recent runs show. Their next ticks lie an hour or more ahead: none fires meanwhile."""
     # high: its runs start in the next free slot rather than behind the queued task
     report = create_schedule(http, name="Nightly sales report", task_type="data_processing",
                              parameters={"rows": 5000, "processing_time": 0}, cron="30 2 * * *",
@@ -203,10 +207,17 @@ async def photograph_panels(url: str) -> None:
         await page.wait_for_function("() => ['throughput', 'queue'].every(name => document.querySelector("
                                      "`#charts [data-chart=\"${name}\"] canvas`).getAttribute('aria-label'))")
         await page.wait_for_timeout(1500)
-        await page.locator("#workers").screenshot(path=str(ROOT / "docs" / "workers.png"))
-        await page.locator("#charts").screenshot(path=str(ROOT / "docs" / "charts.png"))
+        await shoot_panel(page, "#workers", "workers.png")
+        await shoot_panel(page, "#charts", "charts.png")
         await context.close()
         await browser.close()
+
+
+async def shoot_panel(page: Page, selector: str, name: str) -> None:
+    """The panel cut from the whole page: an element screenshot scrolls a panel taller than the
+    viewport to its top, under the sticky top bar."""
+    box = await page.eval_on_selector(selector, PAGE_BOX)
+    await page.screenshot(path=str(ROOT / "docs" / name), full_page=True, clip=box)
 
 
 def main() -> None:

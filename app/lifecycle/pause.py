@@ -9,19 +9,28 @@ from redis.asyncio import Redis
 
 from app.core import keys
 from app.core.clock import utcnow
-from app.core.wire import dumps
 
 PAUSE, RESUME = "pause", "resume"  # control messages
+
+# KEYS: the pause key; ARGV: the change (PAUSE or RESUME), the time of a pause, the control channel, the
+# queue-state channel, the queue. The change and its announcement in one step: of a pause and a resume
+# racing each other (two requests, two web processes), the workers and the dashboards hear last the one
+# the key holds (apart, a pause's messages could follow those of a resume that undid it, and the
+# workers stay paused with no pause to resume). Returns the time it has been paused since, or nil.
+CHANGE = """
+if ARGV[1] == 'pause' then redis.call('SET', KEYS[1], ARGV[2], 'NX') else redis.call('DEL', KEYS[1]) end
+local since = redis.call('GET', KEYS[1])
+redis.call('PUBLISH', ARGV[3], ARGV[1])
+redis.call('PUBLISH', ARGV[4], cjson.encode({type = 'queue', queue = ARGV[5], paused = since ~= false,
+                                             paused_at = since or cjson.null}))
+return since
+"""
 
 
 class QueueState(TypedDict):
     queue: str
     paused: bool
     paused_at: str | None  # ISO 8601, when it was paused
-
-
-def queue_frame(state: QueueState) -> str:
-    return dumps({"type": "queue", **state})
 
 
 async def queue_state(redis: Redis, queue: str) -> QueueState:
@@ -38,22 +47,16 @@ class QueuePause:
     def __init__(self, redis: Redis, queue: str) -> None:
         self.redis = redis
         self.queue = queue
+        self._change = redis.register_script(CHANGE)
 
     async def pause(self) -> QueueState:
         """Paused (since the first pause, if it already was); workers and dashboards told."""
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.set(keys.paused_key(self.queue), utcnow().isoformat(), nx=True)
-            pipe.get(keys.paused_key(self.queue))
-            _, since = await pipe.execute()
-        return await self._announce(PAUSE, _state(self.queue, since))
+        return await self._apply(PAUSE)
 
     async def resume(self) -> QueueState:
-        await self.redis.delete(keys.paused_key(self.queue))
-        return await self._announce(RESUME, _state(self.queue, None))
+        return await self._apply(RESUME)
 
-    async def _announce(self, message: str, state: QueueState) -> QueueState:
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.publish(keys.CONTROL, message)
-            pipe.publish(keys.QUEUE_STATE, queue_frame(state))
-            await pipe.execute()
-        return state
+    async def _apply(self, change: str) -> QueueState:
+        since = await self._change(keys=[keys.paused_key(self.queue)],
+                                   args=[change, utcnow().isoformat(), keys.CONTROL, keys.QUEUE_STATE, self.queue])
+        return _state(self.queue, since)

@@ -171,7 +171,7 @@ export class Store {
     // event arrives: that event still counts it and puts it on the list.
     const readFirst = change === 'created' && held?.seq === task.seq;
     if (!this.put(task) && !readFirst) return { applied: false, listChanged: false, statusChanged: false };
-    if (task.seq > this.countsSeq) this.countDelta(change, task);
+    if (task.seq > this.countsSeq) this.countDelta(change, task, held);
     // A replayed task not held may have changed in any way while the socket was down (the page is
     // reloaded after a resume anyway): if it matches now, it is placed as if new.
     const unseen = change === 'created' || (change === 'replay' && !held);
@@ -194,10 +194,12 @@ export class Store {
     return false;
   }
 
-  countDelta(change, task) {
+  /** A `status` change moves one from the status the task had: the held task's, when there is one (a
+   * cancel request is a `status` change that adds no timeline entry: app/lifecycle/cancel.py). */
+  countDelta(change, task, held) {
     if (change === 'created') this.counts[task.status] += 1;
     if (change !== 'status') return;
-    const from = previousStatus(task);
+    const from = held ? held.status : previousStatus(task);
     if (from) this.counts[from] = Math.max(0, this.counts[from] - 1);
     this.counts[task.status] += 1;
   }

@@ -3,11 +3,18 @@ takes them until it is resumed (the state live on the WebSocket and in /api/heal
 for a later start runs now on request; the list's `scheduled` view holds the tasks waiting for their
 start."""
 
+import asyncio
+import json
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import httpx
+from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
 from websockets.asyncio.client import connect
 
+from app.core import keys
+from app.lifecycle.pause import QueuePause
 from app.worker.resilient import ResilientWorker
 from tests.support.waits import passed_over, receive, submit, wait_for_status, wait_until
 
@@ -47,6 +54,46 @@ async def test_a_worker_started_while_the_queue_is_paused_waits_too(
     assert (await client.get(f"/api/tasks/{task['id']}")).json()["status"] == "PENDING"
     await client.post("/api/queue/resume")
     await wait_for_status(client, task["id"], {"SUCCESS"})
+
+
+async def test_of_a_pause_and_a_resume_racing_the_workers_and_dashboards_hear_last_what_holds(
+        redis_url: str) -> None:
+    """Two web processes, one pausing and one resuming at the same moment, over and over: whichever
+    wins, the last control message and `queue` frame say what the key holds (a worker left paused
+    by a late "pause" after the key was gone would never take a job again)."""
+    clients = [Redis.from_url(redis_url) for _ in range(3)]
+    pause, resume = QueuePause(clients[0], "q"), QueuePause(clients[1], "q")
+
+    async def after(yields: int, change: Awaitable[Any]) -> None:
+        for _ in range(yields):  # starts a little later: other interleavings of the two
+            await asyncio.sleep(0)
+        await change
+
+    async def last_heard(pubsub: PubSub) -> dict[str, str]:
+        """Each channel's last message, up to the end of the round."""
+        heard: dict[str, str] = {}
+        async for message in pubsub.listen():
+            if message["type"] != "message":
+                continue
+            if message["data"] == b"end of round":
+                return heard
+            heard[message["channel"].decode()] = message["data"].decode()
+        raise AssertionError("the subscription ended")
+
+    try:
+        async with clients[2].pubsub() as pubsub:
+            await pubsub.subscribe(keys.CONTROL, keys.QUEUE_STATE)
+            for round_ in range(200):
+                await asyncio.gather(after(round_ % 4, pause.pause()), after(round_ // 4 % 4, resume.resume()))
+                await clients[0].publish(keys.CONTROL, "end of round")  # heard after every message of the round
+                heard = await asyncio.wait_for(last_heard(pubsub), 10)
+                since = await clients[0].get(keys.paused_key("q"))
+                assert heard[keys.CONTROL] == ("pause" if since else "resume"), round_
+                frame = json.loads(heard[keys.QUEUE_STATE])
+                assert (frame["paused"], frame["paused_at"]) == (since is not None, since and since.decode()), round_
+    finally:
+        for client in clients:
+            await client.aclose()
 
 
 async def test_a_scheduled_task_runs_now_on_request_and_leaves_the_scheduled_view(

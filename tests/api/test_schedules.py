@@ -328,7 +328,7 @@ async def test_the_schedules_page_creates_shows_runs_and_pauses(
     assert (await client.get(f"/api/schedules/{schedule_id}")).json()["paused"] is True
     assert await row.locator(".next-run").text_content() == "paused"
 
-    page.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
     await row.locator("[data-action=delete]").click()
+    await page.click("#delete-dialog[open] button[value=delete]")  # the page asks in a dialog of its own
     await page.wait_for_selector("tr[data-schedule-id]", state="detached")
     assert (await client.get(f"/api/schedules/{schedule_id}")).status_code == 404

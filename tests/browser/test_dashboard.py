@@ -157,6 +157,7 @@ async def test_filters_search_and_paging_live_in_the_url(
 
     await page.fill("#filters [name=q]", "not-hex")
     await page.locator('[data-error-for="q"]').filter(has_text="hex").wait_for()
+    assert await page.locator("tr[data-task-id]").count() == 0  # no rows of the previous filters under it
 
 
 async def test_server_side_paging(web: str, client: httpx.AsyncClient, page: Page) -> None:

@@ -77,6 +77,14 @@ test('a delta is applied once per (task, seq), and not for changes the snapshot 
   assert.equal(store.counts.FAILED, 0);
 });
 
+test('a cancel request, a status change with no timeline entry of its own, moves no counter', () => {
+  const store = new Store();
+  const running = task('a', 2, ['PENDING', 'RUNNING']);
+  store.setPage(page([running], { PENDING: 0, RUNNING: 1 }, 2));
+  store.applyEvent('status', { ...running, seq: 3, cancel_requested: true });
+  assert.deepEqual([store.counts.PENDING, store.counts.RUNNING], [0, 1]);
+});
+
 test('an older counter snapshot does not replace a newer one', () => {
   const store = new Store();
   assert.equal(store.setCounts({ SUCCESS: 5 }, 40), true);
