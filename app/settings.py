@@ -114,7 +114,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         data_dir=data_dir,
         queue_name=config("QUEUE_NAME", default="tq:queue"),
         worker_concurrency=config("WORKER_CONCURRENCY", cast=int, default=10),
-        poll_delay=config("WORKER_POLL_DELAY", cast=float, default=0.01),
+        poll_delay=config("WORKER_POLL_DELAY", cast=float, default=1.0),
         progress_interval=config("PROGRESS_INTERVAL", cast=float, default=0.2),
         heartbeat_interval=config("HEARTBEAT_INTERVAL", cast=float, default=2.0),
         heartbeat_ttl=config("HEARTBEAT_TTL", cast=float, default=6.0),

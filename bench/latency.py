@@ -46,18 +46,35 @@ class Watcher:
         return self.seen[(task_id, status)]
 
 
-async def _measure(url: str, samples: int) -> tuple[list[float], list[float]]:
-    pickups, cancels = [], []
+async def measure_pickups(url: str, samples: int) -> list[float]:
+    """Submit → RUNNING seen on /ws (ms) of `samples` tasks, each submitted to an idle system."""
     async with websockets.connect(url.replace("http", "ws") + "/ws") as socket, \
             httpx.AsyncClient(base_url=url, timeout=30) as http:
         watcher = Watcher(socket)
         watching = asyncio.create_task(watcher.run())
-        for _ in range(samples):
-            await asyncio.sleep(random.uniform(0.05, 0.15))  # idle, at a random phase of the worker's poll
-            sent = time.perf_counter()
-            task = (await http.post("/api/tasks/submit", json=TINY)).json()
-            pickups.append((await watcher.wait(task["id"], "RUNNING") - sent) * 1000)
-            await watcher.wait(task["id"], "SUCCESS")
+        pickups = await _pickups(watcher, http, samples)
+        watching.cancel()
+    return pickups
+
+
+async def _pickups(watcher: Watcher, http: httpx.AsyncClient, samples: int) -> list[float]:
+    pickups = []
+    for _ in range(samples):
+        await asyncio.sleep(random.uniform(0.05, 0.15))  # idle, at a random phase of the worker's poll
+        sent = time.perf_counter()
+        task = (await http.post("/api/tasks/submit", json=TINY)).json()
+        pickups.append((await watcher.wait(task["id"], "RUNNING") - sent) * 1000)
+        await watcher.wait(task["id"], "SUCCESS")
+    return pickups
+
+
+async def _measure(url: str, samples: int) -> tuple[list[float], list[float]]:
+    cancels = []
+    async with websockets.connect(url.replace("http", "ws") + "/ws") as socket, \
+            httpx.AsyncClient(base_url=url, timeout=30) as http:
+        watcher = Watcher(socket)
+        watching = asyncio.create_task(watcher.run())
+        pickups = await _pickups(watcher, http, samples)
         for _ in range(max(1, samples // 2)):
             task = (await http.post("/api/tasks/submit", json=SLOW)).json()
             await watcher.wait(task["id"], "RUNNING")
@@ -70,7 +87,7 @@ async def _measure(url: str, samples: int) -> tuple[list[float], list[float]]:
     return pickups, cancels
 
 
-def _row(scenario: str, values: list[float], goal: float) -> Row:
+def latency_row(scenario: str, values: list[float], goal: float) -> Row:
     p95 = percentile(values, 95)
     return Row(scenario, f"p95 {p95:.1f} ms (p50 {percentile(values, 50):.1f}, max {max(values):.1f}; "
                f"{len(values)} samples)", goal=f"p95 ≤ {goal:g} ms", met=p95 <= goal)
@@ -79,5 +96,5 @@ def _row(scenario: str, values: list[float], goal: float) -> Row:
 def run(options: Options) -> list[Row]:
     with running_stack() as stack:
         pickups, cancels = asyncio.run(_measure(stack.url, options.size(SAMPLES)))
-    return [_row("pickup: idle system, submit → RUNNING on /ws", pickups, PICKUP_GOAL_MS),
-            _row("cancel: running task, DELETE → CANCELLED on /ws", cancels, CANCEL_GOAL_MS)]
+    return [latency_row("pickup: idle system, submit → RUNNING on /ws", pickups, PICKUP_GOAL_MS),
+            latency_row("cancel: running task, DELETE → CANCELLED on /ws", cancels, CANCEL_GOAL_MS)]

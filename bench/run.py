@@ -12,7 +12,7 @@ import traceback
 
 from bench.report import Options, Row, table
 
-SCENARIOS = ("drain", "submit", "latency", "scheduling", "fanout", "ws_memory", "listing", "search", "dashboard",
+SCENARIOS = ("drain", "submit", "latency", "idle", "scheduling", "fanout", "ws_memory", "listing", "search", "dashboard",
              "scaleout")
 
 

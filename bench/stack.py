@@ -29,6 +29,7 @@ class Stack:
     database_url: str
     env: dict[str, str]  # what the processes were started with: to start more (e.g. a worker later)
     urls: tuple[str, ...] = ()  # every web process
+    pids: tuple[tuple[str, int], ...] = ()  # ("web" | "worker" | "redis", pid) of each process started
 
 
 def empty_postgres(url: str) -> None:
@@ -84,7 +85,9 @@ def running_stack(env: dict[str, str] | None = None, prepare: Callable[[str], No
             urls = tuple(f"http://127.0.0.1:{port}" for port in ports)
             for url in urls:
                 _wait_up(url, healthy=workers > 0)
-            yield Stack(urls[0], ports[0], redis.url, database_url, environment, urls)
+            pids = (*(("web", proc.pid) for proc in procs[:webs]), *(("worker", proc.pid) for proc in procs[webs:]),
+                    ("redis", int(redis.pidfile.read_text())))
+            yield Stack(urls[0], ports[0], redis.url, database_url, environment, urls, pids)
         finally:
             stop(procs)
 

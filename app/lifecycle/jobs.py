@@ -11,6 +11,7 @@ it is due, by Redis' clock (`PROMOTE`).
 """
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 from datetime import datetime
@@ -30,32 +31,42 @@ from app.metrics.tally import Tally
 
 log = logging.getLogger(__name__)
 
+# What the scripts tell the waiting workers on the control channel (worker/control.py): jobs are due
+# in the queue (take them), or a job went into a delayed set (it may be due before the next look).
+# Workers block on these instead of polling Redis; their slow poll is only the safety net.
+DUE, DELAYED = "due", "delayed"
+
 # KEYS: the queue, then the N job keys; ARGV: expiry beyond the due time (ms), now (ms), the events
-# channel, the number of events E, the 3 arguments of note_depth (metrics/depth.py), then for each
-# job: id, serialised job, due time (ms), target (queue or delayed set), score, then the E events to
-# publish, then the figures to add (hash, field, amount: metrics/tally.py). One round trip, atomic
-# like arq's MULTI: the figures count only what was queued, and a burst's depth is noted at its height.
+# channel, the number of events E, the 3 arguments of note_depth (metrics/depth.py), the control
+# channel, then for each job: id, serialised job, due time (ms), target (queue or delayed set), score,
+# then the E events to publish, then the figures to add (hash, field, amount: metrics/tally.py). One
+# round trip, atomic like arq's MULTI: the figures count only what was queued, a burst's depth is
+# noted at its height, and the workers are woken once per call, not per job.
 WRITE = NOTE + """
 local now = tonumber(ARGV[2])
 local n = #KEYS - 1
 local due_now = 0
 for i = 1, n do
-  local at = 7 + (i - 1) * 5
+  local at = 8 + (i - 1) * 5
   local due = tonumber(ARGV[at + 3])
   redis.call('PSETEX', KEYS[i + 1], math.max(due - now, 0) + tonumber(ARGV[1]), ARGV[at + 2])
   redis.call('ZADD', ARGV[at + 4], ARGV[at + 5], ARGV[at + 1])
   if ARGV[at + 4] == KEYS[1] then due_now = due_now + 1 end
 end
-local events = 8 + n * 5
+local events = 9 + n * 5
 local figures = events + tonumber(ARGV[4])
 for i = events, figures - 1 do redis.call('PUBLISH', ARGV[3], ARGV[i]) end
 for i = figures, #ARGV, 3 do redis.call('HINCRBY', ARGV[i], ARGV[i + 1], ARGV[i + 2]) end
-if due_now > 0 then note_depth(KEYS[1], now, ARGV[5], ARGV[6], ARGV[7]) end
+if due_now > 0 then
+  note_depth(KEYS[1], now, ARGV[5], ARGV[6], ARGV[7])
+  redis.call('PUBLISH', ARGV[8], 'due')
+end
+if due_now < n then redis.call('PUBLISH', ARGV[8], 'delayed') end
 return n
 """
 
 # KEYS: the queue, then the delayed sets from the highest priority down; ARGV: the band (ms), the
-# most jobs to move per set, the 3 arguments of note_depth. Moves the jobs due by Redis' clock into
+# most jobs to move per set, the 3 arguments of note_depth, the control channel. Moves the jobs due by Redis' clock into
 # the queue with their banded score; returns {jobs moved, ms until the next one is due (-1: none waiting)}.
 PROMOTE = NOTE + """
 local t = redis.call('TIME')
@@ -75,11 +86,16 @@ for i = 2, #KEYS do
     if wait < 0 or left < wait then wait = left end
   end
 end
-if moved > 0 then note_depth(KEYS[1], now, ARGV[3], ARGV[4], ARGV[5]) end
+if moved > 0 then
+  note_depth(KEYS[1], now, ARGV[3], ARGV[4], ARGV[5])
+  redis.call('PUBLISH', ARGV[6], 'due')
+end
 return {moved, wait}
 """
 PROMOTE_BATCH = 500
-PROMOTE_EVERY = 0.1  # seconds between looks at the delayed sets, at most (a new delayed job may be due sooner)
+# Seconds between looks at the delayed sets at most, when no message says a new one may be due sooner
+# (the next due time is known, and each new delayed job is announced: this is the safety net only).
+PROMOTE_EVERY = 1.0
 
 
 class Jobs:
@@ -98,7 +114,8 @@ class Jobs:
         if later: a scheduled task's start), then publish `events`; all in one script, with the
         figures of `tally` (metrics/tally.py: counts only)."""
         now = timestamp_ms()
-        args: list[str | int | bytes] = [self.redis.expires_extra_ms, now, keys.EVENTS, len(events), *NOTE_ARGS]
+        args: list[str | int | bytes] = [self.redis.expires_extra_ms, now, keys.EVENTS, len(events), *NOTE_ARGS,
+                                         keys.CONTROL]
         job_keys = []
         for task in tasks:
             job = keys.job_id(task["id"], task["dispatch"])
@@ -117,7 +134,7 @@ class Jobs:
     async def promote(self) -> tuple[int, float | None]:
         """Move due delayed jobs into the queue: (jobs moved, seconds until the next is due)."""
         moved, wait = await self._promote(keys=[self.queue, *delayed_keys(self.queue)],
-                                          args=[BAND_MS, PROMOTE_BATCH, *NOTE_ARGS])
+                                          args=[BAND_MS, PROMOTE_BATCH, *NOTE_ARGS, keys.CONTROL])
         return int(moved), None if int(wait) < 0 else int(wait) / 1000
 
     def remove(self, pipe: Pipeline, job: str) -> None:
@@ -138,10 +155,12 @@ def _ms(iso: str) -> int:
     return int(datetime.fromisoformat(iso).timestamp() * 1000)
 
 
-async def promote_forever(jobs: Jobs) -> None:
+async def promote_forever(jobs: Jobs, delayed: asyncio.Event) -> None:
     """A worker's loop moving delayed jobs into the queue as they fall due (every worker runs it:
-    the script is atomic, so a job moves once)."""
+    the script is atomic, so a job moves once). Between looks it sleeps until the next job is due,
+    or until `delayed` says a new delayed job was written (it may be due sooner)."""
     while True:
+        delayed.clear()  # before the look: a job written during it wakes the next wait at once
         try:
             _, wait = await jobs.promote()
         except OUTAGES as exc:
@@ -150,4 +169,5 @@ async def promote_forever(jobs: Jobs) -> None:
         except Exception:  # a dead loop would leave every delayed job waiting: say why and go on
             log.exception("could not move due jobs; trying again")
             wait = 1.0
-        await asyncio.sleep(PROMOTE_EVERY if wait is None else min(wait, PROMOTE_EVERY))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(delayed.wait(), PROMOTE_EVERY if wait is None else min(wait, PROMOTE_EVERY))

@@ -8,6 +8,7 @@ seq is taken before the transaction and published once: as the task's "created" 
 """
 
 import asyncio
+import contextlib
 import logging
 from datetime import datetime
 
@@ -27,7 +28,10 @@ from app.store.stores import Stores
 
 log = logging.getLogger(__name__)
 
-MAX_SLEEP = 0.2  # seconds between looks at the schedules at most: a new or edited one is seen this fast
+# Seconds between looks at the schedules at most: the safety net, since a new or edited schedule is
+# announced (CHANGED, on the control channel) and wakes the loop at once.
+MAX_SLEEP = 5.0
+CHANGED = "schedules"
 BATCH = 100  # schedules looked at per pass, soonest first
 RETRY_AFTER = 1.0  # seconds before a pass that failed (Redis or the database away) is tried again
 
@@ -40,10 +44,12 @@ class Scheduler:
         self.jobs = Jobs(redis)
         self._firing: asyncio.Future[TaskDict | None] | None = None
 
-    async def run(self) -> None:
-        """Until cancelled: run the due ticks, then sleep until the next one (MAX_SLEEP at most)."""
+    async def run(self, changed: asyncio.Event) -> None:
+        """Until cancelled: run the due ticks, then sleep until the next one (MAX_SLEEP at most), or
+        until `changed` says a schedule was created or edited."""
         try:
             while True:
+                changed.clear()  # before the pass: a change during it wakes the next wait at once
                 try:
                     wait = await self.run_due()
                 except OUTAGES as exc:
@@ -52,7 +58,8 @@ class Scheduler:
                 except Exception:  # a dead loop would stop every schedule: say why and go on
                     log.exception("schedules pass failed; trying again")
                     wait = RETRY_AFTER
-                await asyncio.sleep(wait)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(changed.wait(), wait)
         finally:
             if self._firing is not None:  # a tick half-written must end (written and published, or skipped)
                 await asyncio.gather(self._firing, return_exceptions=True)
@@ -71,7 +78,8 @@ class Scheduler:
             self._firing = asyncio.ensure_future(self.fire(schedule, tick, following))
             await asyncio.shield(self._firing)
             self._firing = None
-        return 0.0 if len(upcoming) == BATCH else MAX_SLEEP
+        # ticks fired (their schedules' next ticks are now stored): the next pass says how long to wait
+        return 0.0 if upcoming else MAX_SLEEP
 
     async def fire(self, schedule: ScheduleDict, tick: datetime, following: datetime | None) -> TaskDict | None:
         """The tick's task, queued; None if another process ran this tick (or it was paused or

@@ -3,11 +3,12 @@
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from app.core import keys
 from app.core.clock import utcnow
 from app.core.errors import OUTAGES, NotFound, Unavailable
 from app.core.wire import ScheduleDict
 from app.schedules.rules import FIELDS, first_tick, new_row, schedule_values, when_changes
-from app.schedules.scheduler import Scheduler
+from app.schedules.scheduler import CHANGED, Scheduler
 from app.store.schedules import ScheduleStore
 from app.web.requests import json_body
 
@@ -24,6 +25,14 @@ async def _get(request: Request) -> ScheduleDict:
     return schedule
 
 
+async def _announce(request: Request) -> None:
+    """The workers' schedulers look again now, not at their next safety-net look (MAX_SLEEP)."""
+    try:
+        await request.state.redis.publish(keys.CONTROL, CHANGED)
+    except OUTAGES:  # stored all the same: the schedulers find it on their next look
+        pass
+
+
 async def list_schedules(request: Request) -> JSONResponse:
     return JSONResponse({"schedules": await _schedules(request).all()})
 
@@ -31,7 +40,9 @@ async def list_schedules(request: Request) -> JSONResponse:
 async def create_schedule(request: Request) -> JSONResponse:
     state = request.state
     values = schedule_values(await json_body(request, FIELDS), state.types, state.uploads)
-    return JSONResponse(await _schedules(request).insert(new_row(values)), status_code=201)
+    created = await _schedules(request).insert(new_row(values))
+    await _announce(request)
+    return JSONResponse(created, status_code=201)
 
 
 async def get_schedule(request: Request) -> JSONResponse:
@@ -48,6 +59,7 @@ async def edit_schedule(request: Request) -> JSONResponse:
     edited = await _schedules(request).update(current["id"], values)
     if edited is None:
         raise NotFound(f"schedule {current['id']!r} not found")
+    await _announce(request)
     return JSONResponse(edited)
 
 

@@ -56,16 +56,17 @@ async def startup(ctx: dict[str, Any]) -> None:
     await heartbeat.beat()
     subscribed = asyncio.Event()
     ctx["gate"] = control.Gate()  # the worker takes no job while its queue is paused
+    wakeups = ctx["wakeups"] = control.Wakeups()  # what the worker's waiting loops wait for
     # Only a worker that can sign sends webhooks (webhooks/hooks.py); without WEBHOOK_SECRET they wait for one that can.
     sender = WebhookSender(stores.webhooks, worker_id, settings) if settings.webhook_secret else None
     ctx["background"] = [
         asyncio.create_task(heartbeat.run(), name="heartbeat"),
         asyncio.create_task(watchdog.run(), name="watchdog"),
-        asyncio.create_task(promote_forever(changes.jobs), name="promote-due"),
+        asyncio.create_task(promote_forever(changes.jobs, wakeups.delayed), name="promote-due"),
         asyncio.create_task(sample_depth_forever(redis, stores.tasks, settings.queue_name), name="queue-depth-sample"),
-        asyncio.create_task(Scheduler(stores, redis).run(), name="schedules"),
-        asyncio.create_task(control.listen(redis, runner, sender, ctx["gate"], settings.queue_name, subscribed),
-                            name="control-listener"),
+        asyncio.create_task(Scheduler(stores, redis).run(wakeups.schedules), name="schedules"),
+        asyncio.create_task(control.listen(redis, runner, sender, ctx["gate"], wakeups, settings.queue_name,
+                                           subscribed), name="control-listener"),
     ]
     if sender is not None:
         ctx["background"].append(asyncio.create_task(sender.run(), name="webhooks"))

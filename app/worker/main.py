@@ -45,7 +45,7 @@ def build_worker_settings(settings: Settings) -> type:
         redis_settings = RedisSettings.from_dsn(str(settings.redis_url))
         queue_name = settings.queue_name
         max_jobs = settings.worker_concurrency
-        poll_delay = settings.poll_delay
+        poll_delay = 0  # the worker waits for wake-ups between looks at the queue (worker/resilient.py)
         job_timeout = arq_job_timeout(types)
         keep_result = 60
         # A job is tried again only by our own rules (attempts, the watchdog, the reconciler) and, for a

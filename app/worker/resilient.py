@@ -1,8 +1,10 @@
-"""arq's worker, made to survive: it keeps polling through a Redis outage, names each job's task on
-its log lines, keeps a deferred job's priority, takes no job while its queue is paused, takes a repeated
-stop signal once, and closes without aborting a job halfway."""
+"""arq's worker, made to survive and to idle: it waits for a wake-up (jobs due, a slot freed) instead of
+polling Redis, keeps polling through a Redis outage, names each job's task on its log lines, keeps a
+deferred job's priority, takes no job while its queue is paused, takes a repeated stop signal once,
+and closes without aborting a job halfway."""
 
 import asyncio
+import contextlib
 import logging
 import signal
 from typing import Any
@@ -14,6 +16,7 @@ from app.core.errors import OUTAGES
 from app.core.logs import about_task
 from app.core.priority import Priority, due_of, of_score
 from app.core.pubsub import BACKOFF_MAX, BACKOFF_MIN
+from app.lifecycle.jobs import DELAYED
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +38,14 @@ class ResilientWorker(Worker):
         await super().start_jobs(job_ids)
 
     async def _poll_iteration(self) -> None:
+        # arq polls the queue every `poll_delay` (0 here: its loop goes round at once); after a look the
+        # worker waits for a wake-up (worker/control.py: jobs due, the queue resumed, a slot freed),
+        # so an idle worker costs nothing and still starts a job as soon as it is queued; at most
+        # WORKER_POLL_DELAY, the safety net for a wake-up lost. Cleared before the look, so a wake-up
+        # that comes during it is not lost.
+        wakeups = self.ctx.get("wakeups")
+        if wakeups is not None:
+            wakeups.due.clear()
         try:
             await super()._poll_iteration()
         except OUTAGES as exc:
@@ -47,6 +58,18 @@ class ResilientWorker(Worker):
             self._backoff = min(self._backoff * 2, BACKOFF_MAX)
         else:
             self._backoff = BACKOFF_MIN
+            safety_net = self.ctx["settings"].poll_delay
+            if wakeups is None:  # before the worker's start-up made them
+                await asyncio.sleep(safety_net)
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wakeups.due.wait(), safety_net)
+
+    def _release_sem_dec_counter_on_complete(self) -> None:
+        super()._release_sem_dec_counter_on_complete()
+        wakeups = self.ctx.get("wakeups")
+        if wakeups is not None:
+            wakeups.due.set()  # a slot is free: jobs left in the queue while the worker was full can start
 
     async def run_job(self, job_id: str, score: int) -> None:
         # arq's own lines about the job (started, ended, expired) name its task (core/keys.py: job ids
@@ -74,6 +97,7 @@ class ResilientWorker(Worker):
             tr.zrem(self.queue_name, job_id)
             tr.zadd(keys.delayed_key(self.queue_name, priority), {job_id: due + incr_score})
             tr.delete(keys.ARQ_IN_PROGRESS_PREFIX + job_id)
+            tr.publish(keys.CONTROL, DELAYED)  # the workers' promoters look again (lifecycle/jobs.py)
             await tr.execute()
 
     def handle_sig_wait_for_completion(self, signum: signal.Signals) -> None:

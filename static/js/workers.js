@@ -125,7 +125,7 @@ function buildRow(worker) {
   };
   refs.row = h('tr', { 'data-worker-id': worker.id, 'data-pid': worker.pid },
     h('td', { class: 'c-state' }, refs.badge),
-    h('td', { class: 'c-worker', title: worker.id }, refs.host, refs.pid),
+    h('td', { class: 'c-worker', title: worker.id }, refs.host, ' ', refs.pid),
     refs.queues, refs.types, refs.started, refs.beat, refs.running, refs.completed, refs.failed);
   return refs;
 }
@@ -139,11 +139,7 @@ function fillRow(refs, worker, now) {
   setText(refs.host, worker.host);
   setText(refs.pid, `pid ${worker.pid}`);
   setText(refs.queues, worker.queues.join(', '));
-  const types = worker.task_types || [];
-  // a long list wraps in its cell up to a few names; all of them are in its tooltip
-  setText(refs.types, types.length > TYPES_SHOWN ? `${types.slice(0, TYPES_SHOWN).join(', ')} +${types.length - TYPES_SHOWN} more`
-    : types.join(', ') || '—');
-  setAttr(refs.types, 'title', types.join(', '));
+  fillTypes(refs.types, worker.task_types || []);
   setText(refs.started, formatTime(new Date(worker.started * 1000).toISOString()));
   const ago = state === 'stopped' ? `stopped ${formatTime(new Date(worker.stopped * 1000).toISOString())}`
     : `${formatDuration(now - worker.seenAt)} ago`;
@@ -151,6 +147,18 @@ function fillRow(refs, worker, now) {
   setText(refs.completed, worker.completed);
   setText(refs.failed, worker.failed);
   fillRunning(refs.running, worker, state);
+}
+
+/** The first few type names, all of them in the tooltip; each name is a span the stylesheet keeps whole, so
+ * the list wraps between names only (not inside one); redrawn only when the list changed. */
+function fillTypes(cell, types) {
+  const key = types.join(', ');
+  if (cell.dataset.key === key) return;
+  cell.dataset.key = key;
+  setAttr(cell, 'title', key);
+  const names = types.slice(0, TYPES_SHOWN).map((type) => h('span', { class: 'type-name' }, type));
+  const more = types.length > TYPES_SHOWN ? [` +${types.length - TYPES_SHOWN} more`] : [];
+  cell.replaceChildren(...(names.length ? names.flatMap((name, i) => (i ? [', ', name] : [name])) : ['—']), ...more);
 }
 
 /** "2 / 10" and the first few task ids as links; redrawn only when the list changed. */

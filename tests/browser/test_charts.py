@@ -108,10 +108,17 @@ async def test_the_tooltip_names_the_minute_under_the_pointer(
     await canvas.hover(position={"x": box["width"] - 14, "y": box["height"] / 2})
     tip = page.locator('#charts [data-chart="throughput"] .chart-tip')
     await tip.wait_for()
-    shown = re.fullmatch(r"\d\d:\d\d · (\d+) tasks? succeeded · (\d+) tasks? failed", await tip.text_content() or "")
+    shown = re.fullmatch(r"(\d\d:\d\d) · (\d+) tasks? succeeded · (\d+) tasks? failed", await tip.text_content() or "")
     assert shown, await tip.text_content()
     series = (await client.get("/api/metrics/series", params={"window": "hour"})).json()
-    assert (int(shown[1]), int(shown[2])) == (series["succeeded"][-1], series["failed"][-1])
+    # The minute it names (in the page's time zone), read again: a new minute may have begun since.
+    labels = await page.evaluate("""buckets => buckets.map((t) => {
+      const at = new Date(t * 1000);
+      return `${String(at.getHours()).padStart(2, '0')}:${String(at.getMinutes()).padStart(2, '0')}`;
+    })""", series["buckets"])
+    minute = labels.index(shown[1])
+    assert minute >= len(labels) - 2  # the last minute, or the one before if a new one began
+    assert (int(shown[2]), int(shown[3])) == (series["succeeded"][minute], series["failed"][minute])
     await page.mouse.move(0, 0)
     await tip.wait_for(state="hidden")
 

@@ -34,6 +34,15 @@ SLOW = {"data": list(range(100)), "delay_per_item": 0.1}  # ~10 s: still running
 
 Workers = dict[int, dict[str, Any]]  # by pid
 
+# How far the workers table runs past its panel (0 or less: it fits), and each row's task type names
+# with the number of lines each is drawn on (1: not broken inside the name).
+WORKERS_TABLE = """() => {
+  const wrap = document.querySelector('#workers .table-wrap');
+  return {past: wrap.querySelector('table').scrollWidth - wrap.clientWidth,
+    types: [...document.querySelectorAll('#worker-rows td.c-types')].map((td) => [...td.querySelectorAll('.type-name')]
+      .map((name) => [name.textContent, name.getClientRects().length]))};
+}"""
+
 
 @pytest.fixture
 def settings(redis_url: str, db_url: str, tmp_path: Path) -> Settings:
@@ -189,7 +198,7 @@ async def test_the_dashboard_panel_shows_workers_live_and_marks_a_killed_one_los
 ) -> None:
     with workers(process_env(redis_url, db_url, tmp_path / "data"), tmp_path) as pool:
         victim, survivor = pool.start(), pool.start()
-        await wait_workers(client, lambda w: {victim.pid, survivor.pid} <= w.keys())
+        found = await wait_workers(client, lambda w: {victim.pid, survivor.pid} <= w.keys())
         await page.goto(f"http://{web}/")
         await page.wait_for_selector('#connection[data-connection="live"]')
         for proc in (victim, survivor):
@@ -222,4 +231,19 @@ async def test_the_dashboard_panel_shows_workers_live_and_marks_a_killed_one_los
         # A reload agrees: the server says lost too.
         await page.reload()
         await page.locator(f'#worker-rows tr[data-pid="{victim.pid}"][data-state="lost"]').wait_for()
+
+        # Busy (four tasks: three links and "+1"), the table still fits its panel beside the form (1400 px)
+        # and alone (1000 px), wrapping between whole names only: both list the six built-in types.
+        slow = [await submit(client, "batch_processing", **SLOW) for _ in range(4)]
+        await page.locator(f'#worker-rows tr[data-pid="{survivor.pid}"] .c-running .task-link').nth(2).wait_for()
+        served = [[name, 1] for name in found[victim.pid]["task_types"]]
+        assert len(served) == 6 and found[survivor.pid]["task_types"] == found[victim.pid]["task_types"]
+        for width in (1000, 1400):
+            await page.set_viewport_size({"width": width, "height": 900})
+            drawn = await page.evaluate(WORKERS_TABLE)
+            assert drawn["past"] <= 0 and drawn["types"] == [served, served], (width, drawn)
+        for task in slow:
+            assert (await client.delete(f"/api/tasks/{task['id']}")).status_code == 200
+        for task in slow:
+            await wait_for_status(client, task["id"], {"CANCELLED"})
     print(f"\npanel showed the killed worker lost after {lost_after:.2f} s (HEARTBEAT_TTL {TTL} s)")

@@ -2,6 +2,8 @@
 
 import asyncio
 import base64
+import gc
+import logging
 import os
 import socket
 from collections.abc import AsyncIterator
@@ -15,7 +17,7 @@ from websockets.exceptions import ConnectionClosed
 from app.settings import Settings
 from app.worker.resilient import ResilientWorker
 from tests.support.servers import WS_PROTOCOL, make_settings, serve
-from tests.support.waits import receive, receive_until, submit, wait_for_status
+from tests.support.waits import receive, receive_until, submit, wait_for_status, wait_until
 
 
 def final(task_id: str):
@@ -203,3 +205,36 @@ async def test_resume_through_ready_made_frames_has_no_gap(frames_web: str, work
             frames = await receive_until(ws, final(live["id"]))
     assert [f["task"]["id"] for f in frames if f["change"] == "replay"] == [missed["id"]]
     assert frames[-1]["task"]["id"] == live["id"] and all(f["seq"] > last_seq for f in frames)
+
+
+
+async def test_a_client_gone_while_its_sender_waits_on_the_socket_ends_quietly(
+    frames_web: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A page closed while events back up on its socket: the lost connection wakes the sender (waiting
+    for the socket to drain) and the receiver at once, both end, and the handler says nothing about it."""
+    async with httpx.AsyncClient(base_url=f"http://{frames_web}", timeout=10) as http:
+        async with connect(f"ws://{frames_web}/ws", sock=small_buffer_socket(frames_web), max_size=None,
+                           max_queue=1) as ws:
+            await receive(ws)
+            # ~400 KB per frame, 12 MB in all: more than the sockets hold, so the server's writes back up
+            for _ in range(30):
+                await submit(http, "text_processing", text=base64.b64encode(os.urandom(300_000)).decode())
+            # one more event: the ready-made frames sender waits for the socket before writing it
+            last = await submit(http, "text_processing")
+
+            async def sent() -> bool:
+                return (await http.get("/api/health")).json()["events"]["seq"] >= last["seq"]
+
+            await wait_until(sent, "the last event reached the client's queue")
+            ws.transport.abort()  # gone, as a closed page or a dropped network: no closing handshake
+
+        async def handler_ended() -> bool:
+            return (await http.get("/api/health")).json()["events"]["clients"] == 0
+
+        await wait_until(handler_ended, "the client's handler ended")
+    left = [task for task in asyncio.all_tasks() if task.get_coro().__name__ in {"_send_live", "_receive"}]
+    assert left == []  # the server runs in this loop: its sender and receiver ended with the handler
+    gc.collect()  # a task whose exception nobody retrieved says so when it is collected
+    errors = [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR]
+    assert errors == []

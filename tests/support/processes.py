@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def process_env(redis_url: str, db_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
     return {
         **os.environ, "REDIS_URL": redis_url, "DATABASE_URL": db_url, "DATA_DIR": str(data_dir),
-        "WORKER_POLL_DELAY": "0.01", "HEARTBEAT_INTERVAL": "0.3", "HEARTBEAT_TTL": "1.5",
+        "HEARTBEAT_INTERVAL": "0.3", "HEARTBEAT_TTL": "1.5",
         "WATCHDOG_INTERVAL": "0.3", "RECONCILE_INTERVAL": "1", "RECONCILE_GRACE": "2",
         "PROGRESS_INTERVAL": "0.1", "LOG_LEVEL": "WARNING", **extra,
     }

@@ -16,7 +16,7 @@ from launcher.redis_server import free_port
 def make_settings(redis_url: str, db_url: str, data_dir: Path, **extra: str) -> Settings:
     return load_settings({
         "REDIS_URL": redis_url, "DATABASE_URL": db_url, "DATA_DIR": str(data_dir),
-        "WORKER_POLL_DELAY": "0.01", "HEARTBEAT_INTERVAL": "0.5", "HEARTBEAT_TTL": "3",
+        "HEARTBEAT_INTERVAL": "0.5", "HEARTBEAT_TTL": "3",
         "PROGRESS_INTERVAL": "0.05", **extra,
     })
 

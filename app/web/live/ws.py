@@ -19,6 +19,9 @@ from app.web.live.client_queue import ClientQueue, Closed
 from app.web.live.hub import EventHub
 from app.web.security import token_access
 
+# How a client going away surfaces, mid-send or mid-receive (starlette's, uvicorn's ClientDisconnected, a
+# send after the close); anything else a sender or receiver raises is a bug.
+GONE = (WebSocketDisconnect, OSError, RuntimeError)
 MAX_CLIENT_MESSAGE = 1024  # bytes; clients only ever send small control messages
 AUTH_WAIT = 5.0  # seconds a client has to authenticate
 LOG_HISTORY = 5000  # most stored log lines sent when a client starts following a task
@@ -128,12 +131,18 @@ async def endpoint(websocket: WebSocket) -> None:
             covered = await _replay(websocket, state.stores.tasks, floor, head, state.settings.ws_replay_limit)
         sender = asyncio.create_task(_send_live(websocket, queue, covered))
         receiver = asyncio.create_task(_receive(websocket, queue, hub, state.stores.logs))
-        done, pending = await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
-        error = next(iter(done)).exception()
-        if isinstance(error, Closed):
-            await websocket.close(error.code, error.reason)
-        elif error is not None and not isinstance(error, (WebSocketDisconnect, OSError, RuntimeError)):
-            raise error  # a client going away mid-send surfaces as one of the above; anything else is a bug
+        try:
+            await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sender.cancel()
+            receiver.cancel()
+            # Neither outlives the handler (even a cancelled one), and both outcomes are read: a lost
+            # connection often ends the two at once (it wakes the sender waiting for the socket and the
+            # receiver together), and an exception nobody reads is logged as "never retrieved".
+            outcomes = await asyncio.gather(sender, receiver, return_exceptions=True)
+        errors = [outcome for outcome in outcomes if isinstance(outcome, Exception)]  # not the cancelled one
+        if bug := next((error for error in errors if not isinstance(error, (Closed, *GONE))), None):
+            raise bug
+        closed = next((error for error in errors if isinstance(error, Closed)), None)
+        if closed is not None and not any(isinstance(error, GONE) for error in errors):
+            await websocket.close(closed.code, closed.reason)
