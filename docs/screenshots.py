@@ -18,6 +18,8 @@ import random
 import signal
 import sys
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -90,9 +92,27 @@ def populate(http: httpx.Client) -> dict[str, str]:
     return finished
 
 
-async def photograph(url: str, finished: dict[str, str]) -> None:
+@asynccontextmanager
+async def chromium() -> AsyncIterator[Browser]:
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+async def live_page(browser: Browser, url: str, viewport: dict[str, int], scheme: str = "light") -> Page:
+    """A page of the app in a context of its own, once its socket is live."""
+    context = await browser.new_context(viewport=viewport, color_scheme=scheme)
+    page = await context.new_page()
+    await page.goto(url)
+    await page.wait_for_selector('#connection[data-connection="live"]')
+    return page
+
+
+async def photograph(url: str, finished: dict[str, str]) -> None:
+    async with chromium() as browser:
         page = await open_page(browser, url, DESKTOP, "light")
         await page.select_option("#task-type", "data_processing")  # the form of the task shown
         await show_detail(page, finished["data_processing"])
@@ -104,15 +124,11 @@ async def photograph(url: str, finished: dict[str, str]) -> None:
         page = await open_page(browser, url, PHONE, "light")
         await show_detail(page, finished["ai_summarization"])
         await shoot(page, "phone.png")
-        await browser.close()
 
 
 async def open_page(browser: Browser, url: str, viewport: dict[str, int], scheme: str) -> Page:
     """The dashboard, live, with its running tasks listed."""
-    context = await browser.new_context(viewport=viewport, color_scheme=scheme)
-    page = await context.new_page()
-    await page.goto(url)
-    await page.wait_for_selector('#connection[data-connection="live"]')
+    page = await live_page(browser, url, viewport, scheme)
     await page.wait_for_selector('#task-rows tr[data-status="RUNNING"]')
     return page
 
@@ -163,18 +179,13 @@ def create_schedule(http: httpx.Client, **body: object) -> str:
 
 async def photograph_schedules(url: str) -> None:
     """The Schedules page with the first schedule's recent runs open (its Runs button)."""
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        context = await browser.new_context(viewport=DESKTOP)
-        page = await context.new_page()
-        await page.goto(url)
-        await page.wait_for_selector('#connection[data-connection="live"]')
+    async with chromium() as browser:
+        page = await live_page(browser, url, DESKTOP)
         await page.wait_for_selector("#param-fields .field")  # the form, built from the task types
         first = page.locator("#schedule-rows tr").filter(has_text="Nightly sales report")
         await first.locator('[data-action="runs"]').click()
         await page.wait_for_function("() => document.querySelectorAll('#schedule-runs tr').length === 2")
         await shoot(page, "schedules.png")
-        await browser.close()
 
 
 def trickle(http: httpx.Client, minutes: float) -> None:
@@ -196,12 +207,8 @@ def trickle(http: httpx.Client, minutes: float) -> None:
 
 
 async def photograph_panels(url: str) -> None:
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        context = await browser.new_context(viewport=DESKTOP)
-        page = await context.new_page()
-        await page.goto(url)
-        await page.wait_for_selector('#connection[data-connection="live"]')
+    async with chromium() as browser:
+        page = await live_page(browser, url, DESKTOP)
         await page.wait_for_selector('#worker-rows tr[data-state="lost"]')
         # both labels are set by the drawing of the series (the queue's with its maximum and mean)
         await page.wait_for_function("() => ['throughput', 'queue'].every(name => document.querySelector("
@@ -209,8 +216,7 @@ async def photograph_panels(url: str) -> None:
         await page.wait_for_timeout(1500)
         await shoot_panel(page, "#workers", "workers.png")
         await shoot_panel(page, "#charts", "charts.png")
-        await context.close()
-        await browser.close()
+        await page.context.close()
 
 
 async def shoot_panel(page: Page, selector: str, name: str) -> None:

@@ -11,7 +11,6 @@ it is due, by Redis' clock (`PROMOTE`).
 """
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Sequence
 from datetime import datetime
@@ -25,6 +24,7 @@ from app.core import keys
 from app.core.errors import OUTAGES
 from app.core.keys import delayed_key, delayed_keys
 from app.core.priority import BAND_MS, queue_score
+from app.core.wakeup import woken
 from app.core.wire import TaskDict
 from app.metrics.depth import NOTE, NOTE_ARGS
 from app.metrics.tally import Tally
@@ -169,5 +169,4 @@ async def promote_forever(jobs: Jobs, delayed: asyncio.Event) -> None:
         except Exception:  # a dead loop would leave every delayed job waiting: say why and go on
             log.exception("could not move due jobs; trying again")
             wait = 1.0
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(delayed.wait(), PROMOTE_EVERY if wait is None else min(wait, PROMOTE_EVERY))
+        await woken(delayed, PROMOTE_EVERY if wait is None else min(wait, PROMOTE_EVERY))

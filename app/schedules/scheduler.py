@@ -8,7 +8,6 @@ seq is taken before the transaction and published once: as the task's "created" 
 """
 
 import asyncio
-import contextlib
 import logging
 from datetime import datetime
 
@@ -18,6 +17,7 @@ from app.core import keys
 from app.core.clock import utcnow
 from app.core.errors import OUTAGES
 from app.core.status import Status
+from app.core.wakeup import woken
 from app.core.wire import ScheduleDict, TaskDict, encode_event, encode_skip, entry
 from app.lifecycle.jobs import Jobs
 from app.lifecycle.new_task import task_row
@@ -58,8 +58,7 @@ class Scheduler:
                 except Exception:  # a dead loop would stop every schedule: say why and go on
                     log.exception("schedules pass failed; trying again")
                     wait = RETRY_AFTER
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(changed.wait(), wait)
+                await woken(changed, wait)
         finally:
             if self._firing is not None:  # a tick half-written must end (written and published, or skipped)
                 await asyncio.gather(self._firing, return_exceptions=True)

@@ -20,6 +20,7 @@ import httpx
 from app.core.clock import utcnow
 from app.core.errors import OUTAGES
 from app.core.logs import about_task
+from app.core.wakeup import woken
 from app.core.wire import WebhookAttempt
 from app.settings import Settings
 from app.store.webhooks import DELIVERED, FAILED, PENDING, WebhookStore
@@ -71,10 +72,7 @@ class WebhookSender:
                         log.warning("webhook pass failed (%s); trying again", exc)
                     except Exception:  # a dead loop would send nothing more: say why and go on
                         log.exception("webhook pass failed; trying again")
-                    try:
-                        await asyncio.wait_for(self._wake.wait(), POLL)
-                    except TimeoutError:
-                        pass
+                    await woken(self._wake, POLL)
             finally:
                 for sending in self._sending:
                     sending.cancel()

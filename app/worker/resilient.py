@@ -4,7 +4,6 @@ deferred job's priority, takes no job while its queue is paused, takes a repeate
 and closes without aborting a job halfway."""
 
 import asyncio
-import contextlib
 import logging
 import signal
 from typing import Any
@@ -16,6 +15,7 @@ from app.core.errors import OUTAGES
 from app.core.logs import about_task
 from app.core.priority import Priority, due_of, of_score
 from app.core.pubsub import BACKOFF_MAX, BACKOFF_MIN
+from app.core.wakeup import woken
 from app.lifecycle.jobs import DELAYED
 
 log = logging.getLogger(__name__)
@@ -62,8 +62,7 @@ class ResilientWorker(Worker):
             if wakeups is None:  # before the worker's start-up made them
                 await asyncio.sleep(safety_net)
                 return
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wakeups.due.wait(), safety_net)
+            await woken(wakeups.due, safety_net)
 
     def _release_sem_dec_counter_on_complete(self) -> None:
         super()._release_sem_dec_counter_on_complete()

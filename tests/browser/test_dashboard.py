@@ -543,3 +543,31 @@ async def test_without_a_socket_the_open_tasks_log_is_polled_over_rest(
     polled = len(log_requests)
     await page.wait_for_timeout(4_000)
     assert len(log_requests) == polled
+
+
+async def test_an_uploaded_csvs_row_moves_with_its_reading_and_says_how_long_is_left(
+    web: str, client: httpx.AsyncClient, worker: ResilientWorker, page: Page,
+) -> None:
+    # 100,000 rows (2.1 MB: three 1 MiB reads), paced over 4 s: its bar once sat at 0 % until the end.
+    body = "id,amount\n" + "".join(f"{i},{i % 97}.5\n" for i in range(100_000))
+    upload = (await client.post("/api/uploads", params={"filename": "big.csv"}, content=body.encode(),
+                                headers={"content-type": "text/csv"})).json()
+    await open_dashboard(page, web)
+    await page.evaluate("""() => {
+      window.seen = { pct: [], left: [] };
+      new MutationObserver(() => {
+        const row = document.querySelector('#task-rows tr[data-status="RUNNING"]');
+        if (!row) return;
+        const pct = row.querySelector('.pct').textContent, wait = row.querySelector('.c-runtime .wait').textContent;
+        if (pct && pct !== window.seen.pct.at(-1)) window.seen.pct.push(pct);
+        if (wait.endsWith('left')) window.seen.left.push(wait);
+      }).observe(document.getElementById('task-rows'), { subtree: true, childList: true, characterData: true });
+    }""")
+    task = (await client.post("/api/tasks/submit", json={"task_type": "data_processing", "parameters": {
+        "upload": [upload["id"]], "processing_time": 4}})).json()
+    await page.wait_for_selector(row(task["id"], "SUCCESS"), timeout=30_000)
+    seen = await page.evaluate("() => window.seen")
+    shown = [int(pct.rstrip(" %")) for pct in seen["pct"]]
+    assert shown == sorted(shown), shown  # forward only
+    assert len([p for p in shown if 0 < p < 100]) >= 4, shown  # it moved while it read, not 0 then 100
+    assert seen["left"], "no time-left estimate was shown while it ran"
