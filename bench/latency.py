@@ -5,6 +5,8 @@ import asyncio
 import json
 import random
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import httpx
 import websockets
@@ -46,15 +48,23 @@ class Watcher:
         return self.seen[(task_id, status)]
 
 
-async def measure_pickups(url: str, samples: int) -> list[float]:
-    """Submit → RUNNING seen on /ws (ms) of `samples` tasks, each submitted to an idle system."""
+@asynccontextmanager
+async def watching(url: str) -> AsyncIterator[tuple[Watcher, httpx.AsyncClient]]:
+    """A client of the REST API, and a watcher of /ws noting when each task reaches each status."""
     async with websockets.connect(url.replace("http", "ws") + "/ws") as socket, \
             httpx.AsyncClient(base_url=url, timeout=30) as http:
         watcher = Watcher(socket)
-        watching = asyncio.create_task(watcher.run())
-        pickups = await _pickups(watcher, http, samples)
-        watching.cancel()
-    return pickups
+        reading = asyncio.create_task(watcher.run())
+        try:
+            yield watcher, http
+        finally:
+            reading.cancel()
+
+
+async def measure_pickups(url: str, samples: int) -> list[float]:
+    """Submit → RUNNING seen on /ws (ms) of `samples` tasks, each submitted to an idle system."""
+    async with watching(url) as (watcher, http):
+        return await _pickups(watcher, http, samples)
 
 
 async def _pickups(watcher: Watcher, http: httpx.AsyncClient, samples: int) -> list[float]:
@@ -70,10 +80,7 @@ async def _pickups(watcher: Watcher, http: httpx.AsyncClient, samples: int) -> l
 
 async def _measure(url: str, samples: int) -> tuple[list[float], list[float]]:
     cancels = []
-    async with websockets.connect(url.replace("http", "ws") + "/ws") as socket, \
-            httpx.AsyncClient(base_url=url, timeout=30) as http:
-        watcher = Watcher(socket)
-        watching = asyncio.create_task(watcher.run())
+    async with watching(url) as (watcher, http):
         pickups = await _pickups(watcher, http, samples)
         for _ in range(max(1, samples // 2)):
             task = (await http.post("/api/tasks/submit", json=SLOW)).json()
@@ -83,7 +90,6 @@ async def _measure(url: str, samples: int) -> tuple[list[float], list[float]]:
             answer = await http.delete(f"/api/tasks/{task['id']}")
             assert answer.status_code == 200, answer.text
             cancels.append((await watcher.wait(task["id"], "CANCELLED") - sent) * 1000)
-        watching.cancel()
     return pickups, cancels
 
 

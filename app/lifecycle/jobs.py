@@ -59,15 +59,16 @@ for i = events, figures - 1 do redis.call('PUBLISH', ARGV[3], ARGV[i]) end
 for i = figures, #ARGV, 3 do redis.call('HINCRBY', ARGV[i], ARGV[i + 1], ARGV[i + 2]) end
 if due_now > 0 then
   note_depth(KEYS[1], now, ARGV[5], ARGV[6], ARGV[7])
-  redis.call('PUBLISH', ARGV[8], 'due')
+  redis.call('PUBLISH', ARGV[8], '""" + DUE + """')
 end
-if due_now < n then redis.call('PUBLISH', ARGV[8], 'delayed') end
+if due_now < n then redis.call('PUBLISH', ARGV[8], '""" + DELAYED + """') end
 return n
 """
 
 # KEYS: the queue, then the delayed sets from the highest priority down; ARGV: the band (ms), the
-# most jobs to move per set, the 3 arguments of note_depth, the control channel. Moves the jobs due by Redis' clock into
-# the queue with their banded score; returns {jobs moved, ms until the next one is due (-1: none waiting)}.
+# most jobs to move per set, the 3 arguments of note_depth, the control channel. Moves the jobs due by
+# Redis' clock into the queue with their banded score; returns {jobs moved, ms until the next one is
+# due (-1: none waiting)}.
 PROMOTE = NOTE + """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -88,7 +89,7 @@ for i = 2, #KEYS do
 end
 if moved > 0 then
   note_depth(KEYS[1], now, ARGV[3], ARGV[4], ARGV[5])
-  redis.call('PUBLISH', ARGV[6], 'due')
+  redis.call('PUBLISH', ARGV[6], '""" + DUE + """')
 end
 return {moved, wait}
 """
