@@ -3,6 +3,8 @@
 import json
 from typing import Any, Literal, NamedTuple, TypedDict
 
+import orjson
+
 from app.core.clock import utcnow
 from app.core.status import FINAL, Change, Status
 
@@ -125,7 +127,21 @@ def logs_frame(task_id: str, lines: list[LogLine]) -> str:
 
 
 def dumps(value: object) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    """JSON, compact, as UTF-8 text: the one path every frame, event, stored JSON column and API answer
+    takes. orjson, several times faster than `json` on tasks; `json` for what orjson refuses (integers
+    beyond 64 bits, lone surrogates, keys that are not strings), which it writes as before."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:  # orjson.JSONEncodeError
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def loads(text: str | bytes) -> Any:
+    """`dumps`' reverse: orjson, or `json` for what only it reads (NaN written by an older version)."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
 
 
 def task_frame(task: TaskDict, change: Change) -> str:

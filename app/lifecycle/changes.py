@@ -49,7 +49,7 @@ class Changes:
         self.hooks = hooks  # the global webhook; a task's own callback_url is on its row
         self.jobs = Jobs(redis)
         self._inflight: set[asyncio.Future[Any]] = set()
-        self._groups = GroupWriter(redis, stores.db, self._write)
+        self._groups = GroupWriter(redis, stores.db, self._write, self._write_all)
 
     async def update(self, task_id: str, move: Move, values: Mapping[str, Any], timeline: TimelineEntry | None = None,
                      dispatch: int | None = None) -> TaskDict | None:
@@ -97,6 +97,17 @@ class Changes:
         if not change.ends_task:
             return await self._move(change, seq)
         return await self.stores.db.atomically(lambda: self._move_and_notify(change, seq))
+
+    async def _write_all(self, group: list[tuple[Change, int]]) -> list[TaskDict | None]:
+        """A group's changes in one transaction, with the webhook deliveries of those that end their task."""
+        steps = [self.store.update_step(change.task_id, seq, change.move, change.values, entry=change.timeline,
+                                        dispatch=change.dispatch) for change, seq in group]
+
+        async def notify(written: list[TaskDict | None]) -> None:
+            await self._add_deliveries([task for (change, _), task in zip(group, written, strict=True)
+                                        if task is not None and change.ends_task])
+
+        return await self.store.update_all(steps, notify)
 
     async def _move(self, change: Change, seq: int) -> TaskDict | None:
         return await self.store.update(change.task_id, seq, change.move, change.values, entry=change.timeline,

@@ -40,6 +40,8 @@ class Change:
 
 
 Write = Callable[[Change, int], Awaitable[TaskDict | None]]  # one change at its seq; None if refused
+# a group's changes at their seqs, in one transaction
+WriteAll = Callable[[list[tuple[Change, int]]], Awaitable[list[TaskDict | None]]]
 
 
 class Waiting(NamedTuple):
@@ -48,10 +50,11 @@ class Waiting(NamedTuple):
 
 
 class GroupWriter:
-    def __init__(self, redis: ArqRedis, db: Db, write: Write) -> None:
+    def __init__(self, redis: ArqRedis, db: Db, write: Write, write_all: WriteAll) -> None:
         self.redis = redis
         self.db = db
         self.write = write
+        self.write_all = write_all
         self._waiting: list[Waiting] = []
         self._writer: asyncio.Task[None] | None = None
 
@@ -103,13 +106,10 @@ class GroupWriter:
             # workers' groups would deadlock.
             return await self._each(group, seqs)
         try:
-            return await self.db.atomically(lambda: self._all(group, seqs))
+            return list(await self.write_all([(waiting.change, seq) for waiting, seq in zip(group, seqs, strict=True)]))
         except Exception as exc:
             # one change's error must not become the others': then each is written on its own
             return [exc] if len(group) == 1 else await self._each(group, seqs)
-
-    async def _all(self, group: list[Waiting], seqs: range) -> list[Outcome]:
-        return [await self.write(waiting.change, seq) for waiting, seq in zip(group, seqs, strict=True)]
 
     async def _each(self, group: list[Waiting], seqs: range) -> list[Outcome]:
         outcomes: list[Outcome] = []

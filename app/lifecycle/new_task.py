@@ -32,8 +32,11 @@ KIND_NAMES = {"csv": "a CSV file", "image": "an image"}
 OPTION_FIELDS = frozenset({"max_attempts", "timeout", "priority", "run_at", "delay", "callback_url"})
 
 
+PRIORITIES = frozenset(Priority)
+
+
 def priority(value: object, field: str = "priority") -> str:
-    if not isinstance(value, str) or value not in set(Priority):
+    if not isinstance(value, str) or value not in PRIORITIES:
         raise InvalidParameters(field, f"must be one of {', '.join(Priority)}, got {str(value)[:40]!r}")
     return str(value)
 

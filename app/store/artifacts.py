@@ -13,10 +13,9 @@ def directory(data_dir: Path, task_id: str) -> Path:
     return data_dir / "artifacts" / task_id
 
 
-def reset(folder: Path) -> Path:
-    """An empty directory for a new attempt: outputs of an earlier attempt are not this one's."""
+def clear(folder: Path) -> Path:
+    """No folder left for a new attempt: outputs of an earlier attempt are not this one's."""
     shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
     return folder
 
 

@@ -11,13 +11,14 @@ from typing import Any
 
 from databases import Database, DatabaseURL
 from databases.backends.postgres import PostgresBackend, PostgresConnection
-from databases.backends.sqlite import CompilationContext, SQLiteConnection
+from databases.backends.sqlite import CompilationContext
 from sqlalchemy.engine.interfaces import Dialect
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import Compiled
 from sqlalchemy.sql.ddl import DDLElement
 
-from app.store.sqlite import SharedSQLiteBackend
+from app.core.wire import dumps, loads
+from app.store.sqlite import OwnerThreadConnection, SharedSQLiteBackend
 
 CACHE_SIZE = 500  # statement shapes kept per process; the store uses a few dozen
 
@@ -44,7 +45,7 @@ class CompiledCache:
         return compiled, compiled.construct_params(extracted_parameters=key.bindparams)
 
 
-class CachedSQLiteConnection(SQLiteConnection):
+class CachedSQLiteConnection(OwnerThreadConnection):
     cache: CompiledCache  # the backend's, set as it hands the connection out
 
     def _compile(self, query: ClauseElement) -> Any:
@@ -78,9 +79,17 @@ class CachedPostgresConnection(PostgresConnection):
         return text, args, compiled._result_columns  # type: ignore[attr-defined]
 
 
+def _json_columns(dialect: Dialect) -> None:
+    """JSON columns written and read by the one JSON path (core/wire.py), as SQLAlchemy's
+    `json_serializer` would set them on an engine."""
+    dialect._json_serializer = dumps  # type: ignore[attr-defined]
+    dialect._json_deserializer = loads  # type: ignore[attr-defined]
+
+
 class CachedSQLiteBackend(SharedSQLiteBackend):
     def __init__(self, database_url: DatabaseURL | str, **options: Any) -> None:
         super().__init__(database_url, **options)
+        _json_columns(self._dialect)
         self._cache = CompiledCache()
 
     def connection(self) -> CachedSQLiteConnection:
@@ -92,6 +101,7 @@ class CachedSQLiteBackend(SharedSQLiteBackend):
 class CachedPostgresBackend(PostgresBackend):
     def __init__(self, database_url: DatabaseURL | str, **options: Any) -> None:
         super().__init__(database_url, **options)
+        _json_columns(self._dialect)
         self._cache = CompiledCache()
 
     def connection(self) -> CachedPostgresConnection:

@@ -1,5 +1,6 @@
-"""The process's one database handle, shared by every store: statements, transactions, and batches
-run by the driver's own executemany. The only place that holds a `databases.Database`."""
+"""The process's one database handle, shared by every store: statements, transactions, and, on the hot
+paths, statements compiled once and run on the driver's own connection (rows as tuples, batches by its
+executemany). The only place that holds a `databases.Database`."""
 
 import asyncio
 import contextvars
@@ -12,6 +13,7 @@ import sqlalchemy as sa
 from databases.core import Connection
 from databases.interfaces import Record
 
+from app.store import sqlite
 from app.store.backends import TaskDatabase
 
 T = TypeVar("T")
@@ -30,8 +32,16 @@ class DriverStatement(NamedTuple):
     params: dict[str, Any]
 
     def args(self, rows: Iterable[Mapping[str, Any]]) -> list[list[Any]]:
-        return [[self.processors[name](row[name]) if name in self.processors else row[name] for name in self.names]
+        """Each row's arguments in order; a name a row lacks takes the value compiled into the statement."""
+        return [[self._processed(name, row[name] if name in row else self.params[name]) for name in self.names]
                 for row in rows]
+
+    def _processed(self, name: str, value: Any) -> Any:
+        processor = self.processors.get(name)
+        return value if processor is None else processor(value)
+
+
+Decode = Callable[[Any], Any] | None  # a column's result processor (JSON, timestamps, booleans), if it has one
 
 
 class Db:
@@ -89,9 +99,57 @@ class Db:
         """A column's DDL as `ALTER TABLE … ADD COLUMN` takes it, in this database's dialect."""
         return str(sa.schema.CreateColumn(column).compile(dialect=self._database.sql_dialect))
 
+    def decoders(self, columns: Sequence[sa.ColumnElement[Any]]) -> list[Decode]:
+        """How each of these result columns is read from the driver's raw value, as `databases` reads it."""
+        dialect = self._database.sql_dialect
+        return [column.type._cached_result_processor(dialect, None) for column in columns]  # type: ignore[attr-defined]
+
+    async def rows(self, statement: DriverStatement, values: Mapping[str, Any]) -> Sequence[Sequence[Any]]:
+        """The rows a compiled statement gives for these values, as the driver returns them (no `Record`:
+        decoding one costs more than the statement on the hot paths)."""
+        args = statement.args([values])[0]
+        async with self._database.connection() as connection:
+            if self.dialect == "sqlite":
+                return (await sqlite.run(connection.raw_connection, statement.sql, args)).rows
+            return await connection.raw_connection.fetch(statement.sql, *args)  # type: ignore[no-any-return]
+
+    async def rows_then(self, steps: Sequence[tuple[DriverStatement, Mapping[str, Any]]],
+                        then: Callable[[list[Sequence[Sequence[Any]]]], Awaitable[None]]) -> list[Sequence[Sequence[Any]]]:
+        """`rows` of each step, then `then(their rows)`, all in one transaction (`atomically`'s promises).
+        On SQLite, BEGIN and the steps go to the connection's thread in one trip: a group of changes
+        costs two trips (with COMMIT) instead of one per change and two more."""
+        if self._in_transaction.get() or self.dialect != "sqlite":
+            async def each() -> list[Sequence[Sequence[Any]]]:
+                found = [await self.rows(statement, values) for statement, values in steps]
+                await then(found)
+                return found
+
+            return await self.atomically(each)
+
+        async def run() -> list[Sequence[Sequence[Any]]]:
+            self._in_transaction.set(True)
+            async with self._database.connection() as connection:
+                ran = await sqlite.begin_with(connection.raw_connection, "BEGIN IMMEDIATE",
+                                              [(statement.sql, statement.args([values])[0]) for statement, values in steps])
+                found = [step.rows for step in ran]
+                try:
+                    await then(found)
+                except BaseException:
+                    await self._plain(connection, "ROLLBACK")
+                    raise
+                await self._plain(connection, "COMMIT")
+                return found
+
+        return await asyncio.shield(asyncio.ensure_future(run()))
+
     async def executemany(self, statement: DriverStatement, rows: Iterable[Mapping[str, Any]]) -> None:
         """The statement once per row, by the driver (in the transaction of `atomically`, when inside one)."""
-        await self._database.connection().raw_connection.executemany(statement.sql, statement.args(rows))
+        args = statement.args(rows)
+        async with self._database.connection() as connection:
+            if self.dialect == "sqlite":
+                await sqlite.run_many(connection.raw_connection, statement.sql, args)
+            else:
+                await connection.raw_connection.executemany(statement.sql, args)
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[Connection]:
@@ -118,13 +176,13 @@ class Db:
         async def run() -> T:
             self._in_transaction.set(True)  # in this task's own context only
             async with self._database.connection() as connection:
-                await connection.execute(begin)
+                await self._plain(connection, begin)
                 try:
                     result = await work()
                 except BaseException:
-                    await connection.execute("ROLLBACK")
+                    await self._plain(connection, "ROLLBACK")
                     raise
-                await connection.execute("COMMIT")
+                await self._plain(connection, "COMMIT")
                 return result
 
         return await asyncio.shield(asyncio.ensure_future(run()))
@@ -133,14 +191,20 @@ class Db:
     async def writers_held_off(self, table: str) -> AsyncIterator[Connection]:
         """A transaction that holds the write lock (SQLite) or keeps writers of `table` out (PostgreSQL)."""
         async with self._database.connection() as connection:
-            if self.dialect == "sqlite":
-                await connection.raw_connection.execute("BEGIN IMMEDIATE")  # the write lock, before reading
-            else:
-                await connection.execute("BEGIN")
-                await connection.execute(f"LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE")
+            # on SQLite IMMEDIATE: the write lock, before reading
+            await self._plain(connection, "BEGIN IMMEDIATE" if self.dialect == "sqlite" else "BEGIN")
             try:
+                if self.dialect == "postgresql":
+                    await self._plain(connection, f"LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE")
                 yield connection
             except BaseException:
-                await connection.execute("ROLLBACK")
+                await self._plain(connection, "ROLLBACK")
                 raise
-            await connection.execute("COMMIT")
+            await self._plain(connection, "COMMIT")
+
+    async def _plain(self, connection: Connection, sql: str) -> None:
+        """A statement without arguments or rows (BEGIN, COMMIT …), straight to the driver."""
+        if self.dialect == "sqlite":
+            await sqlite.run(connection.raw_connection, sql)
+        else:
+            await connection.raw_connection.execute(sql)

@@ -1,14 +1,17 @@
 """Task log lines: appended by the worker running the task (capped per task there), read in pages by
 line number, removed with their task."""
 
+import functools
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from databases.interfaces import Record
 
 from app.core.wire import LogLine
-from app.store.db import Db
+from app.store.db import Db, DriverStatement
 from app.store.tables import task_logs
+
+BATCH = 50  # lines per INSERT: each count of lines up to this is a statement compiled once
 
 
 def _line(record: Record) -> LogLine:
@@ -19,12 +22,30 @@ def _line(record: Record) -> LogLine:
 class LogStore:
     def __init__(self, db: Db) -> None:
         self.db = db
+        [self._read_at] = db.decoders([task_logs.c.at])
 
     async def append(self, task_id: str, attempt: int, lines: list[tuple[datetime, str]]) -> list[LogLine]:
-        rows = [{"task_id": task_id, "attempt": attempt, "at": at, "line": line} for at, line in lines]
-        # one row (the usual case) as a statement whose compiled form is cached (store/backends.py)
-        insert = task_logs.insert().values(**rows[0]) if len(rows) == 1 else task_logs.insert().values(rows)
-        return [_line(r) for r in await self.db.fetch_all(insert.returning(*task_logs.c))]
+        """The lines, numbered in order, in one statement per BATCH lines (run on the driver: a task's
+        lines are written by its worker, on the hot path)."""
+        stored: list[LogLine] = []
+        for start in range(0, len(lines), BATCH):
+            batch = lines[start:start + BATCH]
+            values = {"task_id": task_id, "attempt": attempt}
+            for i, (at, line) in enumerate(batch):
+                values.update({f"at_{i}": at, f"line_{i}": line})
+            rows = await self.db.rows(self._insert(len(batch)), values)
+            stored += [{"n": int(n), "at": self._read_at(at).astimezone(UTC).isoformat(), "attempt": attempt,
+                        "line": line} for n, at, line in sorted(rows)]
+        return stored
+
+    @functools.lru_cache(maxsize=BATCH)  # noqa: B019 -- one store per process
+    def _insert(self, count: int) -> DriverStatement:
+        c = task_logs.c
+        rows = [{"task_id": sa.bindparam("task_id", type_=c.task_id.type),
+                 "attempt": sa.bindparam("attempt", type_=c.attempt.type),
+                 "at": sa.bindparam(f"at_{i}", type_=c.at.type), "line": sa.bindparam(f"line_{i}", type_=c.line.type)}
+                for i in range(count)]
+        return self.db.compiled(task_logs.insert().values(rows).returning(c.id, c.at, c.line))
 
     async def read(self, task_id: str, *, after: int, limit: int) -> list[LogLine]:
         query = (task_logs.select().where(task_logs.c.task_id == task_id, task_logs.c.id > after)

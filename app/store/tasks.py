@@ -3,11 +3,13 @@ guarded move.
 
 Every change is one statement (`UPDATE … WHERE id AND status IN (the move's sources) AND seq < :seq
 RETURNING *`): a move the status machine does not allow, or a change older than the one stored,
-touches no row.
+touches no row. A change is a worker's every step, so its statement is compiled once per shape (the
+move, the columns it writes) and its row read straight from the driver.
 """
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,7 +23,8 @@ from app.core.wire import TaskDict, TimelineEntry, dumps
 from app.store.db import Db, DriverStatement
 from app.store.tables import tasks
 
-TASK_COLUMNS = tuple(column.name for column in tasks.columns if column.name != "request_hash")
+TASK_COLUMNS = tuple(str(column.name) for column in tasks.columns if column.name != "request_hash")  # plain str: orjson keys
+SHOWN = [tasks.c[name] for name in TASK_COLUMNS]
 DATETIME_FIELDS = ("created_at", "started_at", "completed_at", "updated_at", "next_run_at", "run_at")
 
 
@@ -43,6 +46,23 @@ def _shown(task: dict[str, Any]) -> TaskDict:
     return task  # type: ignore[return-value]
 
 
+@dataclass(frozen=True)
+class RowValue:
+    """A value a change computes from the row itself: one of its columns, plus `add`."""
+
+    column: str
+    add: int = 0
+
+    def sql(self) -> sa.ColumnElement[Any]:
+        return tasks.c[self.column] + self.add if self.add else tasks.c[self.column]
+
+
+# The shape of one change, which its compiled statement depends on: the move, the columns it writes
+# (a RowValue's expression is part of the statement), whether it appends to the timeline and is
+# guarded by a dispatch.
+Shape = tuple[Move, tuple[tuple[str, RowValue | None], ...], bool, bool]
+
+
 def _guard(move: Move) -> sa.ColumnElement[bool]:
     # OR of equalities, not IN: an expanding IN cannot be compiled once for every call (store/backends.py)
     return sa.or_(*(tasks.c.status == status for status in sorted(move.sources)))
@@ -51,12 +71,25 @@ def _guard(move: Move) -> sa.ColumnElement[bool]:
 def _move_values(move: Move, values: Mapping[str, Any]) -> dict[str, Any]:
     """The columns a move writes: its own target status, never one the caller chose."""
     assert "status" not in values, "a move sets the status itself"
-    return {**values, "status": move.target.value} if move.target is not None else dict(values)
+    written = {name: value.sql() if isinstance(value, RowValue) else value for name, value in values.items()}
+    return {**written, "status": move.target.value} if move.target is not None else written
+
+
+class RowReader:
+    """Rows of the SHOWN columns, as the driver gives them (`Db.rows`), read as the wire shows them."""
+
+    def __init__(self, db: Db) -> None:
+        self._decoders = list(zip(TASK_COLUMNS, db.decoders(SHOWN), strict=True))
+
+    def __call__(self, row: Sequence[Any]) -> TaskDict:
+        return _shown({name: value if decode is None or value is None else decode(value)
+                       for (name, decode), value in zip(self._decoders, row, strict=True)})
 
 
 class TaskStore:
     def __init__(self, db: Db) -> None:
         self.db = db
+        self._read = RowReader(db)
 
     async def insert(self, values: Mapping[str, Any]) -> TaskDict:
         record = await self.db.fetch_one(tasks.insert().values(**values).returning(*tasks.c))
@@ -100,13 +133,13 @@ class TaskStore:
         return (task_of(record), record["request_hash"]) if record else None
 
     @staticmethod
-    def incremented(column: str) -> sa.ColumnElement[Any]:
-        return tasks.c[column] + 1
+    def incremented(column: str) -> RowValue:
+        return RowValue(column, 1)
 
     @staticmethod
-    def current(column: str) -> sa.ColumnElement[Any]:
+    def current(column: str) -> RowValue:
         """The row's own value of `column`, for a value set from another column."""
-        return tasks.c[column]
+        return RowValue(column)
 
     async def update(
         self, task_id: str, seq: int, move: Move, values: Mapping[str, Any], *,
@@ -114,14 +147,51 @@ class TaskStore:
     ) -> TaskDict | None:
         """Make `move` with `values` if the task is in one of its sources (and at `dispatch`) and holds
         no newer change than `seq`; None if refused."""
-        stmt = tasks.update().where(tasks.c.id == task_id, _guard(move), tasks.c.seq < seq)
-        if dispatch is not None:
-            stmt = stmt.where(tasks.c.dispatch == dispatch)
-        extra: dict[str, Any] = {"seq": seq, "updated_at": utcnow()}
-        if entry is not None:
-            extra["timeline"] = self._append(entry)
-        record = await self.db.fetch_one(stmt.values(**_move_values(move, values), **extra).returning(*tasks.c))
-        return task_of(record) if record else None
+        rows = await self.db.rows(*self.update_step(task_id, seq, move, values, entry=entry, dispatch=dispatch))
+        return self._read(rows[0]) if rows else None
+
+    def update_step(
+        self, task_id: str, seq: int, move: Move, values: Mapping[str, Any], *,
+        entry: TimelineEntry | None = None, dispatch: int | None = None,
+    ) -> tuple[DriverStatement, dict[str, Any]]:
+        """`update`'s statement and its values, for `update_all`."""
+        shape = (move, tuple((name, value if isinstance(value, RowValue) else None) for name, value in values.items()),
+                 entry is not None, dispatch is not None)
+        bound = {f"set_{name}": value for name, value in values.items() if not isinstance(value, RowValue)}
+        bound.update(row_id=task_id, row_seq=seq, row_dispatch=dispatch, row_updated_at=utcnow(),
+                     row_entry=self._entry_value(entry))
+        return self._update_statement(shape), bound
+
+    async def update_all(self, steps: list[tuple[DriverStatement, dict[str, Any]]],
+                         then: Callable[[list[TaskDict | None]], Awaitable[None]]) -> list[TaskDict | None]:
+        """Several `update_step`s in one transaction, `then(the tasks as written)` in it too (None: refused)."""
+        written: list[TaskDict | None] = []
+
+        async def read(found: list[Sequence[Sequence[Any]]]) -> None:
+            written.extend(self._read(rows[0]) if rows else None for rows in found)
+            await then(written)
+
+        await self.db.rows_then(steps, read)
+        return written
+
+    @functools.lru_cache(maxsize=64)  # noqa: B019 -- one store per process, a few dozen shapes
+    def _update_statement(self, shape: Shape) -> DriverStatement:
+        move, columns, appends, dispatched = shape
+        stmt = tasks.update().where(tasks.c.id == sa.bindparam("row_id", type_=tasks.c.id.type), _guard(move),
+                                    tasks.c.seq < sa.bindparam("row_seq", type_=tasks.c.seq.type))
+        if dispatched:
+            stmt = stmt.where(tasks.c.dispatch == sa.bindparam("row_dispatch", type_=tasks.c.dispatch.type))
+        values: dict[str, Any] = {name: computed.sql() if computed is not None
+                                  else sa.bindparam(f"set_{name}", type_=tasks.c[name].type)
+                                  for name, computed in columns}
+        if move.target is not None:
+            values["status"] = move.target.value
+        values.update(seq=sa.bindparam("row_seq", type_=tasks.c.seq.type),
+                      updated_at=sa.bindparam("row_updated_at", type_=tasks.c.updated_at.type))
+        if appends:
+            values["timeline"] = self._append_bound()
+        return self.db.compiled(stmt.values(**values).returning(*SHOWN))
+
 
     async def update_many(self, task_ids: list[str], first_seq: int, move: Move, values: Mapping[str, Any], *,
                           entry: TimelineEntry) -> list[TaskDict]:
@@ -154,6 +224,17 @@ class TaskStore:
         if self.db.dialect == "postgresql":
             return tasks.c.timeline.op("||")(sa.literal([entry], JSONB))
         return sa.func.json_insert(tasks.c.timeline, "$[#]", sa.func.json(dumps(entry)))
+
+    def _append_bound(self) -> sa.ColumnElement[Any]:
+        """`_append` with the entry as the bound `row_entry` (its value: `_entry_value`)."""
+        if self.db.dialect == "postgresql":
+            return tasks.c.timeline.op("||")(sa.bindparam("row_entry", type_=JSONB))
+        return sa.func.json_insert(tasks.c.timeline, "$[#]", sa.func.json(sa.bindparam("row_entry", type_=sa.Text)))
+
+    def _entry_value(self, entry: TimelineEntry | None) -> Any:
+        if entry is None:
+            return None
+        return [entry] if self.db.dialect == "postgresql" else dumps(entry)
 
     async def statuses(self, task_ids: list[str]) -> dict[str, str]:
         query = sa.select(tasks.c.id, tasks.c.status).where(tasks.c.id.in_(task_ids))

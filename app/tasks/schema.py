@@ -4,6 +4,7 @@ choices) and defaults (none: required), or a single pydantic model parameter. Th
 submits (422s naming the field), and its JSON Schema feeds `/api/task-types`, the dashboard's form
 and the OpenAPI document."""
 
+import functools
 import inspect
 import json
 import re
@@ -107,6 +108,7 @@ def validate(model: type[BaseModel], raw: object) -> dict[str, Any]:
     return validated.model_dump(mode="json", by_alias=True, exclude_computed_fields=True)
 
 
+@functools.cache  # asked for each task submitted; a type's model is made once, when its module loads
 def upload_fields(model: type[BaseModel]) -> dict[str, str]:
     """The parameters that take upload ids, and the kind of file each takes."""
     return {name: field["kind"] for name, field in describe(model).items() if field["type"] == "uploads"}

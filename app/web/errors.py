@@ -3,9 +3,9 @@ anything unexpected, each answered as JSON `{"detail": ...}`."""
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 
 from app.core.errors import ClientError, InvalidParameters
+from app.web.responses import JSONResponse
 
 
 async def client_error(request: Request, exc: Exception) -> JSONResponse:

@@ -1,12 +1,13 @@
 """REST handlers for files and logs: uploads in, artifacts and log lines out."""
 
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import FileResponse, Response
 
 from app.core.errors import NotFound, PayloadTooLarge
 from app.lifecycle.lookup import existing
 from app.store import artifacts
 from app.web.requests import int_query
+from app.web.responses import JSONResponse
 
 
 async def upload(request: Request) -> JSONResponse:

@@ -7,11 +7,11 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 
 from app.lifecycle.pause import queue_state
 from app.store.db import Db
 from app.web.live.hub import EventHub
+from app.web.responses import JSONResponse
 from app.worker.heartbeat import live_workers
 
 CHECK_TIMEOUT = 2.0

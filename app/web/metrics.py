@@ -5,12 +5,13 @@ import time
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from app.core.errors import OUTAGES, InvalidParameters, Unavailable
 from app.metrics import prometheus
 from app.metrics.figures import queue_depth
 from app.metrics.series import WINDOWS, build
+from app.web.responses import JSONResponse
 
 
 async def metrics(request: Request) -> Response:

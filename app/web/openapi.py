@@ -5,7 +5,6 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
 from app.core.priority import Priority
@@ -16,6 +15,7 @@ from app.store.filters import MAX_TEXT
 from app.store.uploads import KINDS, UNTYPED
 from app.tasks import TaskType
 from app.web.requests import MAX_BODY_BYTES
+from app.web.responses import JSONResponse
 from app.web.schemas import Schema, components, ref
 from app.web.security import SAFE_METHODS, needs_token
 from app.web.tasks import MAX_BATCH, MAX_PAGE

@@ -1,9 +1,9 @@
 """REST handlers for the queue's state: read it, pause it, resume it (lifecycle/pause.py)."""
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 
 from app.lifecycle.pause import queue_state
+from app.web.responses import JSONResponse
 
 
 async def get_queue(request: Request) -> JSONResponse:

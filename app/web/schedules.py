@@ -1,7 +1,7 @@
 """The REST handlers of schedules: list, create, get, edit (pause and resume too), delete, run now."""
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from app.core import keys
 from app.core.clock import utcnow
@@ -11,6 +11,7 @@ from app.schedules.rules import FIELDS, first_tick, new_row, schedule_values, wh
 from app.schedules.scheduler import CHANGED, Scheduler
 from app.store.schedules import ScheduleStore
 from app.web.requests import json_body
+from app.web.responses import JSONResponse
 
 
 def _schedules(request: Request) -> ScheduleStore:

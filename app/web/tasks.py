@@ -7,7 +7,6 @@ from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 
 from app.core import keys
 from app.core.errors import OUTAGES, InvalidParameters
@@ -19,6 +18,7 @@ from app.lifecycle.new_task import OPTION_FIELDS
 from app.lifecycle.submit import MAX_GROUP
 from app.store.filters import TaskFilter
 from app.web.requests import int_query, json_body, limit_submits
+from app.web.responses import JSONResponse
 
 MAX_PAGE = 500
 MAX_BATCH = MAX_GROUP  # tasks per batch submit

@@ -1,9 +1,9 @@
 """`GET /api/tasks/{id}/webhooks`: a task's webhook deliveries, each with its status and every attempt."""
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 
 from app.lifecycle.lookup import existing
+from app.web.responses import JSONResponse
 from app.webhooks.hooks import shown_url
 
 

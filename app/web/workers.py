@@ -5,12 +5,12 @@ from typing import Any
 
 from redis.asyncio import Redis
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 
 from app.core import keys
 from app.core.errors import OUTAGES, Unavailable
 from app.core.liveset import members
 from app.core.wire import WorkerDict, WorkerState
+from app.web.responses import JSONResponse
 
 
 def describe(worker_id: str, beat: dict[str, Any], deadline: float, now: float) -> WorkerDict:

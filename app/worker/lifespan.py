@@ -40,6 +40,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     attempts = Attempts(changes)
     types = ctx["types"]
     worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+    settings.data_dir.mkdir(parents=True, exist_ok=True)  # report.data_dir, the tasks' own working folder
     runner = ctx["runner"] = Runner(attempts, types, upload_store(settings), worker_id, settings)
     watchdog = ctx["watchdog"] = Watchdog(
         attempts, types, worker_id, runner.running, interval=settings.watchdog_interval,

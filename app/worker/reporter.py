@@ -49,7 +49,7 @@ class ProgressReporter:
                  logged_before: int) -> None:
         self.task_id = attempt.task_id
         self.data_dir = data_dir
-        self.artifacts = artifacts
+        self.folder = artifacts  # made when the task first asks for it (`artifacts`)
         self.smtp_url = smtp_url
         self._attempt = attempt
         self._moves = moves
@@ -105,6 +105,12 @@ class ProgressReporter:
                 log.warning("task %s: log lines kept for later (%s)", self.task_id, exc)
                 return
             self._pending = []
+
+    @property
+    def artifacts(self) -> Path:
+        """The attempt's folder for files to download: made at the first use, most tasks write none."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        return self.folder
 
     def upload(self, upload_id: str) -> Upload:
         return self._uploads.get(upload_id)

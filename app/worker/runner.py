@@ -76,9 +76,11 @@ class Runner:
 
     async def _reporter(self, attempt: Attempt) -> ProgressReporter:
         settings = self.settings
+        folder = artifacts.directory(settings.data_dir, attempt.task_id)
         return ProgressReporter(
             attempt, self.moves, data_dir=settings.data_dir, uploads=self.uploads,
-            artifacts=artifacts.reset(artifacts.directory(settings.data_dir, attempt.task_id)),
+            # a first attempt has no earlier outputs: no file system work for the many tasks that write none
+            artifacts=artifacts.clear(folder) if attempt.number > 1 else folder,
             smtp_url=str(settings.smtp_url) if settings.smtp_url else None,
             interval=settings.progress_interval, log_cap=settings.log_lines_max,
             # a first attempt has no lines yet (a manual retry keeps counting attempts: see attempts_base)
@@ -125,7 +127,7 @@ class Runner:
             return await self._fail(task, attempt, exc, kind.retry, True)
         except Exception as exc:
             return await self._fail(task, attempt, exc, kind.retry, False)
-        files = artifacts.listing(report.artifacts)
+        files = artifacts.listing(report.folder)
         return await self._end(attempt, SUCCEED, result={**result, "artifacts": files} if files else result)
 
     async def _fail(self, task: TaskDict, attempt: Attempt, exc: BaseException, policy: RetryPolicy, retryable: bool,
