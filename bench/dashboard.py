@@ -39,6 +39,7 @@ from app.lifecycle.changes import Changes
 from app.lifecycle.submit import Submissions
 from app.store.stores import open_stores
 from app.store.uploads import UploadStore
+from app.tasks import load_task_types
 from bench.report import Options, Row, percentile
 from bench.stack import running_stack
 
@@ -173,7 +174,8 @@ async def _drive(redis_url: str, database_url: str, seconds: float, published: P
     try:
         async with open_stores(database_url) as stores:
             changes = Changes(stores, pool)
-            submissions = Submissions(stores.tasks, pool, UploadStore(Path(tempfile.gettempdir()), 0), 10**6)
+            uploads = UploadStore(Path(tempfile.gettempdir()), 0)
+            submissions = Submissions(stores.tasks, pool, load_task_types(), uploads, 10**6)
             start = time.monotonic() + 0.1
             count = round(seconds * RATE)
             await asyncio.gather(*(_slot(changes, submissions, slot, start, count, published)

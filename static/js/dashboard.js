@@ -43,7 +43,10 @@ export class Dashboard {
     if (message.type !== 'task') return;
     const outcome = this.store.applyEvent(message.change, message.task);
     if (!outcome.applied) return;
-    if (message.change === 'created' && message.task.source_task_id === this.detail.id) this.detail.addRerun(message.task);
+    // A closed panel's id is null, like the source of a task that is no re-run.
+    if (message.change === 'created' && this.detail.id && message.task.source_task_id === this.detail.id) {
+      this.detail.addRerun(message.task);
+    }
     const { pending } = this;
     pending.ids.add(message.task.id);
     pending.list ||= outcome.listChanged;

@@ -30,10 +30,17 @@ function append(el, children) {
   }
 }
 
-/** Sets text only when it differs, so unchanged cells cause no mutation (and no repaint). */
+/**
+ * Sets text only when it differs, so unchanged cells cause no mutation (and no repaint); an element
+ * holding one text node keeps it (its data changes): no node removed and inserted, to restyle and
+ * lay out anew.
+ */
 export function setText(el, text) {
   const value = text === null || text === undefined ? '' : String(text);
-  if (el.textContent !== value) el.textContent = value;
+  const only = el.firstChild;
+  if (only !== null && only === el.lastChild && only.nodeType === Node.TEXT_NODE) {
+    if (only.data !== value) only.data = value;
+  } else if (el.textContent !== value) el.textContent = value;
 }
 
 export function setAttr(el, name, value) {
