@@ -14,6 +14,7 @@ from app.core.clock import utcnow
 from app.core.status import FAIL, FINAL, PROGRESS, REQUEUE, RETRY_LATER, START, STOP, SUCCEED, Move, Status
 from app.core.wire import TaskDict, entry, logs_frame
 from app.lifecycle.changes import Changes
+from app.lifecycle.groups import LogBatch
 from app.tasks import RetryPolicy
 
 
@@ -48,8 +49,10 @@ class Attempts:
     async def finish(
         self, task_id: str, dispatch: int | None, move: Move, *, progress: float,
         result: dict[str, Any] | None = None, error: str | None = None, traceback: str | None = None,
+        logs: LogBatch | None = None,
     ) -> TaskDict | None:
-        """End a running attempt (SUCCEED, FAIL or STOP); None if it was not this attempt's."""
+        """End a running attempt (SUCCEED, FAIL or STOP), with its last log lines; None if it was not
+        this attempt's."""
         assert move.target in FINAL and move.sources == {Status.RUNNING}, move
         status = move.target
         values: dict[str, Any] = {"completed_at": utcnow(), "stage": status.value.lower(),
@@ -59,22 +62,24 @@ class Attempts:
         if error is not None:
             values.update(error_message=error, error_traceback=traceback)
         timeline = entry(status, message=error) if error else entry(status)
-        return await self.changes.update(task_id, move, values, timeline, dispatch=dispatch)
+        return await self.changes.update(task_id, move, values, timeline, dispatch=dispatch, logs=logs)
 
     async def fail(self, task: TaskDict, dispatch: int, error: str, *, retryable: bool, policy: RetryPolicy,
-                   progress: float, traceback: str | None = None) -> TaskDict | None:
+                   progress: float, traceback: str | None = None, logs: LogBatch | None = None) -> TaskDict | None:
         """A failed attempt (its traceback kept, when it raised): queued again after a backoff while the
         budget lasts, else FAILED."""
         made, allowed = budget(task, policy)
         if retryable and made < allowed:
             delay = policy.delay(made)
             return await self.retry_later(task["id"], dispatch, f"attempt {made} failed: {error}",
-                                          delay=delay, error=error, traceback=traceback)
+                                          delay=delay, error=error, traceback=traceback, logs=logs)
         final = f"failed after {made} attempts: {error}" if made > 1 else error
-        return await self.finish(task["id"], dispatch, FAIL, progress=progress, error=final, traceback=traceback)
+        return await self.finish(task["id"], dispatch, FAIL, progress=progress, error=final, traceback=traceback,
+                                 logs=logs)
 
     async def retry_later(self, task_id: str, dispatch: int, reason: str, *, delay: float = 0.0,
-                          error: str | None = None, traceback: str | None = None) -> TaskDict | None:
+                          error: str | None = None, traceback: str | None = None,
+                          logs: LogBatch | None = None) -> TaskDict | None:
         """A running attempt that failed (or was handed back by a stopping worker): RETRYING as a new
         dispatch, enqueued to run after `delay` seconds."""
         values: dict[str, Any] = {"dispatch": dispatch + 1, "stage": reason[:200], "worker": None,
@@ -82,7 +87,7 @@ class Attempts:
         if error is not None:
             values.update(error_message=error, error_traceback=traceback)
         task = await self.changes.update(task_id, RETRY_LATER, values, entry(Status.RETRYING, message=reason),
-                                         dispatch=dispatch)
+                                         dispatch=dispatch, logs=logs)
         if task is not None:
             await self.changes.enqueue(task, defer=delay or None)
         return task

@@ -9,8 +9,9 @@ same transaction (webhooks/).
 """
 
 import asyncio
+import dataclasses
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from arq.connections import ArqRedis
@@ -19,8 +20,8 @@ from app.core import keys
 from app.core.clock import utcnow
 from app.core.errors import OUTAGES
 from app.core.status import FINAL, Move
-from app.core.wire import TaskDict, TimelineEntry, encode_event, encode_skip
-from app.lifecycle.groups import Change, GroupWriter
+from app.core.wire import TaskDict, TimelineEntry, encode_event, encode_skip, logs_frame
+from app.lifecycle.groups import Change, GroupWriter, LogBatch, Written
 from app.lifecycle.jobs import Jobs
 from app.lifecycle.publish import publish_all
 from app.metrics.tally import Tally
@@ -52,9 +53,10 @@ class Changes:
         self._groups = GroupWriter(redis, stores.db, self._write, self._write_all)
 
     async def update(self, task_id: str, move: Move, values: Mapping[str, Any], timeline: TimelineEntry | None = None,
-                     dispatch: int | None = None) -> TaskDict | None:
-        """Make `move` if the task is in one of its sources (and at `dispatch`); None if refused."""
-        change = Change(task_id, move, values, timeline, dispatch)
+                     dispatch: int | None = None, logs: LogBatch | None = None) -> TaskDict | None:
+        """Make `move` if the task is in one of its sources (and at `dispatch`); None if refused. `logs`,
+        an attempt's last lines, are written (and published) with it in any case."""
+        change = Change(task_id, move, values, timeline, dispatch, logs)
         task = await self._shielded(self._apply(change))
         if task is not None and change.ends_task and self.hooks.targets(task):
             await self._nudge()
@@ -82,6 +84,7 @@ class Changes:
             task, seq = await self._groups.apply(change)
             if task is not None:
                 return task
+            change = dataclasses.replace(change, logs=None)  # written with the first try
             current = await self.store.get(change.task_id)
             if current is None or current["status"] not in change.move.sources or current["seq"] < seq:
                 return None  # refused by the status machine (or the dispatch guard)
@@ -91,33 +94,46 @@ class Changes:
         log.warning("task %s: change %s lost %d seq races in a row", change.task_id, change.move.name, MAX_SEQ_RACES)
         return None
 
-    async def _write(self, change: Change, seq: int) -> TaskDict | None:
+    async def _write(self, change: Change, seq: int) -> Written:
         """One change at `seq` (called by the group writer): the guarded move, and when it ends the task
-        its webhook deliveries, which commit with it or not at all."""
-        if not change.ends_task:
-            return await self._move(change, seq)
-        return await self.stores.db.atomically(lambda: self._move_and_notify(change, seq))
+        its webhook deliveries, which commit with it or not at all, as do its log lines."""
+        if not change.ends_task and change.logs is None:
+            return Written(await self._move(change, seq))
+        return await self.stores.db.atomically(lambda: self._move_and_more(change, seq))
 
-    async def _write_all(self, group: list[tuple[Change, int]]) -> list[TaskDict | None]:
-        """A group's changes in one transaction, with the webhook deliveries of those that end their task."""
+    async def _write_all(self, group: list[tuple[Change, int]]) -> list[Written]:
+        """A group's changes in one transaction, with the webhook deliveries of those that end their task
+        and the log lines that come with them."""
         steps = [self.store.update_step(change.task_id, seq, change.move, change.values, entry=change.timeline,
                                         dispatch=change.dispatch) for change, seq in group]
+        logged = [(change, self.stores.logs.steps(change.task_id, *change.logs)) for change, _ in group
+                  if change.logs is not None]
+        frames: dict[str, str] = {}
 
-        async def notify(written: list[TaskDict | None]) -> None:
+        async def after(written: list[TaskDict | None], found: list[Sequence[Sequence[Any]]]) -> None:
+            rows = iter(found)
+            for change, inserts in logged:
+                assert change.logs is not None
+                lines = self.stores.logs.stored(change.logs[0], [next(rows) for _ in inserts])
+                frames[change.task_id] = logs_frame(change.task_id, lines)
             await self._add_deliveries([task for (change, _), task in zip(group, written, strict=True)
                                         if task is not None and change.ends_task])
 
-        return await self.store.update_all(steps, notify)
+        written = await self.store.update_all(steps, after, [step for _, inserts in logged for step in inserts])
+        return [Written(task, frames.get(change.task_id)) for (change, _), task in zip(group, written, strict=True)]
 
     async def _move(self, change: Change, seq: int) -> TaskDict | None:
         return await self.store.update(change.task_id, seq, change.move, change.values, entry=change.timeline,
                                        dispatch=change.dispatch)
 
-    async def _move_and_notify(self, change: Change, seq: int) -> TaskDict | None:
+    async def _move_and_more(self, change: Change, seq: int) -> Written:
         task = await self._move(change, seq)
-        if task is not None:
+        if task is not None and change.ends_task:
             await self._add_deliveries([task])
-        return task
+        if change.logs is None:
+            return Written(task)
+        lines = await self.stores.logs.append(change.task_id, *change.logs)
+        return Written(task, logs_frame(change.task_id, lines))
 
     async def _update_many(self, task_ids: list[str], move: Move, values: Mapping[str, Any],
                            timeline: TimelineEntry) -> list[TaskDict]:

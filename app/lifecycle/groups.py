@@ -8,6 +8,7 @@ its own outcome: a group whose transaction fails is written change by change.
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, NamedTuple
 
 from arq.connections import ArqRedis
@@ -20,7 +21,7 @@ from app.lifecycle.publish import publish_all
 from app.metrics.tally import Tally
 from app.store.db import Db
 
-Outcome = TaskDict | None | Exception  # the task as written, None if its guard refused it, or the error
+LogBatch = tuple[int, list[tuple[datetime, str]]]  # an attempt's log lines (its number, (time, line) each)
 
 
 @dataclass(frozen=True)
@@ -33,15 +34,21 @@ class Change:
     values: Mapping[str, Any]
     timeline: TimelineEntry | None = None
     dispatch: int | None = None
+    logs: LogBatch | None = None  # lines the attempt logged last, written (and published) with the change
 
     @property
     def ends_task(self) -> bool:
         return self.move.target in FINAL
 
 
-Write = Callable[[Change, int], Awaitable[TaskDict | None]]  # one change at its seq; None if refused
-# a group's changes at their seqs, in one transaction
-WriteAll = Callable[[list[tuple[Change, int]]], Awaitable[list[TaskDict | None]]]
+class Written(NamedTuple):
+    task: TaskDict | None  # as written; None if its guard refused it
+    logs: str | None = None  # the logs frame of the lines written with it
+
+
+Outcome = Written | Exception
+Write = Callable[[Change, int], Awaitable[Written]]  # one change at its seq
+WriteAll = Callable[[list[tuple[Change, int]]], Awaitable[list[Written]]]  # a group's, in one transaction
 
 
 class Waiting(NamedTuple):
@@ -83,21 +90,23 @@ class GroupWriter:
         seqs = range(last - len(group) + 1, last + 1)
         outcomes = await self._outcomes(group, seqs)
         tally = Tally()
-        payloads = []
+        payloads, logs = [], []
         for waiting, seq, outcome in zip(group, seqs, outcomes, strict=True):
-            if outcome is None or isinstance(outcome, Exception):
+            if isinstance(outcome, Exception) or outcome.task is None:
                 payloads.append(encode_skip(seq))
             else:
-                payloads.append(encode_event(outcome, waiting.change.move.change))
-                tally.observe(outcome, waiting.change.move)
-        await publish_all(self.redis, payloads, tally)
+                payloads.append(encode_event(outcome.task, waiting.change.move.change))
+                tally.observe(outcome.task, waiting.change.move)
+            if not isinstance(outcome, Exception) and outcome.logs is not None:
+                logs.append(f"{waiting.change.task_id}|{outcome.logs}")
+        await publish_all(self.redis, payloads, tally, logs)
         for waiting, seq, outcome in zip(group, seqs, outcomes, strict=True):
             if waiting.done.done():
                 continue
             if isinstance(outcome, Exception):
                 waiting.done.set_exception(outcome)
             else:
-                waiting.done.set_result((outcome, seq))
+                waiting.done.set_result((outcome.task, seq))
 
     async def _outcomes(self, group: list[Waiting], seqs: range) -> list[Outcome]:
         if not self.db.one_writer_at_a_time:

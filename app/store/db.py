@@ -23,22 +23,20 @@ Query = sa.ClauseElement | str
 
 
 class DriverStatement(NamedTuple):
-    """A compiled statement as the driver takes it: its text, the names its arguments take in order,
-    their bind processors (JSON, timestamps, booleans) and the values compiled into it."""
+    """A compiled statement as the driver takes it: its text, the names its arguments take in order with
+    their bind processors (JSON, timestamps, booleans; None: the value as it is), and the values compiled
+    into it."""
 
     sql: str
-    names: list[str]
-    processors: dict[str, Callable[[Any], Any]]
+    names: list[tuple[str, Callable[[Any], Any] | None]]
     params: dict[str, Any]
 
     def args(self, rows: Iterable[Mapping[str, Any]]) -> list[list[Any]]:
         """Each row's arguments in order; a name a row lacks takes the value compiled into the statement."""
-        return [[self._processed(name, row[name] if name in row else self.params[name]) for name in self.names]
+        params = self.params
+        return [[(row[name] if name in row else params[name]) if process is None
+                 else process(row[name] if name in row else params[name]) for name, process in self.names]
                 for row in rows]
-
-    def _processed(self, name: str, value: Any) -> Any:
-        processor = self.processors.get(name)
-        return value if processor is None else processor(value)
 
 
 Decode = Callable[[Any], Any] | None  # a column's result processor (JSON, timestamps, booleans), if it has one
@@ -88,12 +86,13 @@ class Db:
         """A statement (of these columns only, for an INSERT) in the driver's own placeholders, for its
         executemany: SQLAlchemy compiling each row costs more than the database's own work."""
         compiled = statement.compile(dialect=self._database.sql_dialect, column_keys=list(columns) if columns else None)
-        processors = dict(compiled._bind_processors)  # type: ignore[attr-defined]
+        processors = compiled._bind_processors  # type: ignore[attr-defined]
         if self.dialect == "postgresql":  # pyformat, turned into asyncpg's $n as `databases` does
             names = list(compiled.params)
             sql = compiled.string % {name: f"${i}" for i, name in enumerate(names, start=1)}
-            return DriverStatement(sql, names, processors, compiled.params)
-        return DriverStatement(compiled.string, list(compiled.positiontup or ()), processors, compiled.params)
+        else:
+            sql, names = compiled.string, list(compiled.positiontup or ())
+        return DriverStatement(sql, [(name, processors.get(name)) for name in names], compiled.params)
 
     def column_definition(self, column: sa.Column[Any]) -> str:
         """A column's DDL as `ALTER TABLE … ADD COLUMN` takes it, in this database's dialect."""

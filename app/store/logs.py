@@ -2,7 +2,9 @@
 line number, removed with their task."""
 
 import functools
+from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from databases.interfaces import Record
@@ -27,16 +29,24 @@ class LogStore:
     async def append(self, task_id: str, attempt: int, lines: list[tuple[datetime, str]]) -> list[LogLine]:
         """The lines, numbered in order, in one statement per BATCH lines (run on the driver: a task's
         lines are written by its worker, on the hot path)."""
-        stored: list[LogLine] = []
+        steps = self.steps(task_id, attempt, lines)
+        return self.stored(attempt, [await self.db.rows(statement, values) for statement, values in steps])
+
+    def steps(self, task_id: str, attempt: int,
+              lines: list[tuple[datetime, str]]) -> list[tuple[DriverStatement, dict[str, Any]]]:
+        """`append`'s statements and their values, to run with others (`Db.rows_then`); `stored` reads them."""
+        steps = []
         for start in range(0, len(lines), BATCH):
             batch = lines[start:start + BATCH]
-            values = {"task_id": task_id, "attempt": attempt}
+            values: dict[str, Any] = {"task_id": task_id, "attempt": attempt}
             for i, (at, line) in enumerate(batch):
                 values.update({f"at_{i}": at, f"line_{i}": line})
-            rows = await self.db.rows(self._insert(len(batch)), values)
-            stored += [{"n": int(n), "at": self._read_at(at).astimezone(UTC).isoformat(), "attempt": attempt,
-                        "line": line} for n, at, line in sorted(rows)]
-        return stored
+            steps.append((self._insert(len(batch)), values))
+        return steps
+
+    def stored(self, attempt: int, found: list[Sequence[Sequence[Any]]]) -> list[LogLine]:
+        return [{"n": int(n), "at": self._read_at(at).astimezone(UTC).isoformat(), "attempt": attempt, "line": line}
+                for rows in found for n, at, line in sorted(rows)]
 
     @functools.lru_cache(maxsize=BATCH)  # noqa: B019 -- one store per process
     def _insert(self, count: int) -> DriverStatement:

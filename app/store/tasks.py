@@ -162,16 +162,20 @@ class TaskStore:
                      row_entry=self._entry_value(entry))
         return self._update_statement(shape), bound
 
-    async def update_all(self, steps: list[tuple[DriverStatement, dict[str, Any]]],
-                         then: Callable[[list[TaskDict | None]], Awaitable[None]]) -> list[TaskDict | None]:
-        """Several `update_step`s in one transaction, `then(the tasks as written)` in it too (None: refused)."""
+    async def update_all(
+        self, steps: list[tuple[DriverStatement, dict[str, Any]]],
+        then: Callable[[list[TaskDict | None], list[Sequence[Sequence[Any]]]], Awaitable[None]],
+        others: list[tuple[DriverStatement, dict[str, Any]]] = [],  # noqa: B006 -- never changed
+    ) -> list[TaskDict | None]:
+        """Several `update_step`s in one transaction, other statements after them, and `then(the tasks as
+        written (None: refused), the others' rows)` in it too."""
         written: list[TaskDict | None] = []
 
         async def read(found: list[Sequence[Sequence[Any]]]) -> None:
-            written.extend(self._read(rows[0]) if rows else None for rows in found)
-            await then(written)
+            written.extend(self._read(rows[0]) if rows else None for rows in found[:len(steps)])
+            await then(written, found[len(steps):])
 
-        await self.db.rows_then(steps, read)
+        await self.db.rows_then([*steps, *others], read)
         return written
 
     @functools.lru_cache(maxsize=64)  # noqa: B019 -- one store per process, a few dozen shapes

@@ -12,6 +12,7 @@ from app.core import keys
 from app.core.clock import utcnow
 from app.core.errors import OUTAGES
 from app.lifecycle.attempts import Attempts
+from app.lifecycle.groups import LogBatch
 from app.store.uploads import Upload, UploadStore
 from app.tasks import TaskCancelled
 
@@ -95,6 +96,13 @@ class ProgressReporter:
             self._pending.append((utcnow(), f"[log truncated: this task keeps at most {self._log_cap} lines]"))
         if time.monotonic() - self._last_log_flush >= self._interval:
             await self.flush_logs()
+
+    def take_logs(self) -> LogBatch | None:
+        """The lines not written yet, to be written with the attempt's end (one trip instead of two)."""
+        if not self._pending:
+            return None
+        taken, self._pending = self._pending, []
+        return self._attempt.number, taken
 
     async def flush_logs(self) -> None:
         self._last_log_flush = time.monotonic()

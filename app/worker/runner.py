@@ -109,7 +109,7 @@ class Runner:
         except Superseded:
             return None  # the task moved on without this attempt: nothing of ours to record
         except TaskCancelled:
-            return await self._end(attempt, STOP)
+            return await self._end(attempt, STOP, report)
         except asyncio.CancelledError:
             if not attempt.cancelled and not await self.redis.exists(keys.cancel_key(attempt.task_id)):
                 await self.moves.retry_later(attempt.task_id, attempt.dispatch, "worker stopped; queued again")
@@ -117,34 +117,38 @@ class Runner:
             current = asyncio.current_task()
             assert current is not None
             current.uncancel()  # the cancel was the user's, fully handled here
-            return await self._end(attempt, STOP)
+            return await self._end(attempt, STOP, report)
         except TimeoutError as exc:
             if deadline.expired():
-                return await self._fail(task, attempt, exc, kind.retry, kind.retry.on_timeout,
+                return await self._fail(task, attempt, exc, kind.retry, kind.retry.on_timeout, report,
                                         error=f"timed out after {limit:g} s")
-            return await self._fail(task, attempt, exc, kind.retry, True)
+            return await self._fail(task, attempt, exc, kind.retry, True, report)
         except (TransientError, ConnectionError) as exc:
-            return await self._fail(task, attempt, exc, kind.retry, True)
+            return await self._fail(task, attempt, exc, kind.retry, True, report)
         except Exception as exc:
-            return await self._fail(task, attempt, exc, kind.retry, False)
+            return await self._fail(task, attempt, exc, kind.retry, False, report)
         files = artifacts.listing(report.folder)
-        return await self._end(attempt, SUCCEED, result={**result, "artifacts": files} if files else result)
+        return await self._end(attempt, SUCCEED, report, result={**result, "artifacts": files} if files else result)
 
     async def _fail(self, task: TaskDict, attempt: Attempt, exc: BaseException, policy: RetryPolicy, retryable: bool,
-                    *, error: str | None = None) -> TaskDict | None:
-        """A failed attempt, its error and traceback recorded (and logged with it)."""
+                    report: ProgressReporter | None = None, *, error: str | None = None) -> TaskDict | None:
+        """A failed attempt, its error and traceback recorded (and logged with it), with its last log lines."""
         error, text = error or describe(exc), traceback_text(exc)
         if isinstance(exc, ChildFailed):  # where it failed is in the child's traceback, not in ours
             log.warning("task %s failed: %s\n%s", attempt.task_id, error, text.rstrip())
         else:
             log.warning("task %s failed: %s", attempt.task_id, error, exc_info=exc)
+        logs = report.take_logs() if report else None  # once: a write tried again carries the same lines
         return await _recorded(attempt, lambda: self.moves.fail(
             {**task, "attempts": attempt.number}, attempt.dispatch, error, retryable=retryable, policy=policy,
-            progress=attempt.progress, traceback=text))
+            progress=attempt.progress, traceback=text, logs=logs))
 
-    async def _end(self, attempt: Attempt, move: Move, *, result: dict[str, Any] | None = None) -> TaskDict | None:
+    async def _end(self, attempt: Attempt, move: Move, report: ProgressReporter, *,
+                   result: dict[str, Any] | None = None) -> TaskDict | None:
+        """The attempt's end recorded, with its last log lines."""
+        logs = report.take_logs()  # once: a write tried again carries the same lines
         return await _recorded(attempt, lambda: self.moves.finish(
-            attempt.task_id, attempt.dispatch, move, progress=attempt.progress, result=result))
+            attempt.task_id, attempt.dispatch, move, progress=attempt.progress, result=result, logs=logs))
 
 
 async def _recorded(attempt: Attempt, write: Callable[[], Awaitable[TaskDict | None]]) -> TaskDict | None:
