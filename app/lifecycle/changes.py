@@ -50,7 +50,7 @@ class Changes:
         self.hooks = hooks  # the global webhook; a task's own callback_url is on its row
         self.jobs = Jobs(redis)
         self._inflight: set[asyncio.Future[Any]] = set()
-        self._groups = GroupWriter(redis, stores.db, self._write, self._write_all)
+        self._groups = GroupWriter(redis, self._write, self._write_all)
 
     async def update(self, task_id: str, move: Move, values: Mapping[str, Any], timeline: TimelineEntry | None = None,
                      dispatch: int | None = None, logs: LogBatch | None = None) -> TaskDict | None:
@@ -97,7 +97,7 @@ class Changes:
     async def _write(self, change: Change, seq: int) -> Written:
         """One change at `seq` (called by the group writer): the guarded move, and when it ends the task
         its webhook deliveries, which commit with it or not at all, as do its log lines."""
-        if not change.ends_task and change.logs is None:
+        if not change.writes_more:
             return Written(await self._move(change, seq))
         return await self.stores.db.atomically(lambda: self._move_and_more(change, seq))
 
@@ -119,7 +119,8 @@ class Changes:
             await self._add_deliveries([task for (change, _), task in zip(group, written, strict=True)
                                         if task is not None and change.ends_task])
 
-        written = await self.store.update_all(steps, after, [step for _, inserts in logged for step in inserts])
+        written = await self.store.update_all(steps, [change.move for change, _ in group], after,
+                                              [step for _, inserts in logged for step in inserts])
         return [Written(task, frames.get(change.task_id)) for (change, _), task in zip(group, written, strict=True)]
 
     async def _move(self, change: Change, seq: int) -> TaskDict | None:

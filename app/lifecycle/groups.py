@@ -1,8 +1,9 @@
 """Group commit of changes: the changes that arrive while one group is being written form the next
 group, which takes its seqs with one INCRBY, is written in one transaction and published in one
 pipeline. A lone change goes at once; under load (a worker running ten jobs, a burst of cancels) a
-group costs three round trips and one commit instead of three and one per change. Each change keeps
-its own outcome: a group whose transaction fails is written change by change.
+group costs three round trips and one commit instead of three and one per change (on PostgreSQL the
+group's transaction first locks the count rows its moves touch, in one order: store/tasks.py). Each
+change keeps its own outcome: a group whose transaction fails is written change by change.
 """
 
 import asyncio
@@ -19,7 +20,6 @@ from app.core.status import FINAL, Move
 from app.core.wire import TaskDict, TimelineEntry, encode_event, encode_skip
 from app.lifecycle.publish import publish_all
 from app.metrics.tally import Tally
-from app.store.db import Db
 
 LogBatch = tuple[int, list[tuple[datetime, str]]]  # an attempt's log lines (its number, (time, line) each)
 
@@ -40,6 +40,11 @@ class Change:
     def ends_task(self) -> bool:
         return self.move.target in FINAL
 
+    @property
+    def writes_more(self) -> bool:
+        """Whether it writes more than its own row (webhook deliveries, log lines)."""
+        return self.ends_task or self.logs is not None
+
 
 class Written(NamedTuple):
     task: TaskDict | None  # as written; None if its guard refused it
@@ -57,9 +62,8 @@ class Waiting(NamedTuple):
 
 
 class GroupWriter:
-    def __init__(self, redis: ArqRedis, db: Db, write: Write, write_all: WriteAll) -> None:
+    def __init__(self, redis: ArqRedis, write: Write, write_all: WriteAll) -> None:
         self.redis = redis
-        self.db = db
         self.write = write
         self.write_all = write_all
         self._waiting: list[Waiting] = []
@@ -109,15 +113,16 @@ class GroupWriter:
                 waiting.done.set_result((outcome.task, seq))
 
     async def _outcomes(self, group: list[Waiting], seqs: range) -> list[Outcome]:
-        if not self.db.one_writer_at_a_time:
-            # PostgreSQL: each change commits alone. A status move locks two rows of task_counts
-            # (store/tables.py); a transaction of several moves would take them out of order, and two
-            # workers' groups would deadlock.
-            return await self._each(group, seqs)
+        if len(group) == 1 and not group[0].change.writes_more:  # one statement: no transaction to open
+            try:
+                return [await self.write(group[0].change, seqs[0])]
+            except Exception as exc:
+                return [exc]
         try:
             return list(await self.write_all([(waiting.change, seq) for waiting, seq in zip(group, seqs, strict=True)]))
         except Exception as exc:
-            # one change's error must not become the others': then each is written on its own
+            # one change's error must not become the others' (nor a deadlock PostgreSQL ended by failing
+            # this group's transaction): then each is written on its own
             return [exc] if len(group) == 1 else await self._each(group, seqs)
 
     async def _each(self, group: list[Waiting], seqs: range) -> list[Outcome]:

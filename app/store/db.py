@@ -46,8 +46,6 @@ class Db:
     def __init__(self, database: TaskDatabase) -> None:
         self._database = database
         self.dialect = database.url.dialect
-        # SQLite lets one writer in at a time: there, several changes in one transaction cannot deadlock
-        self.one_writer_at_a_time = self.dialect == "sqlite"
         # Set inside `atomically`'s transaction: work that calls `atomically` again joins it.
         self._in_transaction = contextvars.ContextVar(f"in_transaction_{id(self)}", default=False)
 

@@ -57,6 +57,11 @@ class RowValue:
         return tasks.c[self.column] + self.add if self.add else tasks.c[self.column]
 
 
+# PostgreSQL: the task_counts rows of these statuses, locked in one order (`update_all`)
+COUNT_LOCKS = DriverStatement(
+    "SELECT task_type, status FROM task_counts WHERE status = ANY($1::varchar[]) ORDER BY task_type, status FOR UPDATE",
+    [("statuses", None)], {})
+
 # The shape of one change, which its compiled statement depends on: the move, the columns it writes
 # (a RowValue's expression is part of the statement), whether it appends to the timeline and is
 # guarded by a dispatch.
@@ -163,20 +168,32 @@ class TaskStore:
         return self._update_statement(shape), bound
 
     async def update_all(
-        self, steps: list[tuple[DriverStatement, dict[str, Any]]],
+        self, steps: list[tuple[DriverStatement, dict[str, Any]]], moves: list[Move],
         then: Callable[[list[TaskDict | None], list[Sequence[Sequence[Any]]]], Awaitable[None]],
         others: list[tuple[DriverStatement, dict[str, Any]]] = [],  # noqa: B006 -- never changed
     ) -> list[TaskDict | None]:
-        """Several `update_step`s in one transaction, other statements after them, and `then(the tasks as
-        written (None: refused), the others' rows)` in it too."""
+        """Several `update_step`s (making these moves) in one transaction, other statements after them, and
+        `then(the tasks as written (None: refused), the others' rows)` in it too.
+
+        On PostgreSQL each move's count trigger locks its two rows of task_counts (store/tables.py), in
+        the order of the moves: two such transactions could wait on each other. The rows of every status
+        the moves touch are locked first, in one order for every transaction."""
+        first = [] if self.db.dialect == "sqlite" else [self._count_locks(moves)]
         written: list[TaskDict | None] = []
 
         async def read(found: list[Sequence[Sequence[Any]]]) -> None:
-            written.extend(self._read(rows[0]) if rows else None for rows in found[:len(steps)])
-            await then(written, found[len(steps):])
+            updated = found[len(first):len(first) + len(steps)]
+            written.extend(self._read(rows[0]) if rows else None for rows in updated)
+            await then(written, found[len(first) + len(steps):])
 
-        await self.db.rows_then([*steps, *others], read)
+        await self.db.rows_then([*first, *steps, *others], read)
         return written
+
+    @staticmethod
+    def _count_locks(moves: list[Move]) -> tuple[DriverStatement, dict[str, Any]]:
+        statuses = sorted({status.value for move in moves for status in
+                           (*move.sources, *([move.target] if move.target else []))})
+        return COUNT_LOCKS, {"statuses": statuses}
 
     @functools.lru_cache(maxsize=64)  # noqa: B019 -- one store per process, a few dozen shapes
     def _update_statement(self, shape: Shape) -> DriverStatement:
