@@ -46,6 +46,8 @@ def _statuses(rnd: random.Random, n: int) -> Iterator[str]:
 
 PARAMETERS = json.dumps({"rows": 1000, "processing_time": 2, "seed": 42})
 RESULT = json.dumps({"rows": 1000, "columns": 6, "elapsed": 2.01})
+TRACEBACK = ('Traceback (most recent call last):\n  File "app/tasks/builtin.py", line 88, in data_processing\n'
+             '    frame = parse(rows)\nValueError: bad row 17\n')
 
 
 def _timeline(status: str, created: datetime, started: datetime | None, ended: datetime | None) -> str:
@@ -73,11 +75,13 @@ def rows(n: int) -> Iterator[dict[str, object]]:
             "parameters": PARAMETERS, "progress": 100.0 if status == "SUCCESS" else 0.0,
             "stage": "done" if done else None, "result_data": RESULT if status == "SUCCESS" else None,
             "error_message": "ValueError: bad row 17" if status == "FAILED" else None,
+            "error_traceback": TRACEBACK if status == "FAILED" else None,
             "created_at": created, "started_at": started, "completed_at": ended, "updated_at": ended or created,
             "attempts": 1 if started else 0, "dispatch": 1, "seq": i + 1, "cancel_requested": False,
             "worker": "w1" if started else None, "timeline": _timeline(status, created, started, ended),
             "max_attempts": None, "attempts_base": None, "timeout": None, "next_run_at": None,
-            "idempotency_key": None, "request_hash": None,
+            "idempotency_key": None, "request_hash": None, "priority": "default", "run_at": None,
+            "schedule_id": None, "source_task_id": None, "callback_url": None,
         }
 
 

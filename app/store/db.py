@@ -122,22 +122,14 @@ class Db:
                 return found
 
             return await self.atomically(each)
+        found: list[Sequence[Sequence[Any]]] = []
 
-        async def run() -> list[Sequence[Sequence[Any]]]:
-            self._in_transaction.set(True)
-            async with self._database.connection() as connection:
-                ran = await sqlite.begin_with(connection.raw_connection, "BEGIN IMMEDIATE",
-                                              [(statement.sql, statement.args([values])[0]) for statement, values in steps])
-                found = [step.rows for step in ran]
-                try:
-                    await then(found)
-                except BaseException:
-                    await self._plain(connection, "ROLLBACK")
-                    raise
-                await self._plain(connection, "COMMIT")
-                return found
+        async def begin(connection: Connection) -> None:
+            args = [(statement.sql, statement.args([values])[0]) for statement, values in steps]
+            found.extend(step.rows for step in await sqlite.begin_with(connection.raw_connection, "BEGIN IMMEDIATE", args))
 
-        return await asyncio.shield(asyncio.ensure_future(run()))
+        await self._transaction(begin, lambda: then(found))
+        return found
 
     async def executemany(self, statement: DriverStatement, rows: Iterable[Mapping[str, Any]]) -> None:
         """The statement once per row, by the driver (in the transaction of `atomically`, when inside one)."""
@@ -169,11 +161,14 @@ class Db:
         if self._in_transaction.get():
             return await work()
         begin = "BEGIN IMMEDIATE" if self.dialect == "sqlite" else "BEGIN"
+        return await self._transaction(lambda connection: self._plain(connection, begin), work)
 
+    async def _transaction(self, begin: Callable[[Connection], Awaitable[None]], work: Callable[[], Awaitable[T]]) -> T:
+        """`begin(connection)` (a transaction begun, and maybe its first statements), `work()`, COMMIT; shielded."""
         async def run() -> T:
             self._in_transaction.set(True)  # in this task's own context only
             async with self._database.connection() as connection:
-                await self._plain(connection, begin)
+                await begin(connection)
                 try:
                     result = await work()
                 except BaseException:

@@ -74,6 +74,8 @@ tasks = sa.Table(
     sa.Index("ix_tasks_status_created", "status", "created_at", "id"),
     sa.Index("ix_tasks_type_created", "task_type", "created_at", "id"),
     sa.Index("ix_tasks_type_status_created", "task_type", "status", "created_at", "id"),
+    # an id prefix's tasks with their status and type: counted, and tested for those, in the index alone
+    sa.Index("ix_tasks_id_type_status", "id", "task_type", "status"),
     sa.Index("ix_tasks_seq", "seq"),
     sa.Index("ix_tasks_schedule_created", "schedule_id", "created_at", "id"),
     sa.Index("ix_tasks_source", "source_task_id"),
