@@ -129,7 +129,8 @@ def logs_frame(task_id: str, lines: list[LogLine]) -> str:
 def dumps(value: object) -> str:
     """JSON, compact, as UTF-8 text: the one path every frame, event, stored JSON column and API answer
     takes. orjson, several times faster than `json` on tasks; `json` for what orjson refuses (integers
-    beyond 64 bits, lone surrogates, keys that are not strings), which it writes as before."""
+    beyond 64 bits, lone surrogates, keys that are not strings), which it writes as before. A NaN or an
+    infinity becomes null (what reaches here has been checked: parameters and results refuse them)."""
     try:
         return orjson.dumps(value).decode()
     except TypeError:  # orjson.JSONEncodeError

@@ -16,7 +16,6 @@ from pydantic.errors import PydanticSchemaGenerationError, PydanticUserError
 
 from app.core.errors import InvalidParameters
 from app.core.validation import invalid, resolve
-from app.core.wire import dumps
 from app.tasks.runtime import Reporter, SyncReporter
 from app.tasks.types import MULTILINE, UPLOAD_KIND
 
@@ -101,7 +100,9 @@ def validate(model: type[BaseModel], raw: object) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise InvalidParameters("parameters", "must be a JSON object")
     try:
-        validated = model.model_validate_json(dumps(raw))  # validated as the JSON it came as (JSON mode)
+        # `json`, not the orjson path: a NaN or an infinity (Python's JSON reader takes them) must reach
+        # pydantic as such to be refused naming its field, where orjson would write null
+        validated = model.model_validate_json(json.dumps(raw))
     except ValidationError as exc:
         raise invalid(exc, model.model_json_schema()) from None
     # as the schema names them (a field's alias) and without computed fields: what the function's
