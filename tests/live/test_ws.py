@@ -7,16 +7,20 @@ import logging
 import os
 import socket
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 import httpx
 import pytest
+from redis.asyncio import Redis
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
+from app.core import keys
+from app.core.wire import encode_event
 from app.settings import Settings
 from app.worker.resilient import ResilientWorker
-from tests.support.servers import WS_PROTOCOL, make_settings, serve
+from tests.support.servers import WS_PROTOCOL, make_settings, serve, served
 from tests.support.waits import receive, receive_until, submit, wait_for_status, wait_until
 
 
@@ -238,3 +242,54 @@ async def test_a_client_gone_while_its_sender_waits_on_the_socket_ends_quietly(
     gc.collect()  # a task whose exception nobody retrieved says so when it is collected
     errors = [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR]
     assert errors == []
+
+
+async def publish(redis_url: str, changes: list[tuple[str, str, int]]) -> list[int]:
+    """Changes (task id, change, size of a padding field) published in one pipeline, as a burst, with seqs
+    from the product's counter; returns the seqs."""
+    redis = Redis.from_url(redis_url)
+    try:
+        first = await redis.incrby(keys.SEQ, len(changes)) - len(changes) + 1
+        pipe = redis.pipeline(transaction=False)
+        for seq, (task_id, change, padding) in enumerate(changes, first):
+            task = {"id": task_id, "status": "RUNNING", "seq": seq, "stage": "x" * padding}
+            pipe.publish(keys.EVENTS, encode_event(task, change))  # type: ignore[arg-type]
+        await pipe.execute()
+    finally:
+        await redis.aclose()
+    return list(range(first, first + len(changes)))
+
+
+async def test_a_burst_reaches_many_clients_in_seq_order_with_every_status_change(web: str, redis_url: str) -> None:
+    async with AsyncExitStack() as stack:
+        clients = [await stack.enter_async_context(connect(f"ws://{web}/ws")) for _ in range(30)]
+        for ws in clients:
+            await receive(ws)
+        changes = [(f"t{n % 10}", "status" if n % 5 == 0 or n >= 190 else "progress", 0) for n in range(200)]
+        seqs = await publish(redis_url, changes)
+        last = {task_id: seq for seq, (task_id, _, _) in zip(seqs, changes)}
+        status_seqs = {seq for seq, (_, change, _) in zip(seqs, changes) if change == "status"}
+        for ws in clients:
+            frames = await receive_until(ws, lambda f: f["seq"] == seqs[-1])
+            got = [f["seq"] for f in frames]
+            assert got == sorted(got) and len(set(got)) == len(got)
+            assert status_seqs <= set(got)  # progress may coalesce, status changes never
+            assert {f["task"]["id"]: f["seq"] for f in frames} == last
+
+
+async def test_a_client_that_does_not_read_holds_up_no_other(redis_url: str, db_url: str, tmp_path: Path) -> None:
+    """While one client's socket is full, the others get every change as it comes; the stalled one, once
+    it reads, gets all of them too (within its queue's bound, nothing is lost)."""
+    async with served(make_settings(redis_url, db_url, tmp_path)) as address, AsyncExitStack() as stack:
+        stalled = await stack.enter_async_context(
+            connect(f"ws://{address}/ws", sock=small_buffer_socket(address), max_size=None, max_queue=1))
+        readers = [await stack.enter_async_context(connect(f"ws://{address}/ws", max_size=None)) for _ in range(3)]
+        for ws in [stalled, *readers]:
+            await receive(ws)
+        sent = []
+        for n in range(40):  # ~400 KB each, 16 MB in all: far more than the stalled client's socket holds
+            sent += await publish(redis_url, [(f"t{n}", "status", 400_000)])
+            for ws in readers:
+                assert (await receive(ws))["seq"] == sent[-1]
+        got = [(await receive(stalled))["seq"] for _ in sent]
+    assert got == sent

@@ -2,10 +2,12 @@
 changes kept."""
 
 import asyncio
+from collections.abc import Callable
 
 from app.core.wire import Event
 
 Item = Event | str  # a task event, or a ready frame of our own (logs, pong, reset)
+TOO_SLOW = (1013, "client too slow; resume with ?since=<last seq>")
 
 
 class Closed(Exception):
@@ -20,7 +22,13 @@ class ClientQueue:
     task), and is appended at the end so the client still sees seqs in the order they were released.
     Status changes are never dropped: when more than `maxsize` wait, the client is too slow and is
     closed (1013); it resumes with `since` and loses nothing.
+
+    Whoever sends says when something is waiting: `on_ready` (the flusher of `web/live/flush.py`),
+    called when an empty queue gets an item or the queue closes, else `take()` waits for it.
     """
+
+    # Ten thousand idle clients each hold one: slots, and no asyncio.Event (its waiter deque alone is ~0.8 KB).
+    __slots__ = ("maxsize", "_items", "_closed", "_frames", "_waiter", "on_ready", "watching")
 
     def __init__(self, maxsize: int) -> None:
         self.maxsize = maxsize
@@ -28,9 +36,10 @@ class ClientQueue:
         # -n for our own n-th frame: plain values, no tuple to build and hash per client per event;
         # ("beat", worker id) for a worker's pending heartbeat (one per worker per interval, not per event).
         self._items: dict[str | int | tuple[str, str], Item] = {}
-        self._ready = asyncio.Event()
         self._closed: Closed | None = None
         self._frames = 0
+        self._waiter: asyncio.Future[None] | None = None
+        self.on_ready: Callable[[], None] | None = None
         self.watching: str | None = None  # the task whose log lines this client follows
 
     def put(self, event: Event) -> None:
@@ -39,16 +48,19 @@ class ClientQueue:
         items = self._items
         if items:
             items.pop(event.task_id, None)
+            items[event.task_id if event.coalescable else event.seq] = event
+            if len(items) > self.maxsize:
+                self.close(*TOO_SLOW)
+            return
         items[event.task_id if event.coalescable else event.seq] = event
-        if len(items) > self.maxsize:
-            self.close(1013, "client too slow; resume with ?since=<last seq>")
-        self._ready.set()
+        self._ready()  # only on the first item: whoever sends takes everything waiting at once
 
     def put_frame(self, frame: str, supersedes: str | None = None) -> None:
         """Our own frame; with `supersedes` (a worker's id, the queue-state channel) it replaces its pending frame,
         at the end, as progress does: each heartbeat carries the worker's whole state."""
         if self._closed:
             return
+        was_empty = not self._items
         if supersedes is None:
             self._frames += 1
             self._items[-self._frames] = frame
@@ -57,27 +69,39 @@ class ClientQueue:
             self._items.pop(key, None)
             self._items[key] = frame
         if len(self._items) > self.maxsize:
-            self.close(1013, "client too slow; resume with ?since=<last seq>")
-        self._ready.set()
+            self.close(*TOO_SLOW)
+        elif was_empty:
+            self._ready()
 
     def close(self, code: int, reason: str) -> None:
         self._closed = Closed(code, reason)
         self._items.clear()
-        self._ready.set()
+        self._ready()
 
     def __len__(self) -> int:
         return len(self._items)
 
-    async def take(self) -> list[Item]:
-        """Everything waiting, oldest first (at least one item): a sender that fell behind catches
-        up in one write; raises Closed once the queue was closed."""
-        while not self._items:
-            if self._closed:
-                raise self._closed
-            self._ready.clear()
-            await self._ready.wait()
+    def take_now(self) -> list[Item]:
+        """Everything waiting, oldest first (possibly nothing); raises Closed once the queue was closed."""
         if self._closed:
             raise self._closed
         items = list(self._items.values())
         self._items.clear()
         return items
+
+    async def take(self) -> list[Item]:
+        """Everything waiting, oldest first (at least one item): a sender that fell behind catches
+        up in one write; raises Closed once the queue was closed."""
+        while not self._items and not self._closed:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self.take_now()
+
+    def _ready(self) -> None:
+        if self.on_ready is not None:
+            self.on_ready()
+        elif self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)

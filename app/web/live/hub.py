@@ -18,6 +18,7 @@ from app.core.pubsub import follow
 from app.core.wire import Event, decode_event, event_of
 from app.store.tasks import TaskStore
 from app.web.live.client_queue import ClientQueue
+from app.web.live.flush import Flusher
 from app.web.live.ordering import SeqOrder
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,7 @@ class EventHub:
         self.connected = False
         self.clients: set[ClientQueue] = set()
         self.beat_clients: set[ClientQueue] = set()  # clients that asked for workers' heartbeats
+        self.flusher = Flusher()  # writes the queues of clients served by web/live/frames.py
         self._waiters: dict[str, set[asyncio.Future[None]]] = {}
         self._subscribed = asyncio.Event()
         self._listener: asyncio.Task[None] | None = None

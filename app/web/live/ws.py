@@ -10,7 +10,7 @@ import json
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from app.core.wire import Event, dumps, hello_frame, logs_frame, task_frame, websocket_frame
+from app.core.wire import Event, dumps, hello_frame, logs_frame, task_frame
 from app.settings import Settings
 from app.store.logs import LogStore
 from app.store.tasks import TaskStore
@@ -50,18 +50,11 @@ async def _replay(websocket: WebSocket, store: TaskStore, after: int, upto: int,
 
 
 async def _send_live(websocket: WebSocket, queue: ClientQueue, covered: dict[str, int]) -> None:
-    """Whatever queued up since the last write goes out together: through the frames extension of
-    `web/live/frames.py` as one write of ready-made frames, else one ASGI message each."""
-    send_frames = websocket.scope["extensions"].get(frames.EXTENSION, {}).get("send")
+    """Without the frames writer: whatever queued up since the last send goes out as one ASGI message each."""
     while True:
-        items = [item for item in await queue.take()
-                 if not isinstance(item, Event) or item.seq > covered.get(item.task_id, -1)]
-        if send_frames is not None:
-            await send_frames(b"".join(item.wire if isinstance(item, Event) else websocket_frame(item)
-                                       for item in items))
-            continue
-        for item in items:
-            await websocket.send_text(item.frame if isinstance(item, Event) else item)
+        for item in await queue.take():
+            if not isinstance(item, Event) or item.seq > covered.get(item.task_id, -1):
+                await websocket.send_text(item.frame if isinstance(item, Event) else item)
 
 
 async def _receive(websocket: WebSocket, queue: ClientQueue, hub: EventHub, logs: LogStore) -> None:
@@ -129,20 +122,37 @@ async def endpoint(websocket: WebSocket) -> None:
         floor = hub.replay_floor(since) if since is not None else head
         if floor < head:
             covered = await _replay(websocket, state.stores.tasks, floor, head, state.settings.ws_replay_limit)
-        sender = asyncio.create_task(_send_live(websocket, queue, covered))
-        receiver = asyncio.create_task(_receive(websocket, queue, hub, state.stores.logs))
-        try:
-            await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            sender.cancel()
-            receiver.cancel()
-            # Neither outlives the handler (even a cancelled one), and both outcomes are read: a lost
-            # connection often ends the two at once (it wakes the sender waiting for the socket and the
-            # receiver together), and an exception nobody reads is logged as "never retrieved".
-            outcomes = await asyncio.gather(sender, receiver, return_exceptions=True)
-        errors = [outcome for outcome in outcomes if isinstance(outcome, Exception)]  # not the cancelled one
-        if bug := next((error for error in errors if not isinstance(error, (Closed, *GONE))), None):
-            raise bug
-        closed = next((error for error in errors if isinstance(error, Closed)), None)
-        if closed is not None and not any(isinstance(error, GONE) for error in errors):
-            await websocket.close(closed.code, closed.reason)
+        writer = frames.writer(websocket)
+        if writer is None:
+            await _send_and_receive(websocket, queue, covered, hub, state.stores.logs)
+            return
+        # The hub's flusher writes this client's queue from the loop's callback: no sender task (memory
+        # per idle client), and the receiver runs in the handler's own task; it ends with the disconnect,
+        # whether the client left or the flusher closed it (too slow, server restarting).
+        with hub.flusher.writing(queue, writer, covered):
+            try:
+                await _receive(websocket, queue, hub, state.stores.logs)
+            except GONE:
+                pass
+
+
+async def _send_and_receive(websocket: WebSocket, queue: ClientQueue, covered: dict[str, int], hub: EventHub,
+                            logs: LogStore) -> None:
+    """Served by another WebSocket protocol: a sender task beside the receiver, until either ends."""
+    sender = asyncio.create_task(_send_live(websocket, queue, covered))
+    receiver = asyncio.create_task(_receive(websocket, queue, hub, logs))
+    try:
+        await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        sender.cancel()
+        receiver.cancel()
+        # Neither outlives the handler (even a cancelled one), and both outcomes are read: a lost
+        # connection often ends the two at once (it wakes the sender waiting for the socket and the
+        # receiver together), and an exception nobody reads is logged as "never retrieved".
+        outcomes = await asyncio.gather(sender, receiver, return_exceptions=True)
+    errors = [outcome for outcome in outcomes if isinstance(outcome, Exception)]  # not the cancelled one
+    if bug := next((error for error in errors if not isinstance(error, (Closed, *GONE))), None):
+        raise bug
+    closed = next((error for error in errors if isinstance(error, Closed)), None)
+    if closed is not None and not any(isinstance(error, GONE) for error in errors):
+        await websocket.close(closed.code, closed.reason)
