@@ -125,11 +125,17 @@ async def test_a_text_search_follows_what_a_task_writes_its_error(
     error = page.locator(f"{row(task)} .stage")
     assert await error.text_content() == "ValueError: kaboom"  # the error's first line, in the row
     first = (await client.get(f"/api/tasks/{task}")).json()["seq"]
+    # the queue paused while it waits: its retry fails again only once the page has had the time to show
+    # it gone (without the pause, a loaded machine could deliver the retry and the new failure in one paint)
+    assert (await client.post("/api/queue/pause")).status_code == 200
     assert (await client.post(f"/api/tasks/{task}/retry")).status_code == 200
+    await page.wait_for_function("id => window.departed.includes(id)", arg=task)  # it left: its error was cleared
+    assert await page.locator(row(task)).count() == 0
+    assert (await client.post("/api/queue/resume")).status_code == 200
     again = await wait_for_status(client, task, {"FAILED"})
     assert again["seq"] > first and again["attempts"] == 2
-    await page.wait_for_selector(row(task, "FAILED"))
-    assert await departed(page) == [task]  # it left while its error was cleared, and came back with the new one
+    await page.wait_for_selector(row(task, "FAILED"))  # and came back with the new one
+    assert await departed(page) == [task]
     assert fetches.urls == []
 
 
