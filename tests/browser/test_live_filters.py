@@ -97,11 +97,17 @@ async def test_failed_tasks_retried_leave_the_failed_view_and_come_back_when_the
         await wait_for_status(client, task, {"FAILED"})
     fetches_before = await open_and_count(page, web, "?status=FAILED", 3)
     await record_departures(page)
+    # the queue paused while they wait, so each is seen gone before it fails again (a fast worker could
+    # otherwise bring the retry and the new failure to the page in one paint: the row would never leave)
+    assert (await client.post("/api/queue/pause")).status_code == 200
     await page.click("#bulk-open")
     await page.click('#bulk-bar [data-bulk="retry"]')
     await page.click("#bulk-dialog [data-confirm]")
     await page.locator("#bulk-bar .bulk-outcome").filter(has_text="3 retried").wait_for()
-    for task in failed:  # each leaves when it goes back to PENDING, and comes back when it fails again
+    # each leaves when it goes back to PENDING…
+    await page.wait_for_function("ids => ids.every(id => window.departed.includes(id))", arg=failed)
+    assert (await client.post("/api/queue/resume")).status_code == 200
+    for task in failed:  # …and comes back when it fails again
         await wait_for_status(client, task, {"FAILED"}, timeout=20)
         await page.wait_for_selector(row(task, "FAILED"))
     assert set(await departed(page)) == set(failed)
