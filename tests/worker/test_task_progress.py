@@ -64,8 +64,16 @@ async def test_an_uploaded_csv_moves_steadily_with_its_pace(megabytes: float, tm
 
 
 @pytest.mark.asyncio
+def wide_csv(rows: int, columns: int = 40) -> bytes:
+    """Rows of many fields: a chunk of the most rows a chunk takes is parsed over several ticks
+    (pacing.TICK) even on a fast machine; the generated file's 36-byte rows were read in two."""
+    header = ",".join(f"c{n}" for n in range(columns))
+    return (header + "\n" + "".join(",".join(str((i + n) % 97) for n in range(columns)) + "\n"
+                                     for i in range(rows))).encode()
+
+
 async def test_a_large_chunk_reports_while_it_is_read(tmp_path: Path) -> None:
-    upload = write_upload(tmp_path / "uploads", "big.csv", generated_csv(CSV_MB), "text/csv")
+    upload = write_upload(tmp_path / "uploads", "big.csv", wide_csv(100_000), "text/csv")
     _, report = await run("data_processing", tmp_path, files=(upload,), upload=[upload.id], processing_time=0,
                           chunk_size=100_000)
     first_chunk = [pct for pct, stage in report.calls if stage == "reading chunk 1"]
