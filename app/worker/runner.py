@@ -64,7 +64,6 @@ class Runner:
         attempt = Attempt(task_id, dispatch, current, task["attempts"])
         self.attempts[task_id] = attempt
         try:
-            attempt.cancelled = bool(await self.redis.exists(keys.cancel_key(task_id)))
             ended = await self._execute(task, attempt)
         finally:
             del self.attempts[task_id]
@@ -102,6 +101,8 @@ class Runner:
                        report: ProgressReporter) -> TaskDict | None:
         limit = task["timeout"] or kind.timeout
         try:
+            # inside the try: a stop arriving here, after the claim, hands the attempt back like one during the run
+            attempt.cancelled = attempt.cancelled or bool(await self.redis.exists(keys.cancel_key(attempt.task_id)))
             if attempt.cancelled:
                 raise TaskCancelled()
             async with asyncio.timeout(limit) as deadline:
