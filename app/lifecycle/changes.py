@@ -99,7 +99,8 @@ class Changes:
         its webhook deliveries, which commit with it or not at all, as do its log lines."""
         if not change.writes_more:
             return Written(await self._move(change, seq))
-        return await self.stores.db.atomically(lambda: self._move_and_more(change, seq))
+        [written] = await self._write_all([(change, seq)])
+        return written
 
     async def _write_all(self, group: list[tuple[Change, int]]) -> list[Written]:
         """A group's changes in one transaction, with the webhook deliveries of those that end their task
@@ -126,15 +127,6 @@ class Changes:
     async def _move(self, change: Change, seq: int) -> TaskDict | None:
         return await self.store.update(change.task_id, seq, change.move, change.values, entry=change.timeline,
                                        dispatch=change.dispatch)
-
-    async def _move_and_more(self, change: Change, seq: int) -> Written:
-        task = await self._move(change, seq)
-        if task is not None and change.ends_task:
-            await self._add_deliveries([task])
-        if change.logs is None:
-            return Written(task)
-        lines = await self.stores.logs.append(change.task_id, *change.logs)
-        return Written(task, logs_frame(change.task_id, lines))
 
     async def _update_many(self, task_ids: list[str], move: Move, values: Mapping[str, Any],
                            timeline: TimelineEntry) -> list[TaskDict]:

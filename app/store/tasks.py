@@ -210,7 +210,7 @@ class TaskStore:
         values.update(seq=sa.bindparam("row_seq", type_=tasks.c.seq.type),
                       updated_at=sa.bindparam("row_updated_at", type_=tasks.c.updated_at.type))
         if appends:
-            values["timeline"] = self._append_bound()
+            values["timeline"] = self._append()
         return self.db.compiled(stmt.values(**values).returning(*SHOWN))
 
 
@@ -224,14 +224,15 @@ class TaskStore:
         stmt = tasks.update().where(tasks.c.id == sa.bindparam("row_id"), _guard(move),
                                     tasks.c.seq < sa.bindparam("row_seq")).values(
             **_move_values(move, values), seq=sa.bindparam("row_seq"), updated_at=utcnow(),
-            timeline=self._append(entry))
+            timeline=self._append())
         update = self.db.compiled(stmt)
         seqs = {task_id: first_seq + i for i, task_id in enumerate(task_ids)}
 
         async def work() -> list[TaskDict]:
             found = await self.db.fetch_all(sa.select(tasks.c.id, tasks.c.task_type).where(tasks.c.id.in_(task_ids)))
             kinds = {r["id"]: r["task_type"] for r in found}
-            rows = [{**update.params, "row_id": task_id, "row_seq": seqs[task_id]}
+            timeline = self._entry_value(entry)
+            rows = [{"row_id": task_id, "row_seq": seqs[task_id], "row_entry": timeline}
                     for task_id in sorted(kinds, key=lambda task_id: (kinds[task_id], task_id))]
             if rows:
                 await self.db.executemany(update, rows)
@@ -241,13 +242,8 @@ class TaskStore:
 
         return await self.db.atomically(work)
 
-    def _append(self, entry: TimelineEntry) -> sa.ColumnElement[Any]:
-        if self.db.dialect == "postgresql":
-            return tasks.c.timeline.op("||")(sa.literal([entry], JSONB))
-        return sa.func.json_insert(tasks.c.timeline, "$[#]", sa.func.json(dumps(entry)))
-
-    def _append_bound(self) -> sa.ColumnElement[Any]:
-        """`_append` with the entry as the bound `row_entry` (its value: `_entry_value`)."""
+    def _append(self) -> sa.ColumnElement[Any]:
+        """The timeline with one more entry: the bound `row_entry` (its value: `_entry_value`)."""
         if self.db.dialect == "postgresql":
             return tasks.c.timeline.op("||")(sa.bindparam("row_entry", type_=JSONB))
         return sa.func.json_insert(tasks.c.timeline, "$[#]", sa.func.json(sa.bindparam("row_entry", type_=sa.Text)))
