@@ -4,7 +4,7 @@ import asyncio
 import logging
 import traceback
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from app.core import keys
 from app.core.errors import OUTAGES
@@ -20,6 +20,8 @@ from app.tasks.executors import ChildFailed
 from app.worker.reporter import Attempt, ProgressReporter, Superseded
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 MAX_TRACEBACK = 20_000  # characters of a failed attempt's traceback kept with the task
 
@@ -102,7 +104,9 @@ class Runner:
         limit = task["timeout"] or kind.timeout
         try:
             # inside the try: a stop arriving here, after the claim, hands the attempt back like one during the run
-            attempt.cancelled = attempt.cancelled or bool(await self.redis.exists(keys.cancel_key(attempt.task_id)))
+            # (a Redis outage meanwhile is waited out: it is not the task's failure)
+            attempt.cancelled = attempt.cancelled or bool(await _through_outages(
+                attempt, "cancel flag not read yet", lambda: self.redis.exists(keys.cancel_key(attempt.task_id))))
             if attempt.cancelled:
                 raise TaskCancelled()
             async with asyncio.timeout(limit) as deadline:
@@ -140,7 +144,7 @@ class Runner:
         else:
             log.warning("task %s failed: %s", attempt.task_id, error, exc_info=exc)
         logs = report.take_logs() if report else None  # once: a write tried again carries the same lines
-        return await _recorded(attempt, lambda: self.moves.fail(
+        return await _through_outages(attempt, "outcome not recorded yet", lambda: self.moves.fail(
             {**task, "attempts": attempt.number}, attempt.dispatch, error, retryable=retryable, policy=policy,
             progress=attempt.progress, traceback=text, logs=logs))
 
@@ -148,19 +152,19 @@ class Runner:
                    result: dict[str, Any] | None = None) -> TaskDict | None:
         """The attempt's end recorded, with its last log lines."""
         logs = report.take_logs()  # once: a write tried again carries the same lines
-        return await _recorded(attempt, lambda: self.moves.finish(
+        return await _through_outages(attempt, "outcome not recorded yet", lambda: self.moves.finish(
             attempt.task_id, attempt.dispatch, move, progress=attempt.progress, result=result, logs=logs))
 
 
-async def _recorded(attempt: Attempt, write: Callable[[], Awaitable[TaskDict | None]]) -> TaskDict | None:
-    """An attempt's outcome is recorded even across a Redis or database outage: the write is tried
-    again with backoff until it goes through (the attempt stays this worker's meanwhile)."""
+async def _through_outages(attempt: Attempt, pending: str, call: Callable[[], Awaitable[T]]) -> T:
+    """What an attempt must read or record (its cancel flag, its outcome) goes through a Redis or
+    database outage: tried again with backoff until it does (the attempt stays this worker's meanwhile)."""
     delay = 0.2
     while True:
         try:
-            return await write()
+            return await call()
         except OUTAGES as exc:
-            log.warning("task %s: outcome not recorded yet (%s); again in %.1f s", attempt.task_id, exc, delay)
+            log.warning("task %s: %s (%s); again in %.1f s", attempt.task_id, pending, exc, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
 
