@@ -1,14 +1,16 @@
 """arq's worker, made to survive and to idle: it waits for a wake-up (jobs due, a slot freed) instead of
-polling Redis, keeps polling through a Redis outage, names each job's task on its log lines, keeps a
-deferred job's priority, takes no job while its queue is paused, takes a repeated stop signal once,
-and closes without aborting a job halfway."""
+polling Redis, claims the jobs of a look in one round trip, keeps polling through a Redis outage, names
+each job's task on its log lines, keeps a deferred job's priority, takes no job while its queue is
+paused, takes a repeated stop signal once, and closes without aborting a job halfway."""
 
 import asyncio
 import logging
 import signal
 from typing import Any
 
+from arq.utils import timestamp_ms
 from arq.worker import Worker
+from redis.commands.core import AsyncScript
 
 from app.core import keys
 from app.core.errors import OUTAGES
@@ -20,6 +22,27 @@ from app.lifecycle.jobs import DELAYED
 
 log = logging.getLogger(__name__)
 
+# KEYS: the queue, then each candidate job's in-progress key; ARGV: now (ms), the in-progress key's expiry
+# (ms), the most jobs to claim, then the candidates' ids. arq's own claim, for many jobs at once: a job
+# is this worker's if no worker holds it and it is still queued and due; arq makes four round trips
+# per job for it (WATCH, EXISTS, ZSCORE, MULTI/EXEC), a script is atomic in one.
+CLAIM = """
+local claimed = {}
+local now, most = tonumber(ARGV[1]), tonumber(ARGV[3]) * 2
+for i = 2, #KEYS do
+  if #claimed >= most then break end
+  if redis.call('EXISTS', KEYS[i]) == 0 then
+    local score = redis.call('ZSCORE', KEYS[1], ARGV[i + 2])
+    if score and tonumber(score) ~= 0 and tonumber(score) <= now then
+      redis.call('PSETEX', KEYS[i], ARGV[2], '1')
+      claimed[#claimed + 1] = ARGV[i + 2]
+      claimed[#claimed + 1] = score
+    end
+  end
+end
+return claimed
+"""
+
 
 class ResilientWorker(Worker):
     """arq's worker exits on the first Redis error of its poll loop (and under honcho takes the web
@@ -30,12 +53,28 @@ class ResilientWorker(Worker):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._taken: dict[str, tuple[Priority, int]] = {}  # each running job's priority and due time (ms)
+        self._claim: AsyncScript | None = None
 
     async def start_jobs(self, job_ids: list[bytes]) -> None:
         gate = self.ctx.get("gate")
         if gate is not None and gate.paused:  # its queue is paused: the jobs wait (running ones go on)
             return
-        await super().start_jobs(job_ids)
+        free = self.max_jobs - self.job_counter
+        if not job_ids or free <= 0:
+            return
+        if self._claim is None:
+            self._claim = self.pool.register_script(CLAIM)
+        ids = [job_id.decode() for job_id in job_ids]
+        claimed = await self._claim(
+            keys=[self.queue_name, *(keys.ARQ_IN_PROGRESS_PREFIX + job_id for job_id in ids)],
+            args=[timestamp_ms(), int(self.in_progress_timeout_s * 1000), free, *ids])
+        for raw_id, score in zip(claimed[::2], claimed[1::2]):
+            await self.sem.acquire()  # a free slot: never waits
+            self.job_counter += 1
+            job_id = raw_id.decode()
+            task = self.loop.create_task(self.run_job(job_id, int(float(score))))
+            task.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
+            self.tasks[job_id] = task
 
     async def _poll_iteration(self) -> None:
         # arq polls the queue every `poll_delay` (0 here: its loop goes round at once); after a look the
