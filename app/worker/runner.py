@@ -3,8 +3,9 @@
 import asyncio
 import logging
 import traceback
+from collections import Counter
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from app.core import keys
 from app.core.errors import OUTAGES
@@ -21,8 +22,6 @@ from app.worker.reporter import Attempt, ProgressReporter, Superseded
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
-
 MAX_TRACEBACK = 20_000  # characters of a failed attempt's traceback kept with the task
 
 
@@ -36,17 +35,23 @@ class Runner:
         self.worker_id = worker_id
         self.settings = settings
         self.attempts: dict[str, Attempt] = {}
+        # Tasks whose claim is being written (claims in flight of each), and those of them a cancel came
+        # for meanwhile: it can come only once the claim is stored, maybe before the attempt is here.
+        self.claiming: Counter[str] = Counter()
+        self.cancelled_early: set[str] = set()
         self.completed = 0  # attempts this worker ended with SUCCESS…
         self.failed = 0  # …and with FAILED or a retry to come (shown in the workers view)
 
     def running(self) -> list[str]:
-        return list(self.attempts)
+        return [*self.attempts, *self.claiming]
 
     def counts(self) -> dict[str, int]:
         return {"completed": self.completed, "failed": self.failed}
 
     def cancel(self, task_id: str) -> None:
         """A cancel request for a task this worker may be running: flag it and interrupt its await."""
+        if task_id in self.claiming:
+            self.cancelled_early.add(task_id)
         attempt = self.attempts.get(task_id)
         if attempt is not None and not attempt.cancelled:
             attempt.cancelled = True
@@ -57,13 +62,24 @@ class Runner:
             return await self._run(task_id, dispatch)
 
     async def _run(self, task_id: str, dispatch: int) -> dict[str, Any]:
-        task = await self.moves.start(task_id, dispatch, self.worker_id)
+        self.claiming[task_id] += 1
+        try:
+            task = await self.moves.start(task_id, dispatch, self.worker_id)
+        finally:
+            self.claiming[task_id] -= 1
+            cancelled = task_id in self.cancelled_early
+            if not self.claiming[task_id]:
+                del self.claiming[task_id]
+                self.cancelled_early.discard(task_id)
         if task is None:
             return {"task_id": task_id, "dispatch": dispatch, "outcome": "stale"}
         set_attempt(task["attempts"])
         current = asyncio.current_task()
         assert current is not None
         attempt = Attempt(task_id, dispatch, current, task["attempts"])
+        # A cancel asked for during an earlier attempt stays asked (the flag and the column go together,
+        # until a manual retry clears both); one asked for since the claim was stored was heard above.
+        attempt.cancelled = cancelled or task["cancel_requested"]
         self.attempts[task_id] = attempt
         try:
             ended = await self._execute(task, attempt)
@@ -103,10 +119,6 @@ class Runner:
                        report: ProgressReporter) -> TaskDict | None:
         limit = task["timeout"] or kind.timeout
         try:
-            # inside the try: a stop arriving here, after the claim, hands the attempt back like one during the run
-            # (a Redis outage meanwhile is waited out: it is not the task's failure)
-            attempt.cancelled = attempt.cancelled or bool(await _through_outages(
-                attempt, "cancel flag not read yet", lambda: self.redis.exists(keys.cancel_key(attempt.task_id))))
             if attempt.cancelled:
                 raise TaskCancelled()
             async with asyncio.timeout(limit) as deadline:
@@ -144,7 +156,7 @@ class Runner:
         else:
             log.warning("task %s failed: %s", attempt.task_id, error, exc_info=exc)
         logs = report.take_logs() if report else None  # once: a write tried again carries the same lines
-        return await _through_outages(attempt, "outcome not recorded yet", lambda: self.moves.fail(
+        return await _recorded(attempt, lambda: self.moves.fail(
             {**task, "attempts": attempt.number}, attempt.dispatch, error, retryable=retryable, policy=policy,
             progress=attempt.progress, traceback=text, logs=logs))
 
@@ -152,19 +164,19 @@ class Runner:
                    result: dict[str, Any] | None = None) -> TaskDict | None:
         """The attempt's end recorded, with its last log lines."""
         logs = report.take_logs()  # once: a write tried again carries the same lines
-        return await _through_outages(attempt, "outcome not recorded yet", lambda: self.moves.finish(
+        return await _recorded(attempt, lambda: self.moves.finish(
             attempt.task_id, attempt.dispatch, move, progress=attempt.progress, result=result, logs=logs))
 
 
-async def _through_outages(attempt: Attempt, pending: str, call: Callable[[], Awaitable[T]]) -> T:
-    """What an attempt must read or record (its cancel flag, its outcome) goes through a Redis or
-    database outage: tried again with backoff until it does (the attempt stays this worker's meanwhile)."""
+async def _recorded(attempt: Attempt, write: Callable[[], Awaitable[TaskDict | None]]) -> TaskDict | None:
+    """An attempt's outcome is recorded even across a Redis or database outage: the write is tried
+    again with backoff until it goes through (the attempt stays this worker's meanwhile)."""
     delay = 0.2
     while True:
         try:
-            return await call()
+            return await write()
         except OUTAGES as exc:
-            log.warning("task %s: %s (%s); again in %.1f s", attempt.task_id, pending, exc, delay)
+            log.warning("task %s: outcome not recorded yet (%s); again in %.1f s", attempt.task_id, exc, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
 

@@ -47,6 +47,28 @@ async def test_cancel_running_stops_it_within_two_seconds_and_it_stays_cancelled
     assert later["timeline"][-1]["status"] == "CANCELLED"
 
 
+async def test_cancel_heard_while_the_claim_is_stored_stops_the_attempt_before_its_work(
+    client: httpx.AsyncClient, worker: ResilientWorker
+) -> None:
+    """The cancel can only come once the claim is stored (the task is RUNNING), which may be before the
+    worker holds the attempt: the signal heard in between is kept for it (worker/runner.py)."""
+    runner = worker.ctx["runner"]
+    storing = runner.moves.start
+    requests: list[asyncio.Task[httpx.Response]] = []
+
+    async def cancelled_once_stored(task_id: str, dispatch: int, worker_id: str) -> object:
+        task = await storing(task_id, dispatch, worker_id)
+        requests.append(asyncio.create_task(client.delete(f"/api/tasks/{task_id}")))
+        await wait_until(lambda: task_id in runner.cancelled_early, "the worker hearing the cancel")
+        return task
+
+    runner.moves.start = cancelled_once_stored
+    task = await submit(client, "batch_processing", **SLOW_BATCH)
+    ended = await wait_for_status(client, task["id"], {"CANCELLED", "SUCCESS", "FAILED"}, timeout=5)
+    assert ended["status"] == "CANCELLED" and ended["attempts"] == 1 and ended["progress"] == 0
+    assert (await requests[0]).json()["status"] == "CANCELLED"
+
+
 async def test_cancel_of_a_final_task_is_409(client: httpx.AsyncClient, worker: ResilientWorker) -> None:
     task = await submit(client, "text_processing")
     await wait_for_status(client, task["id"], {"SUCCESS"})
