@@ -5,19 +5,25 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import orjson
 from arq.connections import ArqRedis
 from redis.asyncio import ConnectionPool
+
+from app.core.wire import loads
 
 REDIS_SOCKET_TIMEOUT = 5.0
 
 
 def serialize_job(value: dict[str, Any]) -> bytes:
     # arq stores failures as exception objects; `str` keeps them readable instead of failing.
-    return json.dumps(value, default=str).encode()
+    try:
+        return orjson.dumps(value, default=str)
+    except TypeError:  # orjson.JSONEncodeError: an integer beyond 64 bits, which `json` writes
+        return json.dumps(value, default=str).encode()
 
 
 def deserialize_job(data: bytes) -> dict[str, Any]:
-    return json.loads(data)  # type: ignore[no-any-return]
+    return loads(data)  # type: ignore[no-any-return]
 
 
 def redis_client(url: str, queue_name: str) -> ArqRedis:

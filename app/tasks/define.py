@@ -13,6 +13,7 @@ from typing import Any, Literal, overload
 from pydantic import BaseModel
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
+from app.core.wire import dumps
 from app.store.tables import TYPE_NAME_MAX
 from app.tasks import schema
 from app.tasks.executors import in_process, in_thread
@@ -44,7 +45,7 @@ class TaskType:
 
     def arguments(self, params: dict[str, Any]) -> dict[str, Any]:
         """The function's keyword arguments from stored parameters (typed again: a `datetime` is one)."""
-        model = self.parameters.model_validate_json(json.dumps(params))
+        model = self.parameters.model_validate_json(dumps(params))
         if self.takes_model:  # the one parameter after the reporter takes the model itself
             return {list(inspect.signature(self.function).parameters)[1]: model}
         return {name: getattr(model, name) for name in self.parameters.model_fields}
