@@ -22,6 +22,7 @@ from app.worker.reporter import Attempt, ProgressReporter, Superseded
 
 log = logging.getLogger(__name__)
 
+HANDED_BACK = "worker stopped; queued again"
 MAX_TRACEBACK = 20_000  # characters of a failed attempt's traceback kept with the task
 
 
@@ -63,8 +64,15 @@ class Runner:
 
     async def _run(self, task_id: str, dispatch: int) -> dict[str, Any]:
         self.claiming[task_id] += 1
+        claim = asyncio.ensure_future(self.moves.start(task_id, dispatch, self.worker_id))
         try:
-            task = await self.moves.start(task_id, dispatch, self.worker_id)
+            task = await asyncio.shield(claim)
+        except asyncio.CancelledError:
+            # a stop while the claim is written (it goes on: Changes shields it): once stored, the attempt
+            # is handed back, as one stopped during its run
+            if await claim is not None:
+                await self.moves.retry_later(task_id, dispatch, HANDED_BACK)
+            raise
         finally:
             self.claiming[task_id] -= 1
             cancelled = task_id in self.cancelled_early
@@ -129,7 +137,7 @@ class Runner:
             return await self._end(attempt, STOP, report)
         except asyncio.CancelledError:
             if not attempt.cancelled and not await self.redis.exists(keys.cancel_key(attempt.task_id)):
-                await self.moves.retry_later(attempt.task_id, attempt.dispatch, "worker stopped; queued again")
+                await self.moves.retry_later(attempt.task_id, attempt.dispatch, HANDED_BACK)
                 raise
             current = asyncio.current_task()
             assert current is not None
