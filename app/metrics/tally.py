@@ -14,8 +14,6 @@ from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime
 
-from redis.asyncio.client import Pipeline
-
 from app.core import keys
 from app.core.status import CANCEL, FAIL, MANUAL_RETRY, RETRY_LATER, START, STOP, SUCCEED, Move
 from app.core.wire import TaskDict
@@ -32,14 +30,6 @@ COUNTED = {START: "started", SUCCEED: "succeeded", FAIL: "failed", STOP: "cancel
 RUN_ENDS = frozenset({SUCCEED, FAIL, STOP, RETRY_LATER})  # the moves that end a run: its time is observed
 COUNTERS = ("submitted", "started", "succeeded", "failed", "cancelled", "retried")
 
-# ARGV: (hash, field, value) triplets; each field set to its value where that is greater (or new).
-# Redis has no HSET-if-greater; a script keeps the compare and the set one step, whoever else writes.
-HMAX = """
-for i = 1, #ARGV, 3 do
-  local old = tonumber(redis.call('HGET', ARGV[i], ARGV[i + 1]))
-  if not old or tonumber(ARGV[i + 2]) > old then redis.call('HSET', ARGV[i], ARGV[i + 1], ARGV[i + 2]) end
-end
-"""
 
 
 def bucket(seconds: float) -> int:
@@ -103,15 +93,21 @@ class Tally:
         assert not self.sums and all(key == keys.METRICS for key, _ in self.counts), "counts of tq:metrics only"
         return [(key, field, n) for (key, field), n in self.counts.items()]
 
-    def write(self, pipe: Pipeline) -> None:
+    def figures(self) -> list[str | int | float]:
+        """The figures as (op, hash, field, value) quadruples for the publishing script
+        (lifecycle/publish.py): `i` adds a count, `f` a sum, `m` keeps the greater value (Redis has no
+        HSET-if-greater: the script compares and sets in one step, whoever else writes), `e` sets a
+        minute's expiry (its field unused)."""
+        found: list[str | int | float] = []
         for (key, field), n in self.counts.items():
-            pipe.hincrby(key, field, n)
+            found += ["i", key, field, n]
         for (key, field), amount in self.sums.items():
-            pipe.hincrbyfloat(key, field, amount)
-        if self.maxima:
-            pipe.eval(HMAX, 0, *[v for (key, field), most in self.maxima.items() for v in (key, field, repr(most))])
+            found += ["f", key, field, amount]
+        for (key, field), most in self.maxima.items():
+            found += ["m", key, field, repr(most)]
         for key in {key for key, _ in self.counts if key != keys.METRICS}:
-            pipe.expire(key, MINUTE_TTL)
+            found += ["e", key, "", MINUTE_TTL]
+        return found
 
 
 def submitted(tasks: Iterable[TaskDict]) -> Tally:
