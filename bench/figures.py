@@ -3,8 +3,9 @@ against the same path without them, interleaved round by round on one redis-serv
 
 - the script that queues jobs (lifecycle/jobs.py WRITE) with the queue depth noted (metrics/depth.py),
   for a lone submit and a group of 100, against the same script without the note;
-- the pipeline that publishes a group of changes (lifecycle/publish.py) with the longest run and wait
-  of each minute (metrics/tally.py HMAX), for an attempt's start and end, against it without them.
+- the script that publishes a group of changes (lifecycle/publish.py) with the longest run and wait
+  of each minute (the `m` figures of metrics/tally.py), for an attempt's start and end, against it
+  without them.
 
 Prints the CPU per call of each, the client's (this process) and Redis' (INFO cpu), and the ratio of
 their sums: CPU, not wall time, since a shared machine's neighbours stretch the latter. Ratios, not
@@ -27,12 +28,13 @@ from app.core import keys
 from app.core.connections import redis_client
 from app.core.status import START, SUCCEED
 from app.lifecycle.jobs import WRITE, Jobs
+from app.lifecycle.publish import publish_all
 from app.metrics.tally import Tally
 from launcher.redis_server import RedisServer, free_port
 
 ROUNDS = 16
 CALLS = 200  # per round and variant
-NOTE_CALL = "if due_now > 0 then note_depth(KEYS[1], now, ARGV[5], ARGV[6], ARGV[7]) end"
+NOTE_CALL = "  note_depth(KEYS[1], now, ARGV[5], ARGV[6], ARGV[7])\n"
 
 
 def tasks(n: int) -> list[dict[str, object]]:
@@ -41,7 +43,7 @@ def tasks(n: int) -> list[dict[str, object]]:
 
 
 def changes() -> tuple[Tally, Tally]:
-    """An attempt's start and end as the publish pipeline records them: with and without the maxima."""
+    """An attempt's start and end as the publish script records them: with and without the maxima."""
     end = datetime.now(timezone.utc)
     started = end - timedelta(seconds=0.3)
     task = {"task_type": "text_processing", "status": "SUCCESS", "attempts": 1,
@@ -110,11 +112,7 @@ async def measure(redis_url: str) -> None:
     with_maxima, without = changes()
 
     async def publish(tally: Tally) -> None:
-        async with redis.pipeline(transaction=False) as pipe:
-            pipe.publish(keys.EVENTS, "x" * 400)
-            pipe.publish(keys.EVENTS, "x" * 400)
-            tally.write(pipe)
-            await pipe.execute()
+        await publish_all(redis, ["x" * 400] * 2, tally)  # type: ignore[arg-type]
 
     await compare(redis, "publish a start and an end (tally)", lambda: publish(with_maxima), lambda: publish(without), reset)
     await redis.aclose()

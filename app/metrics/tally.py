@@ -31,7 +31,6 @@ RUN_ENDS = frozenset({SUCCEED, FAIL, STOP, RETRY_LATER})  # the moves that end a
 COUNTERS = ("submitted", "started", "succeeded", "failed", "cancelled", "retried")
 
 
-
 def bucket(seconds: float) -> int:
     """The index of the bucket an observation falls in (`le` semantics: a value on a bound is in it)."""
     return bisect_left(BUCKETS, seconds)

@@ -1,7 +1,8 @@
 """arq's worker, made to survive and to idle: it waits for a wake-up (jobs due, a slot freed) instead of
-polling Redis, claims the jobs of a look and finishes a job each in one script, keeps polling through a Redis outage, names
-each job's task on its log lines, keeps a deferred job's priority, takes no job while its queue is
-paused, takes a repeated stop signal once, and closes without aborting a job halfway."""
+polling Redis, claims the jobs of a look in one script and finishes a job in another, keeps polling
+through a Redis outage, names each job's task on its log lines, keeps a deferred job's priority,
+takes no job while its queue is paused, takes a repeated stop signal once, and closes without
+aborting a job halfway."""
 
 import asyncio
 import logging
