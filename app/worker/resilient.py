@@ -71,22 +71,30 @@ class ResilientWorker(Worker):
         gate = self.ctx.get("gate")
         if gate is not None and gate.paused:  # its queue is paused: the jobs wait (running ones go on)
             return
-        free = self.max_jobs - self.job_counter
-        if not job_ids or free <= 0:
-            return
         if self._claim is None:
             self._claim = self.pool.register_script(CLAIM)
-        ids = [job_id.decode() for job_id in job_ids]
-        claimed = await self._claim(
-            keys=[self.queue_name, *(keys.ARQ_IN_PROGRESS_PREFIX + job_id for job_id in ids)],
-            args=[timestamp_ms(), int(self.in_progress_timeout_s * 1000), free, *ids])
-        for raw_id, score in zip(claimed[::2], claimed[1::2]):
-            await self.sem.acquire()  # a free slot: never waits
-            self.job_counter += 1
-            job_id = raw_id.decode()
-            task = self.loop.create_task(self.run_job(job_id, int(float(score))))
-            task.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
-            self.tasks[job_id] = task
+        # The look's jobs less those this worker runs (they stay queued until they end), offered in
+        # chunks of a few per free slot: a deep queue's tail is not sent back to Redis on every look,
+        # and jobs other workers hold move the claim on to the next chunk.
+        candidates = [job_id for raw in job_ids
+                      if (running := self.tasks.get(job_id := raw.decode())) is None or running.done()]
+        free = self.max_jobs - self.job_counter
+        step = max(2 * free, 8)
+        for start in range(0, len(candidates), step):
+            if free <= 0:
+                return
+            ids = candidates[start:start + step]
+            claimed = await self._claim(
+                keys=[self.queue_name, *(keys.ARQ_IN_PROGRESS_PREFIX + job_id for job_id in ids)],
+                args=[timestamp_ms(), int(self.in_progress_timeout_s * 1000), free, *ids])
+            for raw_id, score in zip(claimed[::2], claimed[1::2]):
+                await self.sem.acquire()  # a free slot: never waits
+                self.job_counter += 1
+                free -= 1
+                job_id = raw_id.decode()
+                task = self.loop.create_task(self.run_job(job_id, int(float(score))))
+                task.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
+                self.tasks[job_id] = task
 
     async def _poll_iteration(self) -> None:
         # arq polls the queue every `poll_delay` (0 here: its loop goes round at once); after a look the
