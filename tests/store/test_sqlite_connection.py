@@ -30,7 +30,7 @@ from app.store.queries import TaskQueries
 from app.store.schema import create_schema
 from app.store.tasks import TaskStore
 from launcher.redis_server import free_port
-from tests.support.processes import ROOT, process_env, workers
+from tests.support.processes import ROOT, process_env, stopped, workers
 
 ROUNDS = 6
 SINGLES = 60  # per round, 12 in flight
@@ -133,21 +133,19 @@ def _web(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
 def stack(redis_url: str, tmp_path: Path) -> Iterator[tuple[str, str, list[Path]]]:
     env = process_env(redis_url, f"sqlite:///{tmp_path / 'tasks.db'}", tmp_path / "data", **LIMITS)
     logs = [tmp_path / "web-0.log", tmp_path / "web-1.log"]
-    webs: list[subprocess.Popen[bytes]] = []
+    webs: list[tuple[subprocess.Popen[bytes], Path]] = []
     try:
         urls = []
         for log in logs:
             proc, url = _web(env, log)
-            webs.append(proc)
+            webs.append((proc, log))
             urls.append(url)
         with workers(env, tmp_path) as pool:
             pool.start()
             yield urls[0], urls[1], [*logs, tmp_path / "worker-0.log"]
     finally:
-        for proc in webs:
-            proc.terminate()
-        for proc in webs:
-            proc.wait(timeout=15)
+        for proc, log in webs:
+            stopped(proc, log)
 
 
 async def _singles(http: httpx.AsyncClient, accepted: list[str]) -> None:

@@ -16,8 +16,27 @@ def process_env(redis_url: str, db_url: str, data_dir: Path, **extra: str) -> di
         **os.environ, "REDIS_URL": redis_url, "DATABASE_URL": db_url, "DATA_DIR": str(data_dir),
         "HEARTBEAT_INTERVAL": "0.3", "HEARTBEAT_TTL": "1.5",
         "WATCHDOG_INTERVAL": "0.3", "RECONCILE_INTERVAL": "1", "RECONCILE_GRACE": "2",
-        "PROGRESS_INTERVAL": "0.1", "LOG_LEVEL": "WARNING", **extra,
+        "PROGRESS_INTERVAL": "0.1", "LOG_LEVEL": "WARNING",
+        "PYTHONFAULTHANDLER": "1",  # SIGABRT writes every thread's Python stack to the log: see `stopped`
+        **extra,
     }
+
+
+def stopped(proc: subprocess.Popen[bytes], log: Path, timeout: float = 15) -> int:
+    """SIGTERM, then the exit status; a process that does not stop within `timeout` is a failure that
+    shows where it hangs (its stacks, dumped by faulthandler on SIGABRT, from its log)."""
+    proc.terminate()
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        raise AssertionError(f"{' '.join(map(str, proc.args))} did not stop within {timeout:g} s "
+                             f"after SIGTERM; its log ends:\n{log.read_text(errors='replace')[-6000:]}") from None
 
 
 class Workers:
