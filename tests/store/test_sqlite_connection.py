@@ -176,7 +176,11 @@ async def test_mixed_writes_from_several_processes_meet_no_error(stack: tuple[st
     first, second, logs = stack
     accepted: list[str] = []
     deleted = 0
-    async with httpx.AsyncClient(base_url=first, timeout=60) as a, httpx.AsyncClient(base_url=second, timeout=60) as b:
+    # A connection idle as long as uvicorn's keep-alive (5 s, httpx's own default expiry too) can be
+    # closed by the server as the client reuses it (a ReadError, seen under load): the client lets go first.
+    limits = httpx.Limits(keepalive_expiry=2)
+    async with httpx.AsyncClient(base_url=first, timeout=60, limits=limits) as a, \
+            httpx.AsyncClient(base_url=second, timeout=60, limits=limits) as b:
         for _ in range(ROUNDS):
             outcomes = await asyncio.gather(
                 _singles(a, accepted), _batch(b, accepted), _singles(b, accepted), _batch(a, accepted),
