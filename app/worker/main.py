@@ -53,7 +53,7 @@ def build_worker_settings(settings: Settings) -> type:
         max_jobs = settings.worker_concurrency
         poll_delay = 0  # the worker waits for wake-ups between looks at the queue (worker/resilient.py)
         job_timeout = arq_job_timeout(types)
-        keep_result = 60
+        keep_result = 0  # the database holds each task's outcome: nothing reads arq's results
         # A job is tried again only by our own rules (attempts, the watchdog, the reconciler) and, for a
         # type this worker does not serve, until one that does takes it: arq's own cap never gives up.
         max_tries = 10**9

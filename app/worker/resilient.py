@@ -1,5 +1,6 @@
 """arq's worker, made to survive and to idle: it waits for a wake-up (jobs due, a slot freed) instead of
-polling Redis, claims the jobs of a look in one script and finishes a job in another, keeps polling
+polling Redis, claims and reads the jobs of a look in one script, runs them (arq's `run_job`, less
+what it does not use) and finishes each in another script, keeps polling
 through a Redis outage, names each job's task on its log lines, keeps a deferred job's priority,
 takes no job while its queue is paused, takes a repeated stop signal once, and closes without
 aborting a job halfway."""
@@ -7,11 +8,12 @@ aborting a job halfway."""
 import asyncio
 import logging
 import signal
-from typing import Any
+from typing import Any, NamedTuple
 
-from arq.constants import abort_jobs_ss, result_key_prefix, retry_key_prefix
-from arq.utils import timestamp_ms
-from arq.worker import Worker
+from arq.constants import retry_key_prefix
+from arq.jobs import deserialize_job_raw
+from arq.utils import args_to_string, ms_to_datetime, timestamp_ms, truncate
+from arq.worker import Retry, Worker
 from redis.commands.core import AsyncScript
 
 from app.core import keys
@@ -23,36 +25,54 @@ from app.core.wakeup import woken
 from app.lifecycle.jobs import DELAYED
 
 log = logging.getLogger(__name__)
+arq_log = logging.getLogger("arq.worker")  # a job's start and end lines, as arq's own run_job writes them
 
-# KEYS: the queue, then each candidate job's in-progress key; ARGV: now (ms), the in-progress key's expiry
-# (ms), the most jobs to claim, then the candidates' ids. arq's own claim, for many jobs at once: a job
-# is this worker's if no worker holds it and it is still queued and due; arq makes four round trips
-# per job for it (WATCH, EXISTS, ZSCORE, MULTI/EXEC), a script is atomic in one.
+# KEYS: the queue, then for each candidate job its in-progress, job and retry keys; ARGV: now (ms), the
+# in-progress key's expiry (ms), the most jobs to claim, the retry key's expiry (s), then the
+# candidates' ids. arq's own claim and its read of a job, for many jobs at once: a job is this
+# worker's if no worker holds it and it is still queued and due; then its try is counted and its
+# payload read ('' once expired). arq makes four round trips per job to claim it (WATCH, EXISTS,
+# ZSCORE, MULTI/EXEC) and one more to read it; the script does it all in one per look.
 CLAIM = """
 local claimed = {}
-local now, most = tonumber(ARGV[1]), tonumber(ARGV[3]) * 2
-for i = 2, #KEYS do
-  if #claimed >= most then break end
-  if redis.call('EXISTS', KEYS[i]) == 0 then
-    local score = redis.call('ZSCORE', KEYS[1], ARGV[i + 2])
+local now, most, n = tonumber(ARGV[1]), tonumber(ARGV[3]), 0
+for i = 1, (#KEYS - 1) / 3 do
+  if n >= most then break end
+  local progress, job, tries = KEYS[3 * i - 1], KEYS[3 * i], KEYS[3 * i + 1]
+  if redis.call('EXISTS', progress) == 0 then
+    local score = redis.call('ZSCORE', KEYS[1], ARGV[i + 4])
     if score and tonumber(score) ~= 0 and tonumber(score) <= now then
-      redis.call('PSETEX', KEYS[i], ARGV[2], '1')
-      claimed[#claimed + 1] = ARGV[i + 2]
+      redis.call('PSETEX', progress, ARGV[2], '1')
+      local try = redis.call('INCR', tries)
+      redis.call('EXPIRE', tries, ARGV[4])
+      n = n + 1
+      claimed[#claimed + 1] = ARGV[i + 4]
       claimed[#claimed + 1] = score
+      claimed[#claimed + 1] = redis.call('GET', job) or ''
+      claimed[#claimed + 1] = try
     end
   end
 end
 return claimed
 """
 
-# KEYS: the job's in-progress, retry, job and result keys, arq's abort set, the queue; ARGV: the result,
-# its expiry (ms), the job id. arq's finish of a job that ran (a MULTI of five commands), in one.
+# KEYS: the job's in-progress, retry and job keys, the queue; ARGV: the job id. arq's finish of a job
+# (a MULTI of five commands), in one; no result is kept (the database holds the task's outcome).
 FINISH = """
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
-redis.call('SET', KEYS[4], ARGV[1], 'PX', ARGV[2])
-redis.call('ZREM', KEYS[5], ARGV[3])
-redis.call('ZREM', KEYS[6], ARGV[3])
+redis.call('ZREM', KEYS[4], ARGV[1])
 """
+RETRY_KEY_EXPIRY = 88400  # seconds, as arq's
+
+
+class Claimed(NamedTuple):
+    """A job as the claim script hands it over: its id, its banded score, its payload (b"" once
+    expired) and which try this is."""
+
+    id: str
+    score: int
+    payload: bytes
+    try_: int
 
 
 class ResilientWorker(Worker):
@@ -63,9 +83,8 @@ class ResilientWorker(Worker):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._taken: dict[str, tuple[Priority, int]] = {}  # each running job's priority and due time (ms)
         self._claim: AsyncScript | None = None
-        self._finish: AsyncScript | None = None
+        self._finish_script: AsyncScript | None = None
 
     async def start_jobs(self, job_ids: list[bytes]) -> None:
         gate = self.ctx.get("gate")
@@ -85,16 +104,17 @@ class ResilientWorker(Worker):
                 return
             ids = candidates[start:start + step]
             claimed = await self._claim(
-                keys=[self.queue_name, *(keys.ARQ_IN_PROGRESS_PREFIX + job_id for job_id in ids)],
-                args=[timestamp_ms(), int(self.in_progress_timeout_s * 1000), free, *ids])
-            for raw_id, score in zip(claimed[::2], claimed[1::2]):
+                keys=[self.queue_name, *(key + job_id for job_id in ids
+                                         for key in (keys.ARQ_IN_PROGRESS_PREFIX, keys.ARQ_JOB_PREFIX, retry_key_prefix))],
+                args=[timestamp_ms(), int(self.in_progress_timeout_s * 1000), free, RETRY_KEY_EXPIRY, *ids])
+            for at in range(0, len(claimed), 4):
                 await self.sem.acquire()  # a free slot: never waits
                 self.job_counter += 1
                 free -= 1
-                job_id = raw_id.decode()
-                task = self.loop.create_task(self.run_job(job_id, int(float(score))))
+                job = Claimed(claimed[at].decode(), int(float(claimed[at + 1])), claimed[at + 2], int(claimed[at + 3]))
+                task = self.loop.create_task(self.run_claimed(job))
                 task.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
-                self.tasks[job_id] = task
+                self.tasks[job.id] = task
 
     async def _poll_iteration(self) -> None:
         # arq polls the queue every `poll_delay` (0 here: its loop goes round at once); after a look the
@@ -129,39 +149,81 @@ class ResilientWorker(Worker):
         if wakeups is not None:
             wakeups.due.set()  # a slot is free: jobs left in the queue while the worker was full can start
 
-    async def run_job(self, job_id: str, score: int) -> None:
-        # arq's own lines about the job (started, ended, expired) name its task (core/keys.py: job ids
-        # are <task_id>:<dispatch>); the attempt shows on them once the task claims it.
-        # arq is told the time the job was due, not its banded score (app/core/priority.py): it logs
-        # how late a job starts from it, and adds a deferred job's delay to it.
-        self._taken[job_id] = of_score(score), due_of(score)
-        try:
-            with about_task(job_id.rpartition(":")[0]):
-                await super().run_job(job_id, due_of(score))
-        finally:
-            del self._taken[job_id]
+    async def run_claimed(self, job: Claimed) -> None:
+        """arq's `run_job`, for a job whose payload and try came with its claim (arq would read them in a
+        MULTI of its own: one more round trip per job), and only what this worker uses of it: no aborts
+        (cancels are our own signal), no results kept (the database holds the outcome), tries counted
+        by our own rules (arq's cap is 10**9 here)."""
+        # arq's own lines about the job (started, ended) name its task (core/keys.py: job ids are
+        # <task_id>:<dispatch>); the attempt shows on them once the task claims it. The job is due at
+        # its score less its priority's band (app/core/priority.py): its lateness counts from there.
+        with about_task(job.id.rpartition(":")[0]):
+            finish, defer_ms = await self._call(job, due_of(job.score))
+            await asyncio.shield(self._finish(job.id, of_score(job.score), finish, defer_ms))
 
-    async def finish_job(self, job_id: str, finish: bool, result_data: bytes | None, result_timeout_s: float | None,
-                         keep_result_forever: bool, incr_score: int | None, keep_in_progress: float | None) -> None:
-        if finish and result_data and result_timeout_s and not keep_result_forever and keep_in_progress is None:
-            if self._finish is None:
-                self._finish = self.pool.register_script(FINISH)
-            await self._finish(keys=[keys.ARQ_IN_PROGRESS_PREFIX + job_id, retry_key_prefix + job_id,
-                                     keys.ARQ_JOB_PREFIX + job_id, result_key_prefix + job_id, abort_jobs_ss,
-                                     self.queue_name],
-                               args=[result_data, int(result_timeout_s * 1000), job_id])
-            return None
-        if finish or not incr_score:
-            return await super().finish_job(job_id, finish, result_data, result_timeout_s, keep_result_forever,
-                                            incr_score, keep_in_progress)
-        # A deferred job (arq's Retry: a type this worker does not serve), due again at now + its delay
-        # (arq's incr_score counts from the due time it was given). arq would move it there in the
-        # queue, out of its priority's band; it waits in its priority's delayed set instead, and the
-        # workers move it back into its band when it is due.
-        priority, due = self._taken[job_id]
+    async def _call(self, job: Claimed, due: int) -> tuple[bool, int | None]:
+        """Runs the job's function: whether the job is done with (else it stays queued), and in how many
+        ms it is due again (arq's Retry)."""
+        if not job.payload:
+            arq_log.warning("job %s expired", job.id)
+            return True, None
+        try:
+            name, args, kwargs, _, enqueued_ms = deserialize_job_raw(job.payload, deserializer=self.job_deserializer)
+            function = self.functions[name]
+        except Exception:
+            arq_log.exception("job %s cannot be run", job.id)
+            return True, None
+        ref = f"{job.id}:{name}"
+        ctx = {**self.ctx, "job_id": job.id, "job_try": job.try_, "enqueue_time": ms_to_datetime(enqueued_ms),
+               "score": due}
+        start_ms = timestamp_ms()
+        extra = (f" try={job.try_}" if job.try_ > 1 else "") + \
+            (f" delayed={(start_ms - due) / 1000:0.2f}s" if start_ms - due > 1200 else "")
+        arq_log.info("%6.2fs → %s(%s)%s", (start_ms - enqueued_ms) / 1000, ref, args_to_string(args, kwargs), extra)
+        self.job_tasks[job.id] = running = self.loop.create_task(function.coroutine(ctx, *args, **kwargs))
+        try:
+            result = await asyncio.wait_for(running, self.job_timeout_s if function.timeout_s is None
+                                            else function.timeout_s)
+        except Retry as exc:  # a type this worker does not serve (worker/main.py): another may take it
+            self.jobs_retried += 1
+            arq_log.info("%6.2fs ↻ %s retrying job in %0.2fs", self._since(start_ms), ref, (exc.defer_score or 0) / 1000)
+            return False, exc.defer_score or 0
+        except asyncio.CancelledError:  # the worker stops: the job stays queued for the next one
+            self.jobs_retried += 1
+            arq_log.info("%6.2fs ↻ %s cancelled, will be run again", self._since(start_ms), ref)
+            return False, None
+        except Exception as exc:
+            self.jobs_failed += 1
+            arq_log.exception("%6.2fs ! %s failed, %s: %s", self._since(start_ms), ref, exc.__class__.__name__, exc)
+            return True, None
+        finally:
+            del self.job_tasks[job.id]
+        self.jobs_complete += 1
+        if arq_log.isEnabledFor(logging.INFO):
+            shown = "" if result is None or not self.log_results else truncate(repr(result))
+            arq_log.info("%6.2fs ← %s ● %s", self._since(start_ms), ref, shown)
+        return True, None
+
+    @staticmethod
+    def _since(start_ms: int) -> float:
+        return (timestamp_ms() - start_ms) / 1000
+
+    async def _finish(self, job_id: str, priority: Priority, finish: bool, defer_ms: int | None) -> None:
+        if finish:
+            if self._finish_script is None:
+                self._finish_script = self.pool.register_script(FINISH)
+            await self._finish_script(keys=[keys.ARQ_IN_PROGRESS_PREFIX + job_id, retry_key_prefix + job_id,
+                                            keys.ARQ_JOB_PREFIX + job_id, self.queue_name], args=[job_id])
+            return
+        if defer_ms is None:  # left queued: the next look (of any worker) takes it
+            await self.pool.delete(keys.ARQ_IN_PROGRESS_PREFIX + job_id)
+            return
+        # Due again in `defer_ms`: arq would move it there in the queue, out of its priority's band; it
+        # waits in its priority's delayed set instead, and the workers move it back into its band when
+        # it is due.
         async with self.pool.pipeline(transaction=True) as tr:
             tr.zrem(self.queue_name, job_id)
-            tr.zadd(keys.delayed_key(self.queue_name, priority), {job_id: due + incr_score})
+            tr.zadd(keys.delayed_key(self.queue_name, priority), {job_id: timestamp_ms() + defer_ms})
             tr.delete(keys.ARQ_IN_PROGRESS_PREFIX + job_id)
             tr.publish(keys.CONTROL, DELAYED)  # the workers' promoters look again (lifecycle/jobs.py)
             await tr.execute()
