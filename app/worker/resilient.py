@@ -18,7 +18,7 @@ from redis.commands.core import AsyncScript
 
 from app.core import keys
 from app.core.errors import OUTAGES
-from app.core.logs import about_task
+from app.core.logs import about_task, detached
 from app.core.priority import Priority, due_of, of_score
 from app.core.pubsub import BACKOFF_MAX, BACKOFF_MIN
 from app.core.wakeup import woken
@@ -56,11 +56,14 @@ end
 return claimed
 """
 
-# KEYS: the job's in-progress, retry and job keys, the queue; ARGV: the job id. arq's finish of a job
-# (a MULTI of five commands), in one; no result is kept (the database holds the task's outcome).
+# KEYS: the queue, then each job's in-progress, retry and job keys; ARGV: the jobs' ids. arq's finish of
+# a job (a MULTI of five commands), for the jobs that ended meanwhile; no result is kept (the database
+# holds the task's outcome).
 FINISH = """
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
-redis.call('ZREM', KEYS[4], ARGV[1])
+for i = 1, #ARGV do
+  redis.call('DEL', KEYS[3 * i - 1], KEYS[3 * i], KEYS[3 * i + 1])
+  redis.call('ZREM', KEYS[1], ARGV[i])
+end
 """
 RETRY_KEY_EXPIRY = 88400  # seconds, as arq's
 
@@ -85,6 +88,8 @@ class ResilientWorker(Worker):
         super().__init__(*args, **kwargs)
         self._claim: AsyncScript | None = None
         self._finish_script: AsyncScript | None = None
+        self._ended: list[tuple[str, asyncio.Future[None]]] = []  # jobs to finish in the next script call
+        self._finisher: asyncio.Task[None] | None = None
 
     async def start_jobs(self, job_ids: list[bytes]) -> None:
         gate = self.ctx.get("gate")
@@ -210,11 +215,13 @@ class ResilientWorker(Worker):
 
     async def _finish(self, job_id: str, priority: Priority, finish: bool, defer_ms: int | None) -> None:
         if finish:
-            if self._finish_script is None:
-                self._finish_script = self.pool.register_script(FINISH)
-            await self._finish_script(keys=[keys.ARQ_IN_PROGRESS_PREFIX + job_id, retry_key_prefix + job_id,
-                                            keys.ARQ_JOB_PREFIX + job_id, self.queue_name], args=[job_id])
-            return
+            # Jobs end in groups (their tasks' ends are written together: lifecycle/groups.py), and the
+            # jobs that end while one finish is in flight go in the next, in one round trip
+            done: asyncio.Future[None] = self.loop.create_future()
+            self._ended.append((job_id, done))
+            if self._finisher is None or self._finisher.done():
+                self._finisher = detached(self._finish_ended(), name="job-finisher")
+            return await done
         if defer_ms is None:  # left queued: the next look (of any worker) takes it
             await self.pool.delete(keys.ARQ_IN_PROGRESS_PREFIX + job_id)
             return
@@ -227,6 +234,26 @@ class ResilientWorker(Worker):
             tr.delete(keys.ARQ_IN_PROGRESS_PREFIX + job_id)
             tr.publish(keys.CONTROL, DELAYED)  # the workers' promoters look again (lifecycle/jobs.py)
             await tr.execute()
+
+    async def _finish_ended(self) -> None:
+        if self._finish_script is None:
+            self._finish_script = self.pool.register_script(FINISH)
+        while self._ended:
+            ended, self._ended = self._ended, []
+            ids = [job_id for job_id, _ in ended]
+            try:
+                await self._finish_script(keys=[self.queue_name, *(key + job_id for job_id in ids for key in (
+                    keys.ARQ_IN_PROGRESS_PREFIX, retry_key_prefix, keys.ARQ_JOB_PREFIX))], args=ids)
+            except BaseException as exc:
+                for _, done in ended:
+                    if not done.done():
+                        done.set_exception(exc)
+                if not isinstance(exc, Exception):
+                    raise
+            else:
+                for _, done in ended:
+                    if not done.done():
+                        done.set_result(None)
 
     def handle_sig_wait_for_completion(self, signum: signal.Signals) -> None:
         # The same stop often arrives twice (honcho signals the process group, and app.respawn

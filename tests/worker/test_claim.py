@@ -61,3 +61,26 @@ async def test_a_claimed_job_comes_with_its_payload_and_try_and_an_expired_one_l
         assert not await redis.exists(retry_key_prefix + keys.job_id(kept["id"], kept["dispatch"]))
     finally:
         await redis.aclose()
+
+
+async def test_jobs_that_end_together_are_all_finished(
+    client: httpx.AsyncClient, start_worker: StartWorker, redis_url: str, settings: Settings
+) -> None:
+    """Jobs that end while a finish is in flight are finished together, in the next script call: every
+    one leaves the queue with its keys (none stays to be claimed again)."""
+    tasks = [await submit(client, "text_processing") for _ in range(30)]
+    redis = aioredis.Redis.from_url(redis_url)
+    try:
+        await start_worker(max_jobs=10)
+        for task in tasks:
+            await wait_for_status(client, task["id"], {"SUCCESS"})
+        jobs = [keys.job_id(task["id"], task["dispatch"]) for task in tasks]
+        for _ in range(100):
+            if not await redis.zcard(settings.queue_name):
+                break
+            await asyncio.sleep(0.05)
+        assert await redis.zcard(settings.queue_name) == 0
+        assert not await redis.exists(*(prefix + job for job in jobs for prefix in (
+            keys.ARQ_JOB_PREFIX, keys.ARQ_IN_PROGRESS_PREFIX, retry_key_prefix)))
+    finally:
+        await redis.aclose()
