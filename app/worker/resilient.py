@@ -1,6 +1,6 @@
 """arq's worker, made to survive and to idle: it waits for a wake-up (jobs due, a slot freed) instead of
 polling Redis, claims and reads the jobs of a look in one script, runs them (arq's `run_job`, less
-what it does not use) and finishes each in another script, keeps polling
+what it does not use), finishes the jobs that ended together in another script, keeps polling
 through a Redis outage, names each job's task on its log lines, keeps a deferred job's priority,
 takes no job while its queue is paused, takes a repeated stop signal once, and closes without
 aborting a job halfway."""
