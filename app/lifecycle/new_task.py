@@ -68,7 +68,11 @@ def start_time(run_at: object, delay: object) -> datetime | None:
 def checked_parameters(kind: TaskType, raw: object, uploads: UploadStore) -> dict[str, object]:
     """A task's parameters as its type's schema checks them (defaults filled in), each upload they
     name existing and of the kind the parameter takes; InvalidParameters names the field."""
-    params = kind.validate(raw)
+    return checked_uploads(kind, kind.validate(raw), uploads)
+
+
+def checked_uploads(kind: TaskType, params: dict[str, Any], uploads: UploadStore) -> dict[str, Any]:
+    """Validated parameters whose uploads exist and are of the kind each parameter takes."""
     for name, file_kind in upload_fields(kind.parameters).items():
         given = params[name]  # an id, a list of them, or None (an optional upload left out)
         for upload_id in [given] if isinstance(given, str) else given or []:

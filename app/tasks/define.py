@@ -43,6 +43,10 @@ class TaskType:
         """Submitted parameters as stored: JSON values, defaults filled in; InvalidParameters naming the field."""
         return schema.validate(self.parameters, raw)
 
+    def validate_many(self, raws: list[object]) -> list[dict[str, Any]] | None:
+        """`validate` for many at once; None if any is invalid (then `validate` each, to name the field)."""
+        return schema.validate_many(self.parameters, raws)
+
     def arguments(self, params: dict[str, Any]) -> dict[str, Any]:
         """The function's keyword arguments from stored parameters (typed again: a `datetime` is one)."""
         model = self.parameters.model_validate_json(dumps(params))

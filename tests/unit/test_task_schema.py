@@ -194,6 +194,33 @@ def test_a_models_aliases_name_its_fields_and_computed_fields_are_not_parameters
     assert list(with_box.describe()["parameters"]) == ["widthCm"]
 
 
+def test_many_tasks_parameters_validated_at_once_are_stored_as_each_alone_would_be() -> None:
+    """A batch checks the parameters of a type's items in one pydantic call: what it stores must be
+    what checking each alone stores (defaults, order, JSON values, aliases, no computed fields)."""
+    raws: list[object] = [{"rows": 5}, {}, {"data": [1, None, "ab"], "flag": True}, {"pace": 3}]
+    assert sample.validate_many(raws) == [sample.validate(raw) for raw in raws]
+
+    class Box(BaseModel):
+        width_cm: Annotated[int, Field(alias="widthCm", ge=1)] = 2
+
+        @computed_field  # type: ignore[prop-decorator]
+        @property
+        def area(self) -> int:
+            return self.width_cm ** 2
+
+    @task(name="boxes")
+    async def with_box(report: Reporter, box: Box) -> dict:
+        return {}
+
+    assert with_box.validate_many([{"widthCm": 5}, {}]) == [{"widthCm": 5}, {"widthCm": 2}]
+
+
+@pytest.mark.parametrize("raws", [[{"rows": 5}, {"rows": 0}], [{"rows": 5}, None], [{}, {"colour": "red"}],
+                                  [{"pace": math.nan}]])
+def test_many_with_one_invalid_are_left_to_be_checked_one_by_one(raws: list[object]) -> None:
+    assert sample.validate_many(raws) is None
+
+
 @pytest.mark.parametrize(("outcome", "message"), [
     (3, "returned int; return a dict"),
     ({"when": object()}, "not JSON"),
