@@ -33,7 +33,10 @@ def band_range(priority: Priority) -> tuple[float, float]:
 
 def of_score(score: float) -> Priority:
     """The priority of a job queued with this score."""
-    return next(p for p in Priority if band_range(p)[0] <= score < band_range(p)[1])
+    return next(priority for priority, low, high in _RANGES if low <= score < high)
+
+
+_RANGES = tuple((priority, *band_range(priority)) for priority in Priority)  # asked for each job a worker runs
 
 
 def due_of(score: float) -> int:

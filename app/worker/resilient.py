@@ -1,5 +1,5 @@
 """arq's worker, made to survive and to idle: it waits for a wake-up (jobs due, a slot freed) instead of
-polling Redis, claims and reads the jobs of a look in one script, runs them (arq's `run_job`, less
+polling Redis, looks at the queue and claims and reads the jobs it takes in one script, runs them (arq's `run_job`, less
 what it does not use), finishes the jobs that ended together in another script, keeps polling
 through a Redis outage, names each job's task on its log lines, keeps a deferred job's priority,
 takes no job while its queue is paused, takes a repeated stop signal once, and closes without
@@ -27,31 +27,37 @@ from app.lifecycle.jobs import DELAYED
 log = logging.getLogger(__name__)
 arq_log = logging.getLogger("arq.worker")  # a job's start and end lines, as arq's own run_job writes them
 
-# KEYS: the queue, then for each candidate job its in-progress, job and retry keys; ARGV: now (ms), the
-# in-progress key's expiry (ms), the most jobs to claim, the retry key's expiry (s), then the
-# candidates' ids. arq's own claim and its read of a job, for many jobs at once: a job is this
-# worker's if no worker holds it and it is still queued and due; then its try is counted and its
-# payload read ('' once expired). arq makes four round trips per job to claim it (WATCH, EXISTS,
-# ZSCORE, MULTI/EXEC) and one more to read it; the script does it all in one per look.
+# KEYS: the queue; ARGV: now (ms), the in-progress key's expiry (ms), the most jobs to claim, the retry
+# key's expiry (s), the most due jobs to look at, then arq's in-progress, job and retry key prefixes.
+# arq's look at the queue and its claim and read of a job, for the jobs of a look at once: the due
+# jobs in queue order, a few per free slot at a time, and each is this worker's if no worker holds
+# it (this one's own running jobs included: they stay queued until they end); then its try is
+# counted and its payload read ('' once expired). arq makes a round trip per look, four per job to
+# claim it (WATCH, EXISTS, ZSCORE, MULTI/EXEC) and one more to read it; the script, one per look.
+# (It names keys it builds itself, as arq's own keys are named: a Redis Cluster is no arq target.)
 CLAIM = """
 local claimed = {}
-local now, most, n = tonumber(ARGV[1]), tonumber(ARGV[3]), 0
-for i = 1, (#KEYS - 1) / 3 do
-  if n >= most then break end
-  local progress, job, tries = KEYS[3 * i - 1], KEYS[3 * i], KEYS[3 * i + 1]
-  if redis.call('EXISTS', progress) == 0 then
-    local score = redis.call('ZSCORE', KEYS[1], ARGV[i + 4])
-    if score and tonumber(score) ~= 0 and tonumber(score) <= now then
+local now, most, limit = tonumber(ARGV[1]), tonumber(ARGV[3]), tonumber(ARGV[5])
+local n, offset, step = 0, 0, math.max(2 * most, 8)
+while n < most and offset < limit do
+  local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'WITHSCORES', 'LIMIT', offset, step)
+  for i = 1, #due, 2 do
+    local id, score = due[i], due[i + 1]
+    local progress, tries = ARGV[6] .. id, ARGV[8] .. id
+    if tonumber(score) ~= 0 and redis.call('EXISTS', progress) == 0 then
       redis.call('PSETEX', progress, ARGV[2], '1')
       local try = redis.call('INCR', tries)
       redis.call('EXPIRE', tries, ARGV[4])
       n = n + 1
-      claimed[#claimed + 1] = ARGV[i + 4]
+      claimed[#claimed + 1] = id
       claimed[#claimed + 1] = score
-      claimed[#claimed + 1] = redis.call('GET', job) or ''
+      claimed[#claimed + 1] = redis.call('GET', ARGV[7] .. id) or ''
       claimed[#claimed + 1] = try
+      if n >= most then break end
     end
   end
+  if #due < 2 * step then break end
+  offset = offset + step
 end
 return claimed
 """
@@ -91,35 +97,34 @@ class ResilientWorker(Worker):
         self._ended: list[tuple[str, asyncio.Future[None]]] = []  # jobs to finish in the next script call
         self._finisher: asyncio.Task[None] | None = None
 
-    async def start_jobs(self, job_ids: list[bytes]) -> None:
+    async def _look(self) -> None:
+        """arq's `_poll_iteration` (burst mode and aborts aside, unused here), its read of the queue made
+        by the claim script."""
         gate = self.ctx.get("gate")
-        if gate is not None and gate.paused:  # its queue is paused: the jobs wait (running ones go on)
-            return
+        paused = gate is not None and gate.paused  # its queue is paused: the jobs wait (running ones go on)
+        if self.allow_pick_jobs and self.job_counter < self.max_jobs and not paused:
+            await self._claim_due()
+        for job_id, task in list(self.tasks.items()):
+            if task.done():
+                del self.tasks[job_id]
+                task.result()  # an error of the job's run is raised here, as arq does
+        await self.heart_beat()
+
+    async def _claim_due(self) -> None:
         if self._claim is None:
             self._claim = self.pool.register_script(CLAIM)
-        # The look's jobs less those this worker runs (they stay queued until they end), offered in
-        # chunks of a few per free slot: a deep queue's tail is not sent back to Redis on every look,
-        # and jobs other workers hold move the claim on to the next chunk.
-        candidates = [job_id for raw in job_ids
-                      if (running := self.tasks.get(job_id := raw.decode())) is None or running.done()]
         free = self.max_jobs - self.job_counter
-        step = max(2 * free, 8)
-        for start in range(0, len(candidates), step):
-            if free <= 0:
-                return
-            ids = candidates[start:start + step]
-            claimed = await self._claim(
-                keys=[self.queue_name, *(key + job_id for job_id in ids
-                                         for key in (keys.ARQ_IN_PROGRESS_PREFIX, keys.ARQ_JOB_PREFIX, retry_key_prefix))],
-                args=[timestamp_ms(), int(self.in_progress_timeout_s * 1000), free, RETRY_KEY_EXPIRY, *ids])
-            for at in range(0, len(claimed), 4):
-                await self.sem.acquire()  # a free slot: never waits
-                self.job_counter += 1
-                free -= 1
-                job = Claimed(claimed[at].decode(), int(float(claimed[at + 1])), claimed[at + 2], int(claimed[at + 3]))
-                task = self.loop.create_task(self.run_claimed(job))
-                task.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
-                self.tasks[job.id] = task
+        claimed = await self._claim(keys=[self.queue_name], args=[
+            timestamp_ms(), int(self.in_progress_timeout_s * 1000), free, RETRY_KEY_EXPIRY,
+            self.queue_read_limit + self.max_jobs, keys.ARQ_IN_PROGRESS_PREFIX, keys.ARQ_JOB_PREFIX,
+            retry_key_prefix])
+        for at in range(0, len(claimed), 4):
+            await self.sem.acquire()  # a free slot: never waits
+            self.job_counter += 1
+            job = Claimed(claimed[at].decode(), int(float(claimed[at + 1])), claimed[at + 2], int(claimed[at + 3]))
+            task = self.loop.create_task(self.run_claimed(job))
+            task.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
+            self.tasks[job.id] = task
 
     async def _poll_iteration(self) -> None:
         # arq polls the queue every `poll_delay` (0 here: its loop goes round at once); after a look the
@@ -131,7 +136,7 @@ class ResilientWorker(Worker):
         if wakeups is not None:
             wakeups.due.clear()
         try:
-            await super()._poll_iteration()
+            await self._look()
         except OUTAGES as exc:
             current = asyncio.current_task()
             if current is not None and current.cancelling():

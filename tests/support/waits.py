@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 from websockets.asyncio.client import ClientConnection
 
+from app.core import keys
 from app.worker.resilient import ResilientWorker
 
 
@@ -72,18 +73,20 @@ async def wait_for_progress(client: httpx.AsyncClient, task_id: str, timeout: fl
 
 
 async def passed_over(worker: ResilientWorker, task_id: str) -> None:
-    """Until the (in-process) worker has read the task's first job off the queue time and again, and
-    left it there: what a worker of a paused queue does."""
-    seen: list[list[bytes]] = []
-    taking = worker.start_jobs
+    """Until the (in-process) worker has looked at its queue time and again while the task's first job
+    waited there, and left it: what a worker of a paused queue does."""
+    job = keys.job_id(task_id, 1)
+    looks = 0
+    looking = worker._look
 
-    async def spied(job_ids: list[bytes]) -> None:
-        seen.append(job_ids)
-        await taking(job_ids)
+    async def spied() -> None:
+        nonlocal looks
+        queued = await worker.pool.zscore(worker.queue_name, job) is not None
+        await looking()
+        looks += queued and job not in worker.tasks
 
-    worker.start_jobs = spied  # type: ignore[method-assign]
-    job = f"{task_id}:1".encode()
+    worker._look = spied  # type: ignore[method-assign]
     try:
-        await wait_until(lambda: sum(job in ids for ids in seen) >= 5, "the worker polling past the waiting job")
+        await wait_until(lambda: looks >= 5, "the worker looking past the waiting job")
     finally:
-        worker.start_jobs = taking  # type: ignore[method-assign]
+        worker._look = looking  # type: ignore[method-assign]
