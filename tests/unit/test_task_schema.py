@@ -175,19 +175,21 @@ def test_one_pydantic_model_parameter_is_the_schema_and_the_function_gets_it() -
     assert with_model.parameters.__name__ == "ModelledParameters"
 
 
+class Box(BaseModel):
+    width_cm: Annotated[int, Field(alias="widthCm", ge=1)] = 2
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def area(self) -> int:
+        return self.width_cm ** 2
+
+
+@task(name="boxed")
+async def with_box(report: Reporter, box: Box) -> dict:
+    return {}
+
+
 def test_a_models_aliases_name_its_fields_and_computed_fields_are_not_parameters() -> None:
-    class Box(BaseModel):
-        width_cm: Annotated[int, Field(alias="widthCm", ge=1)] = 2
-
-        @computed_field  # type: ignore[prop-decorator]
-        @property
-        def area(self) -> int:
-            return self.width_cm ** 2
-
-    @task(name="boxed")
-    async def with_box(report: Reporter, box: Box) -> dict:
-        return {}
-
     stored = with_box.validate({"widthCm": 5})
     assert stored == {"widthCm": 5}
     assert with_box.arguments(stored)["box"].area == 25
@@ -199,19 +201,6 @@ def test_many_tasks_parameters_validated_at_once_are_stored_as_each_alone_would_
     what checking each alone stores (defaults, order, JSON values, aliases, no computed fields)."""
     raws: list[object] = [{"rows": 5}, {}, {"data": [1, None, "ab"], "flag": True}, {"pace": 3}]
     assert sample.validate_many(raws) == [sample.validate(raw) for raw in raws]
-
-    class Box(BaseModel):
-        width_cm: Annotated[int, Field(alias="widthCm", ge=1)] = 2
-
-        @computed_field  # type: ignore[prop-decorator]
-        @property
-        def area(self) -> int:
-            return self.width_cm ** 2
-
-    @task(name="boxes")
-    async def with_box(report: Reporter, box: Box) -> dict:
-        return {}
-
     assert with_box.validate_many([{"widthCm": 5}, {}]) == [{"widthCm": 5}, {"widthCm": 2}]
 
 
