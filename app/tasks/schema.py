@@ -120,7 +120,9 @@ def validate_many(model: type[BaseModel], raws: list[object]) -> list[dict[str, 
         validated = adapter.validate_json(json.dumps(raws))  # `json`: as in `validate`
     except ValidationError:
         return None
-    return adapter.dump_python(validated, mode="json", by_alias=True, exclude_computed_fields=True)  # type: ignore[no-any-return]
+    dumped: list[dict[str, Any]] = adapter.dump_python(validated, mode="json", by_alias=True,
+                                                       exclude_computed_fields=True)
+    return dumped
 
 
 @functools.cache

@@ -1,9 +1,9 @@
 """arq's worker, made to survive and to idle: it waits for a wake-up (jobs due, a slot freed) instead of
-polling Redis, looks at the queue and claims and reads the jobs it takes in one script, runs them (arq's `run_job`, less
-what it does not use), finishes the jobs that ended together in another script, keeps polling
-through a Redis outage, names each job's task on its log lines, keeps a deferred job's priority,
-takes no job while its queue is paused, takes a repeated stop signal once, and closes without
-aborting a job halfway."""
+polling Redis, looks at the queue and claims and reads the jobs it takes in one script, runs them
+(arq's `run_job`, less what it does not use), finishes the jobs that ended together in another
+script, keeps polling through a Redis outage, names each job's task on its log lines, keeps a
+deferred job's priority, takes no job while its queue is paused, takes a repeated stop signal once,
+and closes without aborting a job halfway."""
 
 import asyncio
 import logging
@@ -196,7 +196,8 @@ class ResilientWorker(Worker):
                                             else function.timeout_s)
         except Retry as exc:  # a type this worker does not serve (worker/main.py): another may take it
             self.jobs_retried += 1
-            arq_log.info("%6.2fs ↻ %s retrying job in %0.2fs", self._since(start_ms), ref, (exc.defer_score or 0) / 1000)
+            arq_log.info("%6.2fs ↻ %s retrying job in %0.2fs", self._since(start_ms), ref,
+                         (exc.defer_score or 0) / 1000)
             return False, exc.defer_score or 0
         except asyncio.CancelledError:  # the worker stops: the job stays queued for the next one
             self.jobs_retried += 1
