@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from redis.asyncio import Redis
 
-from app.core.errors import OUTAGES
+from app.core.errors import OUTAGES, stop_if_cancelled
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +39,13 @@ async def follow(
                 delay = BACKOFF_MIN
                 while True:
                     message = await pubsub.get_message(timeout=wait())
+                    stop_if_cancelled()  # redis-py answers a cancel that lands as the wait ends with None
                     if message is None:
                         on_message("", None)
                     else:
                         on_message(message["channel"].decode(), message["data"].decode())
         except OUTAGES as exc:
+            stop_if_cancelled()
             on_lost()
             log.warning("subscription to %s lost (%s: %s); retrying in %.1fs", ", ".join(channels),
                         exc.__class__.__name__, exc, delay)

@@ -21,7 +21,7 @@ from arq.utils import timestamp_ms
 from redis.asyncio.client import Pipeline
 
 from app.core import keys
-from app.core.errors import OUTAGES
+from app.core.errors import OUTAGES, stop_if_cancelled
 from app.core.keys import delayed_key, delayed_keys
 from app.core.priority import BAND_MS, queue_score
 from app.core.wakeup import woken
@@ -165,9 +165,11 @@ async def promote_forever(jobs: Jobs, delayed: asyncio.Event) -> None:
         try:
             _, wait = await jobs.promote()
         except OUTAGES as exc:
+            stop_if_cancelled()
             log.warning("could not move due jobs (%s); trying again", exc)
             wait = 1.0
         except Exception:  # a dead loop would leave every delayed job waiting: say why and go on
+            stop_if_cancelled()
             log.exception("could not move due jobs; trying again")
             wait = 1.0
         await woken(delayed, PROMOTE_EVERY if wait is None else min(wait, PROMOTE_EVERY))

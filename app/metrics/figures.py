@@ -16,7 +16,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from app.core import keys
-from app.core.errors import OUTAGES
+from app.core.errors import OUTAGES, stop_if_cancelled
 from app.core.keys import delayed_key
 from app.core.liveset import members
 from app.core.priority import Priority, band_range, of_score
@@ -68,8 +68,10 @@ async def sample_depth_forever(redis: Redis, store: TaskStore, queue: str) -> No
             names, args = sample_args(time.time(), sum(depth["queued"].values()), running)
             await sample(keys=names, args=args)
         except OUTAGES as exc:
+            stop_if_cancelled()
             log.warning("could not sample the queue depth (%s)", exc)
         except Exception:  # the charts lose a point; the worker must not lose the loop
+            stop_if_cancelled()
             log.exception("could not sample the queue depth")
         await asyncio.sleep(SAMPLE_EVERY)
 
@@ -97,8 +99,10 @@ class WebFigures:
             try:
                 await self.write()
             except OUTAGES as exc:
+                stop_if_cancelled()
                 log.warning("could not write this web process's figures (%s)", exc)
             except Exception:  # /metrics loses this process's figures for a while; the loop must go on
+                stop_if_cancelled()
                 log.exception("could not write this web process's figures")
             await asyncio.sleep(WEB_EVERY)
 

@@ -15,7 +15,7 @@ from arq.connections import ArqRedis
 
 from app.core import keys
 from app.core.clock import utcnow
-from app.core.errors import OUTAGES
+from app.core.errors import OUTAGES, stop_if_cancelled
 from app.core.status import Status
 from app.core.wakeup import woken
 from app.core.wire import ScheduleDict, TaskDict, encode_event, encode_skip, entry
@@ -53,9 +53,11 @@ class Scheduler:
                 try:
                     wait = await self.run_due()
                 except OUTAGES as exc:
+                    stop_if_cancelled()
                     log.warning("schedules pass failed (%s); trying again", exc)
                     wait = RETRY_AFTER
                 except Exception:  # a dead loop would stop every schedule: say why and go on
+                    stop_if_cancelled()
                     log.exception("schedules pass failed; trying again")
                     wait = RETRY_AFTER
                 await woken(changed, wait)
@@ -107,6 +109,7 @@ class Scheduler:
         try:
             await self.jobs.write([task], events=[encode_event(task, "created")], tally=submitted([task]))
         except OUTAGES as exc:
+            stop_if_cancelled()
             # The task stands: the reconciler queues it, the web reads its event from the database.
             log.warning("schedule %s: task %s stored but not queued (%s)", schedule["id"], task["id"], exc)
         return task

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 
 from app.core.clock import utcnow
-from app.core.errors import OUTAGES
+from app.core.errors import OUTAGES, stop_if_cancelled
 from app.core.logs import about_task
 from app.core.wakeup import woken
 from app.core.wire import WebhookAttempt
@@ -69,8 +69,10 @@ class WebhookSender:
                     try:
                         await self.start_due(client)
                     except OUTAGES as exc:
+                        stop_if_cancelled()
                         log.warning("webhook pass failed (%s); trying again", exc)
                     except Exception:  # a dead loop would send nothing more: say why and go on
+                        stop_if_cancelled()
                         log.exception("webhook pass failed; trying again")
                     await woken(self._wake, POLL)
             finally:

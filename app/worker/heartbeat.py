@@ -14,7 +14,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from app.core import keys
-from app.core.errors import OUTAGES
+from app.core.errors import OUTAGES, stop_if_cancelled
 from app.core.liveset import members
 from app.core.wire import dumps
 
@@ -54,8 +54,10 @@ class Heartbeat:
             try:
                 await self.beat()
             except OUTAGES as exc:
+                stop_if_cancelled()
                 log.warning("heartbeat failed (%s); retrying", exc)
             except Exception:  # a silent heartbeat gets this worker's tasks taken away: keep beating
+                stop_if_cancelled()
                 log.exception("heartbeat failed; retrying")
             await asyncio.sleep(self.interval)
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from app.core import keys
 from app.core.clock import utcnow
-from app.core.errors import OUTAGES
+from app.core.errors import OUTAGES, stop_if_cancelled
 from app.lifecycle.attempts import Attempts
 from app.lifecycle.groups import LogBatch
 from app.store.uploads import Upload, UploadStore
@@ -76,6 +76,7 @@ class ProgressReporter:
             try:
                 moved = await self._moves.progress(self.task_id, self._attempt.dispatch, self._attempt.progress, stage)
             except OUTAGES as exc:
+                stop_if_cancelled()
                 log.warning("task %s: progress not recorded (%s); the work goes on", self.task_id, exc)
                 return
             if moved is None:
@@ -85,6 +86,7 @@ class ProgressReporter:
         try:
             return bool(await self._moves.redis.exists(keys.cancel_key(self.task_id)))
         except OUTAGES:
+            stop_if_cancelled()
             return False  # Redis is away: the signal and the flag are checked again once it is back
 
     async def log(self, line: str) -> None:
@@ -110,6 +112,7 @@ class ProgressReporter:
             try:
                 await self._moves.log(self.task_id, self._attempt.number, self._pending)
             except OUTAGES as exc:
+                stop_if_cancelled()
                 log.warning("task %s: log lines kept for later (%s)", self.task_id, exc)
                 return
             self._pending = []

@@ -17,7 +17,7 @@ from arq.worker import Retry, Worker
 from redis.commands.core import AsyncScript
 
 from app.core import keys
-from app.core.errors import OUTAGES
+from app.core.errors import OUTAGES, stop_if_cancelled
 from app.core.logs import about_task, detached
 from app.core.priority import Priority, due_of, of_score
 from app.core.pubsub import BACKOFF_MAX, BACKOFF_MIN
@@ -138,9 +138,7 @@ class ResilientWorker(Worker):
         try:
             await self._look()
         except OUTAGES as exc:
-            current = asyncio.current_task()
-            if current is not None and current.cancelling():
-                raise  # shutting down: redis-py may report the cancelled command as a lost connection
+            stop_if_cancelled()  # shutting down: redis-py may report the cancelled command as an outage
             log.warning("Redis unavailable (%s: %s); polling again in %.1fs", exc.__class__.__name__, exc,
                         self._backoff)
             await asyncio.sleep(self._backoff)

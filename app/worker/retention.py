@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from app.core.clock import utcnow
-from app.core.errors import OUTAGES
+from app.core.errors import OUTAGES, stop_if_cancelled
 from app.lifecycle.changes import Changes
 from app.lifecycle.removal import remove_finished
 
@@ -38,7 +38,9 @@ async def retain_forever(changes: Changes, data_dir: Path, keep_days: float, int
             if removed := await remove_expired(changes, data_dir, keep_days):
                 log.info("retention: removed %d tasks finished more than %g days ago", removed, keep_days)
         except OUTAGES as exc:
+            stop_if_cancelled()
             log.warning("retention pass failed (%s); trying again later", exc)
         except Exception:  # a dead loop would keep every old task: say why and go on
+            stop_if_cancelled()
             log.exception("retention pass failed; trying again later")
         await asyncio.sleep(interval)

@@ -15,7 +15,7 @@ from typing import Any
 
 from app.core import keys
 from app.core.clock import utcnow
-from app.core.errors import OUTAGES
+from app.core.errors import OUTAGES, stop_if_cancelled
 from app.core.logs import about_task
 from app.core.wire import TaskDict
 from app.lifecycle.attempts import Attempts
@@ -54,9 +54,11 @@ class Watchdog:
                     last_reconcile = time.monotonic()
                     await self.reconcile()
             except OUTAGES as exc:
+                stop_if_cancelled()
                 failing = True
                 log.warning("watchdog pass failed (%s); trying again", exc)
             except Exception:  # a dead watchdog would leave stuck work stuck: say why and go on
+                stop_if_cancelled()
                 log.exception("watchdog pass failed; trying again")
             await asyncio.sleep(self.interval)
 
