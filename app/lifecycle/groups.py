@@ -1,12 +1,11 @@
 """Group commit of changes: the changes that arrive while one group is being written form the next
-group, which takes its seqs with one INCRBY, is written in one transaction and published in one
-pipeline. A lone change goes at once; under load (a worker running ten jobs, a burst of cancels) a
+group (core/batches.py), which takes its seqs with one INCRBY, is written in one transaction and
+published in one script. A lone change goes at once; under load (a worker running ten jobs, a burst of cancels) a
 group costs three round trips and one commit instead of three and one per change (on PostgreSQL the
 group's transaction first locks the count rows its moves touch, in one order: store/tasks.py). Each
 change keeps its own outcome: a group whose transaction fails is written change by change.
 """
 
-import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,7 +14,7 @@ from typing import Any, NamedTuple
 from arq.connections import ArqRedis
 
 from app.core import keys
-from app.core.logs import detached
+from app.core.batches import Batches
 from app.core.status import FINAL, Move
 from app.core.wire import TaskDict, TimelineEntry, encode_event, encode_skip
 from app.lifecycle.publish import publish_all
@@ -56,80 +55,53 @@ Write = Callable[[Change, int], Awaitable[Written]]  # one change at its seq
 WriteAll = Callable[[list[tuple[Change, int]]], Awaitable[list[Written]]]  # a group's, in one transaction
 
 
-class Waiting(NamedTuple):
-    change: Change
-    done: "asyncio.Future[tuple[TaskDict | None, int]]"
-
-
 class GroupWriter:
     def __init__(self, redis: ArqRedis, write: Write, write_all: WriteAll) -> None:
         self.redis = redis
         self.write = write
         self.write_all = write_all
-        self._waiting: list[Waiting] = []
-        self._writer: asyncio.Task[None] | None = None
+        self._groups: Batches[Change, tuple[TaskDict | None, int]] = Batches(self._write, "group-writer")
 
     async def apply(self, change: Change) -> tuple[TaskDict | None, int]:
         """The task as written (None if the guard refused it) and the seq it was written with."""
-        done: asyncio.Future[tuple[TaskDict | None, int]] = asyncio.get_running_loop().create_future()
-        self._waiting.append(Waiting(change, done))
-        if self._writer is None or self._writer.done():
-            self._writer = detached(self._write_groups(), name="group-writer")  # a group is many tasks' changes
-        return await done
+        return await self._groups.add(change)
 
-    async def _write_groups(self) -> None:
-        while self._waiting:
-            group, self._waiting = self._waiting, []
-            try:
-                await self._write(group)
-            except BaseException as exc:
-                for waiting in group:
-                    if not waiting.done.done():
-                        waiting.done.set_exception(exc)
-                if not isinstance(exc, Exception):
-                    raise
-
-    async def _write(self, group: list[Waiting]) -> None:
+    async def _write(self, group: list[Change]) -> list[tuple[TaskDict | None, int] | Exception]:
         last = int(await self.redis.incrby(keys.SEQ, len(group)))
         seqs = range(last - len(group) + 1, last + 1)
         outcomes = await self._outcomes(group, seqs)
         tally = Tally()
         payloads, logs = [], []
-        for waiting, seq, outcome in zip(group, seqs, outcomes, strict=True):
+        for change, seq, outcome in zip(group, seqs, outcomes, strict=True):
             if isinstance(outcome, Exception) or outcome.task is None:
                 payloads.append(encode_skip(seq))
             else:
-                payloads.append(encode_event(outcome.task, waiting.change.move.change))
-                tally.observe(outcome.task, waiting.change.move)
+                payloads.append(encode_event(outcome.task, change.move.change))
+                tally.observe(outcome.task, change.move)
             if not isinstance(outcome, Exception) and outcome.logs is not None:
-                logs.append(f"{waiting.change.task_id}|{outcome.logs}")
+                logs.append(f"{change.task_id}|{outcome.logs}")
         await publish_all(self.redis, payloads, tally, logs)
-        for waiting, seq, outcome in zip(group, seqs, outcomes, strict=True):
-            if waiting.done.done():
-                continue
-            if isinstance(outcome, Exception):
-                waiting.done.set_exception(outcome)
-            else:
-                waiting.done.set_result((outcome.task, seq))
+        return [outcome if isinstance(outcome, Exception) else (outcome.task, seq)
+                for seq, outcome in zip(seqs, outcomes, strict=True)]
 
-    async def _outcomes(self, group: list[Waiting], seqs: range) -> list[Outcome]:
-        if len(group) == 1 and not group[0].change.writes_more:  # one statement: no transaction to open
+    async def _outcomes(self, group: list[Change], seqs: range) -> list[Outcome]:
+        if len(group) == 1 and not group[0].writes_more:  # one statement: no transaction to open
             try:
-                return [await self.write(group[0].change, seqs[0])]
+                return [await self.write(group[0], seqs[0])]
             except Exception as exc:
                 return [exc]
         try:
-            return list(await self.write_all([(waiting.change, seq) for waiting, seq in zip(group, seqs, strict=True)]))
+            return list(await self.write_all(list(zip(group, seqs, strict=True))))
         except Exception as exc:
             # one change's error must not become the others' (nor a deadlock PostgreSQL ended by failing
             # this group's transaction): then each is written on its own
             return [exc] if len(group) == 1 else await self._each(group, seqs)
 
-    async def _each(self, group: list[Waiting], seqs: range) -> list[Outcome]:
+    async def _each(self, group: list[Change], seqs: range) -> list[Outcome]:
         outcomes: list[Outcome] = []
-        for waiting, seq in zip(group, seqs, strict=True):
+        for change, seq in zip(group, seqs, strict=True):
             try:
-                outcomes.append(await self.write(waiting.change, seq))
+                outcomes.append(await self.write(change, seq))
             except Exception as exc:
                 outcomes.append(exc)
         return outcomes

@@ -17,8 +17,9 @@ from arq.worker import Retry, Worker
 from redis.commands.core import AsyncScript
 
 from app.core import keys
+from app.core.batches import Batches
 from app.core.errors import OUTAGES, stop_if_cancelled
-from app.core.logs import about_task, detached
+from app.core.logs import about_task
 from app.core.priority import Priority, due_of, of_score
 from app.core.pubsub import BACKOFF_MAX, BACKOFF_MIN
 from app.core.wakeup import woken
@@ -94,8 +95,7 @@ class ResilientWorker(Worker):
         super().__init__(*args, **kwargs)
         self._claim: AsyncScript | None = None
         self._finish_script: AsyncScript | None = None
-        self._ended: list[tuple[str, asyncio.Future[None]]] = []  # jobs to finish in the next script call
-        self._finisher: asyncio.Task[None] | None = None
+        self._finishes: Batches[str, None] = Batches(self._finish_all, "job-finisher")
 
     async def _look(self) -> None:
         """arq's `_poll_iteration` (burst mode and aborts aside, unused here), its read of the queue made
@@ -221,11 +221,7 @@ class ResilientWorker(Worker):
         if finish:
             # Jobs end in groups (their tasks' ends are written together: lifecycle/groups.py), and the
             # jobs that end while one finish is in flight go in the next, in one round trip
-            done: asyncio.Future[None] = self.loop.create_future()
-            self._ended.append((job_id, done))
-            if self._finisher is None or self._finisher.done():
-                self._finisher = detached(self._finish_ended(), name="job-finisher")
-            return await done
+            return await self._finishes.add(job_id)
         if defer_ms is None:  # left queued: the next look (of any worker) takes it
             await self.pool.delete(keys.ARQ_IN_PROGRESS_PREFIX + job_id)
             return
@@ -239,25 +235,12 @@ class ResilientWorker(Worker):
             tr.publish(keys.CONTROL, DELAYED)  # the workers' promoters look again (lifecycle/jobs.py)
             await tr.execute()
 
-    async def _finish_ended(self) -> None:
+    async def _finish_all(self, ids: list[str]) -> list[None]:
         if self._finish_script is None:
             self._finish_script = self.pool.register_script(FINISH)
-        while self._ended:
-            ended, self._ended = self._ended, []
-            ids = [job_id for job_id, _ in ended]
-            try:
-                await self._finish_script(keys=[self.queue_name, *(key + job_id for job_id in ids for key in (
-                    keys.ARQ_IN_PROGRESS_PREFIX, retry_key_prefix, keys.ARQ_JOB_PREFIX))], args=ids)
-            except BaseException as exc:
-                for _, done in ended:
-                    if not done.done():
-                        done.set_exception(exc)
-                if not isinstance(exc, Exception):
-                    raise
-            else:
-                for _, done in ended:
-                    if not done.done():
-                        done.set_result(None)
+        await self._finish_script(keys=[self.queue_name, *(key + job_id for job_id in ids for key in (
+            keys.ARQ_IN_PROGRESS_PREFIX, retry_key_prefix, keys.ARQ_JOB_PREFIX))], args=ids)
+        return [None] * len(ids)
 
     def handle_sig_wait_for_completion(self, signum: signal.Signals) -> None:
         # The same stop often arrives twice (honcho signals the process group, and app.respawn
