@@ -174,6 +174,17 @@ class RedisServer:
                 )
             time.sleep(0.05)
 
+    def exit_code(self) -> int | None:
+        """The server's exit code once it has died by itself (killed, crashed); None while it runs or
+        when it was not started."""
+        return None if self._process is None else self._process.poll()
+
+    def restart(self) -> None:
+        """Start again after the server died by itself (same port, same files: its append-only file
+        brings back what it had)."""
+        self._process = None
+        self.start()
+
     def log_tail(self) -> str:
         try:
             lines = self.logfile.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]

@@ -1,4 +1,5 @@
-"""`make run`: Redis (embedded unless REDIS_URL is set), the database, then web and worker under honcho."""
+"""`make run`: Redis (embedded unless REDIS_URL is set), the database, then web and worker under honcho;
+whatever of the three dies is started again (launcher/respawn.py), the others keep running."""
 
 import sys
 
@@ -26,9 +27,11 @@ from app.store.stores import prepare_database
 from app.tasks import configured_types
 from app.web.security import check_exposure
 from launcher.redis_server import RedisServer, free_port
+from launcher.respawn import Backoff
 
 PING_TIMEOUT = 2.0
 WEB_TIMEOUT = 60.0
+WATCH_INTERVAL = 0.5  # seconds between looks at the embedded Redis
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
@@ -53,12 +56,12 @@ def check_redis(url: str) -> None:
         raise LaunchError(f"Redis at REDIS_URL={obscure(url)} does not answer ({exc}).") from None
 
 
-def open_redis(settings: Settings, stack: ExitStack) -> str:
+def open_redis(settings: Settings, stack: ExitStack) -> tuple[str, RedisServer | None]:
     """The Redis to use: REDIS_URL when set (checked), else an embedded server that `stack` stops."""
     if "REDIS_URL" in environ:
         url = str(settings.redis_url)
         check_redis(url)
-        return url
+        return url, None
     # A launcher-only setting: nothing else needs to know where the embedded Redis listens.
     port = Config(environ=environ)("EMBEDDED_REDIS_PORT", cast=int, default=0) or free_port()
     try:
@@ -66,7 +69,30 @@ def open_redis(settings: Settings, stack: ExitStack) -> str:
         stack.enter_context(server)
     except RuntimeError as exc:
         raise LaunchError(f"cannot start the embedded Redis: {exc}") from None
-    return server.url
+    return server.url, server
+
+
+def keep_running(server: RedisServer, stopping: threading.Event) -> None:
+    """Start the embedded Redis again, with backoff, whenever it dies before the stop: web and worker
+    ride out the outage and reconnect (nothing accepted is lost: Redis's append-only file, and the
+    worker's reconciliation of the database against the queue)."""
+    backoff = Backoff()
+    while not stopping.wait(WATCH_INTERVAL):
+        code = server.exit_code()
+        if code is None:
+            continue
+        delay = backoff.next_delay()
+        print(f"launcher: the embedded Redis exited with code {code}; starting it again in {delay:.1f} s",
+              file=sys.stderr, flush=True)
+        if stopping.wait(delay):
+            return
+        try:
+            server.restart()
+        except RuntimeError as exc:  # its log tail says why; the next round tries again
+            print(f"launcher: the embedded Redis did not start again: {exc}", file=sys.stderr, flush=True)
+            continue
+        backoff.restarted()
+        print(f"launcher: the embedded Redis is back on {server.url}", file=sys.stderr, flush=True)
 
 
 def prepare(database_url: str) -> None:
@@ -106,8 +132,9 @@ def announce_when_up(settings: Settings, redis_url: str, stopping: threading.Eve
     print(f"\nThe web did not answer on {base} within {WEB_TIMEOUT:.0f} s; see the log above.\n", flush=True)
 
 
-def supervise(settings: Settings, redis_url: str) -> int:
-    """Run honcho until it exits, forwarding a stop signal as one SIGTERM; 0 after a requested stop."""
+def supervise(settings: Settings, redis_url: str, server: RedisServer | None) -> int:
+    """Run honcho until it exits, forwarding a stop signal as one SIGTERM, and keep the embedded Redis
+    (`server`, if any) running meanwhile; 0 after a requested stop."""
     stopping = threading.Event()
     children: list[subprocess.Popen[bytes]] = []
 
@@ -126,10 +153,16 @@ def supervise(settings: Settings, redis_url: str) -> int:
         children[0].send_signal(signal.SIGTERM)
     watcher = threading.Thread(target=announce_when_up, args=(settings, redis_url, stopping), daemon=True)
     watcher.start()
+    keeper = threading.Thread(target=keep_running, args=(server, stopping), daemon=True)
+    if server is not None:
+        keeper.start()
     code = children[0].wait()
-    if stopping.is_set():
-        return 0
+    requested = stopping.is_set()
     stopping.set()
+    if server is not None:  # before the stack stops the server, so that it is not started meanwhile
+        keeper.join()
+    if requested:
+        return 0
     print(f"launcher: honcho exited with code {code}; stopping.", file=sys.stderr, flush=True)
     return code
 
@@ -144,9 +177,9 @@ def main() -> int:
             raise LaunchError(str(exc)) from None
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         with ExitStack() as stack:
-            redis_url = open_redis(settings, stack)
+            redis_url, server = open_redis(settings, stack)
             prepare(str(settings.database_url))
-            return supervise(settings, redis_url)  # the embedded Redis stops after web and worker
+            return supervise(settings, redis_url, server)  # the embedded Redis stops after web and worker
     except LaunchError as exc:
         print(f"launcher: {exc}", file=sys.stderr)
         return 1

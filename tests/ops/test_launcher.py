@@ -284,9 +284,20 @@ def _children(pid: int) -> list[int]:
         return []
 
 
-def test_a_worker_that_dies_is_restarted_and_the_web_stays_up(tmp_path: Path) -> None:
+def _wait_replaced(respawner: int, old: int) -> int:
+    deadline = time.monotonic() + 20
+    while not (replacement := _children(respawner)) or replacement == [old]:
+        assert time.monotonic() < deadline, f"{_cmdline(old)} was not restarted"
+        time.sleep(0.1)
+    return replacement[0]
+
+
+@pytest.mark.parametrize("victim", ["web", "worker", "redis"])
+def test_whatever_dies_under_make_run_is_restarted_and_the_rest_keeps_running(tmp_path: Path, victim: str) -> None:
+    """kill -9 of the web, the worker or the embedded Redis: it comes back (with a log line), the other
+    two keep their processes, and the tasks accepted before finish."""
     web_port = free_port()
-    env = _launcher_env(tmp_path, PORT=str(web_port), EMBEDDED_REDIS_PORT=str(free_port()))
+    env = _launcher_env(tmp_path, PORT=str(web_port), EMBEDDED_REDIS_PORT=str(free_port()), RECONCILE_INTERVAL="1")
     launcher = subprocess.Popen(
         [sys.executable, "-m", "launcher"], cwd=ROOT, env=env, text=True,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -295,17 +306,37 @@ def test_a_worker_that_dies_is_restarted_and_the_web_stays_up(tmp_path: Path) ->
     lines = _lines(launcher.stdout)
     try:
         output = "".join(_read_until(lines, "Ctrl-C stops everything", timeout=60))
-        respawner = int(re.search(r"worker\.1 started \(pid=(\d+)\)", output).group(1))
-        (worker,) = _children(respawner)
-        os.kill(worker, signal.SIGKILL)
-        _read_until(lines, "starting it again", timeout=10)
-        deadline = time.monotonic() + 20
-        while not (replacement := _children(respawner)) or replacement == [worker]:
-            assert time.monotonic() < deadline, "the worker was not restarted"
-            time.sleep(0.1)
+        respawners = {name: int(re.search(rf"{name}\.1 started \(pid=(\d+)\)", output).group(1))
+                      for name in ("web", "worker")}
+        pids = {name: _children(respawner)[0] for name, respawner in respawners.items()}
+        pids["redis"] = int((tmp_path / "var" / "redis" / "redis.pid").read_text())
         with httpx.Client(base_url=f"http://127.0.0.1:{web_port}", timeout=10) as http:
-            task = http.post("/api/tasks/submit", json={"task_type": "text_processing"}).json()
-            assert _wait_task(http, task["id"], {"SUCCESS", "FAILED"})["status"] == "SUCCESS"
+            body = {"task_type": "batch_processing", "parameters": {"data": list(range(20)), "delay_per_item": 0.1}}
+            accepted = [http.post("/api/tasks/submit", json=body).json()["id"] for _ in range(4)]
+            os.kill(pids[victim], signal.SIGKILL)
+            if victim == "redis":
+                _read_until(lines, "the embedded Redis is back", timeout=20)
+            else:
+                _read_until(lines, "starting it again", timeout=10)
+                pids[victim] = _wait_replaced(respawners[victim], pids[victim])
+            deadline = time.monotonic() + 30
+            while True:  # the web may still be starting again, or waiting for Redis
+                try:
+                    late = http.post("/api/tasks/submit", json={"task_type": "text_processing"})
+                    if late.status_code == 201:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert time.monotonic() < deadline, "the stack did not take tasks again"
+                time.sleep(0.2)
+            ended = [_wait_task(http, task_id, {"SUCCESS", "FAILED"}, timeout=60)
+                     for task_id in [*accepted, late.json()["id"]]]
+        assert [task["status"] for task in ended] == ["SUCCESS"] * 5
+        survivors = {name: pid for name, pid in pids.items() if name != victim}
+        assert {name: _children(respawners[name]) for name in survivors if name != "redis"} == \
+            {name: [pid] for name, pid in survivors.items() if name != "redis"}
+        if victim != "redis":
+            assert "redis-server" in _cmdline(pids["redis"])
         assert launcher.poll() is None
     finally:
         assert _stop_launcher(launcher) == 0
