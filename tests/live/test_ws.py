@@ -279,8 +279,10 @@ async def test_a_burst_reaches_many_clients_in_seq_order_with_every_status_chang
 
 async def test_a_client_that_does_not_read_holds_up_no_other(redis_url: str, db_url: str, tmp_path: Path) -> None:
     """While one client's socket is full, the others get every change as it comes; the stalled one, once
-    it reads, gets all of them too (within its queue's bound, nothing is lost)."""
-    async with served(make_settings(redis_url, db_url, tmp_path)) as address, AsyncExitStack() as stack:
+    it reads, gets all of them too (within its queue's bound, here raised above the 16 MB it falls behind,
+    nothing is lost)."""
+    settings = make_settings(redis_url, db_url, tmp_path, WS_QUEUE_BYTES=str(64 * 1024 * 1024))
+    async with served(settings) as address, AsyncExitStack() as stack:
         stalled = await stack.enter_async_context(
             connect(f"ws://{address}/ws", sock=small_buffer_socket(address), max_size=None, max_queue=1))
         readers = [await stack.enter_async_context(connect(f"ws://{address}/ws", max_size=None)) for _ in range(3)]
@@ -293,3 +295,20 @@ async def test_a_client_that_does_not_read_holds_up_no_other(redis_url: str, db_
                 assert (await receive(ws))["seq"] == sent[-1]
         got = [(await receive(stalled))["seq"] for _ in sent]
     assert got == sent
+
+
+async def test_a_client_that_does_not_read_is_closed_1013_once_a_few_megabytes_wait(web: str, redis_url: str) -> None:
+    """Far fewer changes than WS_QUEUE_SIZE, but big ones: the bytes waiting (WS_QUEUE_BYTES, 4 MiB by
+    default) close the client, which resumes with `since` (as in the test above)."""
+    async with connect(f"ws://{web}/ws", sock=small_buffer_socket(web), max_size=None, max_queue=1) as ws:
+        await receive(ws)
+        sent = []
+        for n in range(40):  # ~400 KB each, 16 MB in all
+            sent += await publish(redis_url, [(f"t{n}", "status", 400_000)])
+        got, code = [], None
+        try:
+            while True:
+                got.append((await receive(ws))["seq"])
+        except ConnectionClosed as closed:
+            code = closed.rcvd.code if closed.rcvd else None
+    assert code == 1013 and got == sent[:len(got)] and len(got) < len(sent)
