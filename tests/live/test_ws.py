@@ -3,6 +3,7 @@
 import asyncio
 import base64
 import gc
+import json
 import logging
 import os
 import socket
@@ -122,6 +123,64 @@ async def test_ping_gets_pong_and_junk_gets_an_error(web: str) -> None:
         assert (await receive(ws))["type"] == "pong"
         await ws.send("nonsense")
         assert (await receive(ws))["type"] == "error"
+
+
+WRONG_MESSAGES = {
+    "logs without task_id (it crashed the handler)": ('{"type": "logs"}', '"task_id"'),
+    "not JSON": ("nonsense", "not JSON"),
+    "not an object": ("[1, 2]", '"type"'),
+    "no type": ('{"task_id": "x"}', '"type"'),
+    "unknown type": ('{"type": "subscribe"}', "unknown message type 'subscribe'"),
+    "logs with a number for task_id": ('{"type": "logs", "task_id": 5}', '"task_id"'),
+    "logs with a too long task_id": (json.dumps({"type": "logs", "task_id": "x" * 100}), '"task_id"'),
+    "workers with a text follow": ('{"type": "workers", "follow": "yes"}', '"follow"'),
+    "over 1 KiB": (json.dumps({"type": "ping", "pad": "x" * 2000}), "over 1024 characters"),
+}
+
+
+async def test_each_wrong_message_gets_an_error_naming_the_problem_and_the_connection_goes_on(
+    frames_web: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with connect(f"ws://{frames_web}/ws") as ws:
+        await receive(ws)
+        for name, (text, named) in WRONG_MESSAGES.items():
+            await ws.send(text)
+            answer = await receive(ws)
+            assert answer["type"] == "error" and named in answer["detail"], (name, answer)
+        await ws.send('{"type": "ping"}')
+        assert (await receive(ws))["type"] == "pong"
+    assert [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR] == []
+
+
+async def test_a_binary_message_is_closed_with_1003_and_a_huge_one_with_1009(
+    frames_web: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    for message, code in [(b"\x00\x01", 1003), ("x" * 100_000, 1009)]:
+        async with connect(f"ws://{frames_web}/ws", compression=None) as ws:
+            await receive(ws)
+            await ws.send(message)
+            with pytest.raises(ConnectionClosed) as closed:
+                await receive(ws)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == code
+    async with httpx.AsyncClient(base_url=f"http://{frames_web}", timeout=10) as http:
+        async def handlers_ended() -> bool:
+            return (await http.get("/api/health")).json()["events"]["clients"] == 0
+
+        await wait_until(handlers_ended, "the handlers ended")
+    assert [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR] == []
+
+
+async def test_with_tokens_a_wrong_first_message_is_closed_with_1008(
+    redis_url: str, db_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with served(make_settings(redis_url, db_url, tmp_path, API_TOKEN="secret")) as address:
+        for first in [b"\x00\x01", "nonsense", "[1]", '{"type": "auth", "token": 5}', '{"type": "auth"}']:
+            async with connect(f"ws://{address}/ws") as ws:
+                await ws.send(first)
+                with pytest.raises(ConnectionClosed) as closed:
+                    await receive(ws)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008, first
+    assert [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR] == []
 
 
 def small_buffer_socket(address: str) -> socket.socket:
