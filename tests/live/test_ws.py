@@ -9,7 +9,9 @@ import os
 import socket
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -20,6 +22,7 @@ from websockets.exceptions import ConnectionClosed
 from app.core import keys
 from app.core.wire import encode_event
 from app.settings import Settings
+from app.store.stores import open_stores
 from app.worker.resilient import ResilientWorker
 from tests.support.servers import WS_PROTOCOL, make_settings, serve, served
 from tests.support.waits import receive, receive_until, submit, wait_for_status, wait_until
@@ -133,6 +136,8 @@ WRONG_MESSAGES = {
     "unknown type": ('{"type": "subscribe"}', "unknown message type 'subscribe'"),
     "logs with a number for task_id": ('{"type": "logs", "task_id": 5}', '"task_id"'),
     "logs with a too long task_id": (json.dumps({"type": "logs", "task_id": "x" * 100}), '"task_id"'),
+    "logs with a negative after": ('{"type": "logs", "task_id": "x", "after": -1}', '"after"'),
+    "logs with a text after": ('{"type": "logs", "task_id": "x", "after": "3"}', '"after"'),
     "workers with a text follow": ('{"type": "workers", "follow": "yes"}', '"follow"'),
     "over 1 KiB": (json.dumps({"type": "ping", "pad": "x" * 2000}), "over 1024 characters"),
 }
@@ -168,6 +173,56 @@ async def test_a_binary_message_is_closed_with_1003_and_a_huge_one_with_1009(
 
         await wait_until(handlers_ended, "the handlers ended")
     assert [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR] == []
+
+
+async def task_with_a_long_log(client: httpx.AsyncClient, settings: Settings, lines: int, width: int) -> str:
+    """A task whose stored log holds `lines` lines of `width` characters (written as its worker writes them)."""
+    task = await submit(client, "text_processing")
+    async with open_stores(str(settings.database_url)) as stores:
+        for start in range(0, lines, 500):
+            count = min(500, lines - start)
+            await stores.logs.append(task["id"], 1, [(datetime.now(UTC), f"{start + i:05} " + "x" * (width - 6))
+                                                     for i in range(count)])
+    return task["id"]  # type: ignore[no-any-return]
+
+
+async def test_a_long_log_comes_in_bounded_pages_each_asked_for_by_the_client(
+    client: httpx.AsyncClient, settings: Settings, web: str
+) -> None:
+    task_id = await task_with_a_long_log(client, settings, 1000, 2000)  # 2 MB, the most a task keeps by default
+    async with connect(f"ws://{web}/ws", max_size=None) as ws:
+        await receive(ws)
+        await ws.send(json.dumps({"type": "logs", "task_id": task_id}))
+        pages: list[dict[str, Any]] = []
+        while True:
+            raw = await asyncio.wait_for(ws.recv(), 10)
+            assert len(raw) < 300_000, "a page is bounded"
+            pages.append(json.loads(raw))
+            if "next" not in pages[-1]:
+                break
+            with pytest.raises(TimeoutError):  # the next page waits until the client asks for it
+                await asyncio.wait_for(ws.recv(), 0.2)
+            await ws.send(json.dumps({"type": "logs", "task_id": task_id, "after": pages[-1]["next"]}))
+    numbers = [line["n"] for page in pages for line in page["lines"]]
+    stored = [line["n"] for line in (await client.get(f"/api/tasks/{task_id}/logs?limit=5000")).json()["lines"]]
+    assert numbers == stored and len(stored) == 1000 and len(pages) > 4
+    assert all(page["next"] == page["lines"][-1]["n"] for page in pages[:-1])
+
+
+async def test_logs_requests_past_the_rate_wait_and_are_all_answered(
+    client: httpx.AsyncClient, settings: Settings, web: str
+) -> None:
+    task_id = await task_with_a_long_log(client, settings, 3, 20)
+    async with connect(f"ws://{web}/ws") as ws:
+        await receive(ws)
+        for _ in range(40):
+            await ws.send(json.dumps({"type": "logs", "task_id": task_id}))
+        loop = asyncio.get_running_loop()
+        started, answered_in_a_second = loop.time(), 0
+        for _ in range(40):
+            assert (await receive(ws))["type"] == "logs"
+            answered_in_a_second += loop.time() - started < 1.0
+    assert answered_in_a_second <= 32  # a burst of 20, then 10 a second
 
 
 async def test_with_tokens_a_wrong_first_message_is_closed_with_1008(

@@ -17,13 +17,16 @@ from app.store.tasks import TaskStore
 from app.web.live import frames, messages
 from app.web.live.client_queue import ClientQueue, Closed
 from app.web.live.hub import EventHub
+from app.web.ratelimit import RateLimiter
 from app.web.security import token_access
 
 # How a client going away surfaces, mid-send or mid-receive (starlette's, uvicorn's ClientDisconnected, a
 # send after the close); anything else a sender or receiver raises is a bug.
 GONE = (WebSocketDisconnect, OSError, RuntimeError)
 AUTH_WAIT = 5.0  # seconds a client has to authenticate
-LOG_HISTORY = 5000  # most stored log lines sent when a client starts following a task
+LOG_PAGE_LINES = 500  # most stored log lines in one `logs` frame
+LOG_PAGE_CHARS = 256 * 1024  # and most characters of their text (one line more than this still goes alone)
+LOGS_RATE, LOGS_BURST = 10.0, 20  # `logs` requests per second per connection, and how many may come at once
 
 
 def _since(websocket: WebSocket) -> int | None:
@@ -57,6 +60,7 @@ async def _send_live(websocket: WebSocket, queue: ClientQueue, covered: dict[str
 async def _receive(websocket: WebSocket, queue: ClientQueue, hub: EventHub, logs: LogStore) -> None:
     """Answers each client message; one that is wrong gets an `error` frame saying why, a binary one a
     close (1003): the connection and the process never fail on what a client sends."""
+    pace: RateLimiter | None = None  # made on the first `logs`: most of ten thousand idle clients never ask
     while True:
         received = await websocket.receive()
         if received["type"] == "websocket.disconnect":
@@ -72,17 +76,31 @@ async def _receive(websocket: WebSocket, queue: ClientQueue, hub: EventHub, logs
         if message["type"] == "ping":
             queue.put_frame(dumps({"type": "pong", "seq": hub.head}))
         elif message["type"] == "logs":
-            await _watch_logs(queue, logs, message["task_id"])
+            # Past the rate, the next message waits (and the client's further ones wait in its socket).
+            pace = pace or RateLimiter(LOGS_RATE, LOGS_BURST)
+            while (wait := pace.take("logs")) > 0:
+                await asyncio.sleep(wait)
+            await _watch_logs(queue, logs, message["task_id"], message["after"])
         else:
             hub.follow_workers(queue, message["follow"])
 
 
-async def _watch_logs(queue: ClientQueue, logs: LogStore, task_id: str | None) -> None:
-    """Follow one task's log: live lines from now on, then the stored history (the client merges
-    the two by line number `n`, so lines arriving during the read are neither lost nor doubled)."""
+async def _watch_logs(queue: ClientQueue, logs: LogStore, task_id: str | None, after: int) -> None:
+    """Follow one task's log: live lines from now on, and one page of the stored lines after `after`;
+    a page that is not the last says `next`, the `after` to ask for the following one. The client
+    merges pages and live lines by line number `n`, so lines arriving meanwhile are neither lost nor
+    doubled, and a client that does not read gets no more pages than it asks for."""
     queue.watching = task_id
-    if task_id is not None:
-        queue.put_frame(logs_frame(task_id, await logs.read(task_id, after=0, limit=LOG_HISTORY)))
+    if task_id is None:
+        return
+    lines = await logs.read(task_id, after=after, limit=LOG_PAGE_LINES + 1)
+    page, size = [], 0
+    for line in lines[:LOG_PAGE_LINES]:
+        size += len(line["line"])
+        if page and size > LOG_PAGE_CHARS:
+            break
+        page.append(line)
+    queue.put_frame(logs_frame(task_id, page, next=page[-1]["n"] if len(page) < len(lines) else None))
 
 
 async def _authenticated(websocket: WebSocket, settings: Settings) -> bool:
