@@ -62,7 +62,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             changes = Changes(stores, redis, hooks)
             hub = await stack.enter_async_context(
                 EventHub(redis, stores.tasks, changes.sync_seq, gap_timeout=settings.ws_gap_timeout,
-                         queue_size=settings.ws_queue_size)
+                         queue_size=settings.ws_queue_size, queue_bytes=settings.ws_queue_bytes)
             )
             await stack.enter_async_context(
                 WebFigures(redis, lambda: {"clients": len(hub.clients), "delivered": hub.delivered}))

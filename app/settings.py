@@ -25,6 +25,7 @@ class Settings:
     heartbeat_interval: float
     heartbeat_ttl: float
     ws_queue_size: int
+    ws_queue_bytes: int
     ws_gap_timeout: float
     ws_replay_limit: int
     cancel_wait: float
@@ -119,6 +120,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         heartbeat_interval=config("HEARTBEAT_INTERVAL", cast=float, default=2.0),
         heartbeat_ttl=config("HEARTBEAT_TTL", cast=float, default=6.0),
         ws_queue_size=config("WS_QUEUE_SIZE", cast=int, default=1000),
+        ws_queue_bytes=config("WS_QUEUE_BYTES", cast=int, default=4 * 1024 * 1024),
         ws_gap_timeout=config("WS_GAP_TIMEOUT", cast=float, default=1.0),
         ws_replay_limit=config("WS_REPLAY_LIMIT", cast=int, default=10_000),
         cancel_wait=config("CANCEL_WAIT", cast=float, default=2.0),

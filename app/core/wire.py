@@ -122,8 +122,11 @@ class LogLine(TypedDict):
     line: str
 
 
-def logs_frame(task_id: str, lines: list[LogLine]) -> str:
-    return dumps({"type": "logs", "task_id": task_id, "lines": lines})
+def logs_frame(task_id: str, lines: list[LogLine], next: int | None = None) -> str:
+    """Live lines, or a page of stored ones; `next`: more are stored, ask for those after it."""
+    if next is None:
+        return dumps({"type": "logs", "task_id": task_id, "lines": lines})
+    return dumps({"type": "logs", "task_id": task_id, "lines": lines, "next": next})
 
 
 def dumps(value: object) -> str:

@@ -37,9 +37,14 @@ export class LogFollower {
     return this.send({ type: 'logs', task_id: this.id });
   }
 
-  /** A socket `logs` frame; frames for a task no longer open are late and ignored. */
+  /**
+   * A socket `logs` frame; frames for a task no longer open are late and ignored. A page of stored
+   * lines that is not the last carries `next`: the following page is asked for once this one is in.
+   */
   receive(message) {
-    if (message.task_id === this.id) this.add(message.lines);
+    if (message.task_id !== this.id) return;
+    this.add(message.lines);
+    if (message.next != null) this.send({ type: 'logs', task_id: this.id, after: message.next });
   }
 
   /** While the socket is down (and once when a task opens without one): the lines not held yet. */

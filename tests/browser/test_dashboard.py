@@ -5,6 +5,7 @@ import io
 import json
 import re
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -490,6 +491,25 @@ async def test_a_pending_task_without_log_lines_says_so(web: str, client: httpx.
     task = await submit(client, "text_processing")
     await open_dashboard(page, web, f"?task={task['id']}")
     await page.locator("#detail .log-status").filter(has_text="no log lines").wait_for()
+
+
+async def test_a_long_log_arrives_over_the_socket_page_by_page(
+    web: str, client: httpx.AsyncClient, settings: Settings, page: Page,
+) -> None:
+    task = await submit(client, "text_processing")  # no worker: it stays queued; its log is written here
+    async with open_stores(str(settings.database_url)) as stores:
+        for start in range(0, 1200, 300):
+            await stores.logs.append(task["id"], 1, [(datetime.now(UTC), f"line {start + i} " + "x" * 1000)
+                                                     for i in range(300)])
+    asked: list[dict[str, Any]] = []
+    page.on("websocket", lambda ws: ws.on("framesent", lambda payload: asked.append(json.loads(payload))))
+    await open_dashboard(page, web)
+    panel = await open_task(page, task["id"], "PENDING")
+    await page.wait_for_function("n => document.querySelectorAll('#detail .log-line').length === n", arg=1200)
+    texts = await page.locator(f"{panel} .log-line .log-text").all_text_contents()
+    assert [text.split(" ")[1] for text in texts] == [str(n) for n in range(1200)]
+    pages = [message for message in asked if message.get("type") == "logs" and "after" in message]
+    assert len(pages) >= 3  # 1.2 MB of lines: several pages, each asked for once the one before came in
 
 
 async def test_a_running_task_shows_its_estimate(

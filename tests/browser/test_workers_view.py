@@ -166,7 +166,8 @@ async def test_a_client_behind_on_heartbeats_keeps_each_workers_latest_and_is_no
     takes them: its queue of five holds each worker's latest beat, not a hundred frames."""
     async with open_stores(str(settings.database_url)) as stores, \
             open_redis(str(settings.redis_url), settings.queue_name) as redis:
-        hub = EventHub(redis, stores.tasks, Changes(stores, redis).sync_seq, gap_timeout=1.0, queue_size=5)
+        hub = EventHub(redis, stores.tasks, Changes(stores, redis).sync_seq, gap_timeout=1.0, queue_size=5,
+                       queue_bytes=1 << 20)
         async with hub:
             with hub.subscribe() as (queue, _):
                 hub.follow_workers(queue, True)

@@ -54,7 +54,7 @@ def instant() -> Flusher:
 
 async def test_a_burst_reaches_every_client_as_one_write_in_release_order() -> None:
     flusher = instant()
-    clients = [(ClientQueue(100), Writer()) for _ in range(50)]
+    clients = [(ClientQueue(100, 1 << 20), Writer()) for _ in range(50)]
     with ExitStack() as stack:
         for queue, writer in clients:
             stack.enter_context(flusher.writing(queue, writer, {}))
@@ -70,7 +70,7 @@ async def test_a_burst_reaches_every_client_as_one_write_in_release_order() -> N
 
 async def test_a_paused_client_is_skipped_coalesces_and_is_written_when_its_socket_drains() -> None:
     flusher = instant()
-    (slow_queue, slow), (fast_queue, fast) = (ClientQueue(100), Writer()), (ClientQueue(100), Writer())
+    (slow_queue, slow), (fast_queue, fast) = (ClientQueue(100, 1 << 20), Writer()), (ClientQueue(100, 1 << 20), Writer())
     slow.paused = True
     with flusher.writing(slow_queue, slow, {}), flusher.writing(fast_queue, fast, {}):
         for seq in range(1, 4):
@@ -85,7 +85,7 @@ async def test_a_paused_client_is_skipped_coalesces_and_is_written_when_its_sock
 
 async def test_an_overflowing_client_is_closed_1013_once_its_socket_drains() -> None:
     flusher = instant()
-    queue, writer = ClientQueue(3), Writer()
+    queue, writer = ClientQueue(3, 1 << 20), Writer()
     writer.paused = True
     with flusher.writing(queue, writer, {}):
         for seq in range(1, 5):
@@ -99,7 +99,7 @@ async def test_an_overflowing_client_is_closed_1013_once_its_socket_drains() -> 
 
 async def test_what_queued_before_the_writer_came_goes_first_and_replayed_changes_are_not_sent_again() -> None:
     flusher = instant()
-    queue, writer = ClientQueue(100), Writer()
+    queue, writer = ClientQueue(100, 1 << 20), Writer()
     queue.put(ev(7, "a"))  # released during the replay, which already sent a@7
     queue.put(ev(8, "b"))
     queue.put_frame("pong")
@@ -119,7 +119,7 @@ async def test_a_client_whose_write_fails_does_not_keep_the_others_from_theirs(
             raise RuntimeError("broken")
 
     flusher = instant()
-    clients = [(ClientQueue(100), Writer()), (ClientQueue(100), Broken()), (ClientQueue(100), Writer())]
+    clients = [(ClientQueue(100, 1 << 20), Writer()), (ClientQueue(100, 1 << 20), Broken()), (ClientQueue(100, 1 << 20), Writer())]
     with ExitStack() as stack, caplog.at_level(logging.ERROR):
         for queue, writer in clients:
             stack.enter_context(flusher.writing(queue, writer, {}))
@@ -132,7 +132,7 @@ async def test_a_client_whose_write_fails_does_not_keep_the_others_from_theirs(
 
 async def test_a_detached_client_is_no_longer_written() -> None:
     flusher = instant()
-    queue, writer = ClientQueue(100), Writer()
+    queue, writer = ClientQueue(100, 1 << 20), Writer()
     with flusher.writing(queue, writer, {}):
         await next_turn()
     queue.put(ev(1, "a"))
@@ -149,7 +149,7 @@ async def test_after_a_long_flush_the_next_waits_as_long_and_carries_what_came_m
             now[0] += 0.01  # this flush costs 10 ms
 
     flusher = Flusher(cost_clock=lambda: now[0])
-    queue, writer = ClientQueue(100), Slow()
+    queue, writer = ClientQueue(100, 1 << 20), Slow()
     with flusher.writing(queue, writer, {}):
         queue.put(ev(1, "a"))
         await next_turn()

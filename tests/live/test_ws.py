@@ -3,12 +3,15 @@
 import asyncio
 import base64
 import gc
+import json
 import logging
 import os
 import socket
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -19,6 +22,7 @@ from websockets.exceptions import ConnectionClosed
 from app.core import keys
 from app.core.wire import encode_event
 from app.settings import Settings
+from app.store.stores import open_stores
 from app.worker.resilient import ResilientWorker
 from tests.support.servers import WS_PROTOCOL, make_settings, serve, served
 from tests.support.waits import receive, receive_until, submit, wait_for_status, wait_until
@@ -122,6 +126,116 @@ async def test_ping_gets_pong_and_junk_gets_an_error(web: str) -> None:
         assert (await receive(ws))["type"] == "pong"
         await ws.send("nonsense")
         assert (await receive(ws))["type"] == "error"
+
+
+WRONG_MESSAGES = {
+    "logs without task_id (it crashed the handler)": ('{"type": "logs"}', '"task_id"'),
+    "not JSON": ("nonsense", "not JSON"),
+    "not an object": ("[1, 2]", '"type"'),
+    "no type": ('{"task_id": "x"}', '"type"'),
+    "unknown type": ('{"type": "subscribe"}', "unknown message type 'subscribe'"),
+    "logs with a number for task_id": ('{"type": "logs", "task_id": 5}', '"task_id"'),
+    "logs with a too long task_id": (json.dumps({"type": "logs", "task_id": "x" * 100}), '"task_id"'),
+    "logs with a negative after": ('{"type": "logs", "task_id": "x", "after": -1}', '"after"'),
+    "logs with a text after": ('{"type": "logs", "task_id": "x", "after": "3"}', '"after"'),
+    "workers with a text follow": ('{"type": "workers", "follow": "yes"}', '"follow"'),
+    "over 1 KiB": (json.dumps({"type": "ping", "pad": "x" * 2000}), "over 1024 characters"),
+}
+
+
+async def test_each_wrong_message_gets_an_error_naming_the_problem_and_the_connection_goes_on(
+    frames_web: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with connect(f"ws://{frames_web}/ws") as ws:
+        await receive(ws)
+        for name, (text, named) in WRONG_MESSAGES.items():
+            await ws.send(text)
+            answer = await receive(ws)
+            assert answer["type"] == "error" and named in answer["detail"], (name, answer)
+        await ws.send('{"type": "ping"}')
+        assert (await receive(ws))["type"] == "pong"
+    assert [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR] == []
+
+
+async def test_a_binary_message_is_closed_with_1003_and_a_huge_one_with_1009(
+    frames_web: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    for message, code in [(b"\x00\x01", 1003), ("x" * 100_000, 1009)]:
+        async with connect(f"ws://{frames_web}/ws", compression=None) as ws:
+            await receive(ws)
+            await ws.send(message)
+            with pytest.raises(ConnectionClosed) as closed:
+                await receive(ws)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == code
+    async with httpx.AsyncClient(base_url=f"http://{frames_web}", timeout=10) as http:
+        async def handlers_ended() -> bool:
+            return (await http.get("/api/health")).json()["events"]["clients"] == 0
+
+        await wait_until(handlers_ended, "the handlers ended")
+    assert [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR] == []
+
+
+async def task_with_a_long_log(client: httpx.AsyncClient, settings: Settings, lines: int, width: int) -> str:
+    """A task whose stored log holds `lines` lines of `width` characters (written as its worker writes them)."""
+    task = await submit(client, "text_processing")
+    async with open_stores(str(settings.database_url)) as stores:
+        for start in range(0, lines, 500):
+            count = min(500, lines - start)
+            await stores.logs.append(task["id"], 1, [(datetime.now(UTC), f"{start + i:05} " + "x" * (width - 6))
+                                                     for i in range(count)])
+    return task["id"]  # type: ignore[no-any-return]
+
+
+async def test_a_long_log_comes_in_bounded_pages_each_asked_for_by_the_client(
+    client: httpx.AsyncClient, settings: Settings, web: str
+) -> None:
+    task_id = await task_with_a_long_log(client, settings, 1000, 2000)  # 2 MB, the most a task keeps by default
+    async with connect(f"ws://{web}/ws", max_size=None) as ws:
+        await receive(ws)
+        await ws.send(json.dumps({"type": "logs", "task_id": task_id}))
+        pages: list[dict[str, Any]] = []
+        while True:
+            raw = await asyncio.wait_for(ws.recv(), 10)
+            assert len(raw) < 300_000, "a page is bounded"
+            pages.append(json.loads(raw))
+            if "next" not in pages[-1]:
+                break
+            with pytest.raises(TimeoutError):  # the next page waits until the client asks for it
+                await asyncio.wait_for(ws.recv(), 0.2)
+            await ws.send(json.dumps({"type": "logs", "task_id": task_id, "after": pages[-1]["next"]}))
+    numbers = [line["n"] for page in pages for line in page["lines"]]
+    stored = [line["n"] for line in (await client.get(f"/api/tasks/{task_id}/logs?limit=5000")).json()["lines"]]
+    assert numbers == stored and len(stored) == 1000 and len(pages) > 4
+    assert all(page["next"] == page["lines"][-1]["n"] for page in pages[:-1])
+
+
+async def test_logs_requests_past_the_rate_wait_and_are_all_answered(
+    client: httpx.AsyncClient, settings: Settings, web: str
+) -> None:
+    task_id = await task_with_a_long_log(client, settings, 3, 20)
+    async with connect(f"ws://{web}/ws") as ws:
+        await receive(ws)
+        for _ in range(40):
+            await ws.send(json.dumps({"type": "logs", "task_id": task_id}))
+        loop = asyncio.get_running_loop()
+        started, answered_in_a_second = loop.time(), 0
+        for _ in range(40):
+            assert (await receive(ws))["type"] == "logs"
+            answered_in_a_second += loop.time() - started < 1.0
+    assert answered_in_a_second <= 32  # a burst of 20, then 10 a second
+
+
+async def test_with_tokens_a_wrong_first_message_is_closed_with_1008(
+    redis_url: str, db_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with served(make_settings(redis_url, db_url, tmp_path, API_TOKEN="secret")) as address:
+        for first in [b"\x00\x01", "nonsense", "[1]", '{"type": "auth", "token": 5}', '{"type": "auth"}']:
+            async with connect(f"ws://{address}/ws") as ws:
+                await ws.send(first)
+                with pytest.raises(ConnectionClosed) as closed:
+                    await receive(ws)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008, first
+    assert [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR] == []
 
 
 def small_buffer_socket(address: str) -> socket.socket:
@@ -279,8 +393,10 @@ async def test_a_burst_reaches_many_clients_in_seq_order_with_every_status_chang
 
 async def test_a_client_that_does_not_read_holds_up_no_other(redis_url: str, db_url: str, tmp_path: Path) -> None:
     """While one client's socket is full, the others get every change as it comes; the stalled one, once
-    it reads, gets all of them too (within its queue's bound, nothing is lost)."""
-    async with served(make_settings(redis_url, db_url, tmp_path)) as address, AsyncExitStack() as stack:
+    it reads, gets all of them too (within its queue's bound, here raised above the 16 MB it falls behind,
+    nothing is lost)."""
+    settings = make_settings(redis_url, db_url, tmp_path, WS_QUEUE_BYTES=str(64 * 1024 * 1024))
+    async with served(settings) as address, AsyncExitStack() as stack:
         stalled = await stack.enter_async_context(
             connect(f"ws://{address}/ws", sock=small_buffer_socket(address), max_size=None, max_queue=1))
         readers = [await stack.enter_async_context(connect(f"ws://{address}/ws", max_size=None)) for _ in range(3)]
@@ -293,3 +409,20 @@ async def test_a_client_that_does_not_read_holds_up_no_other(redis_url: str, db_
                 assert (await receive(ws))["seq"] == sent[-1]
         got = [(await receive(stalled))["seq"] for _ in sent]
     assert got == sent
+
+
+async def test_a_client_that_does_not_read_is_closed_1013_once_a_few_megabytes_wait(web: str, redis_url: str) -> None:
+    """Far fewer changes than WS_QUEUE_SIZE, but big ones: the bytes waiting (WS_QUEUE_BYTES, 4 MiB by
+    default) close the client, which resumes with `since` (as in the test above)."""
+    async with connect(f"ws://{web}/ws", sock=small_buffer_socket(web), max_size=None, max_queue=1) as ws:
+        await receive(ws)
+        sent = []
+        for n in range(40):  # ~400 KB each, 16 MB in all
+            sent += await publish(redis_url, [(f"t{n}", "status", 400_000)])
+        got, code = [], None
+        try:
+            while True:
+                got.append((await receive(ws))["seq"])
+        except ConnectionClosed as closed:
+            code = closed.rcvd.code if closed.rcvd else None
+    assert code == 1013 and got == sent[:len(got)] and len(got) < len(sent)

@@ -1,4 +1,4 @@
-"""ClientQueue: progress coalesces per task, status changes are kept, overflow closes the client."""
+"""ClientQueue: progress coalesces per task, status changes are kept, overflow (in items or bytes) closes the client."""
 
 import pytest
 
@@ -15,7 +15,7 @@ async def drain(queue: ClientQueue) -> list[str]:
 
 
 async def test_progress_coalesces_and_order_of_release_is_kept() -> None:
-    queue = ClientQueue(100)
+    queue = ClientQueue(100, 1 << 20)
     queue.put(ev(1, "a", "progress"))
     queue.put(ev(2, "b", "status"))
     queue.put(ev(3, "a", "progress"))
@@ -24,7 +24,7 @@ async def test_progress_coalesces_and_order_of_release_is_kept() -> None:
 
 
 async def test_a_status_change_supersedes_pending_progress_but_is_itself_kept() -> None:
-    queue = ClientQueue(100)
+    queue = ClientQueue(100, 1 << 20)
     queue.put(ev(1, "a", "progress"))
     queue.put(ev(2, "a", "status"))
     queue.put(ev(3, "a", "status"))
@@ -32,7 +32,7 @@ async def test_a_status_change_supersedes_pending_progress_but_is_itself_kept() 
 
 
 async def test_overflow_closes_with_1013_and_drops_nothing_silently() -> None:
-    queue = ClientQueue(3)
+    queue = ClientQueue(3, 1 << 20)
     for seq in range(1, 5):
         queue.put(ev(seq, f"t{seq}", "status"))
     with pytest.raises(Closed) as closed:
@@ -41,14 +41,14 @@ async def test_overflow_closes_with_1013_and_drops_nothing_silently() -> None:
 
 
 async def test_many_progress_updates_of_one_task_never_overflow() -> None:
-    queue = ClientQueue(3)
+    queue = ClientQueue(3, 1 << 20)
     for seq in range(1, 1000):
         queue.put(ev(seq, "a", "progress"))
     assert await drain(queue) == ["a@999"]
 
 
 async def test_take_hands_over_everything_waiting_in_release_order_with_own_frames() -> None:
-    queue = ClientQueue(100)
+    queue = ClientQueue(100, 1 << 20)
     queue.put_frame("pong")
     queue.put(ev(1, "a", "status"))
     queue.put(ev(2, "b", "progress"))
@@ -59,7 +59,7 @@ async def test_take_hands_over_everything_waiting_in_release_order_with_own_fram
 
 
 async def test_a_closed_queue_takes_nothing_more() -> None:
-    queue = ClientQueue(3)
+    queue = ClientQueue(3, 1 << 20)
     queue.close(1012, "server restarting")
     queue.put(ev(1, "a", "status"))
     queue.put_frame("pong")
@@ -70,7 +70,7 @@ async def test_a_closed_queue_takes_nothing_more() -> None:
 
 
 async def test_heartbeats_keep_only_each_workers_latest_and_never_overflow() -> None:
-    queue = ClientQueue(4)
+    queue = ClientQueue(4, 1 << 20)
     queue.put_frame("pong")
     for beat in range(100):
         queue.put_frame(f"w1@{beat}", supersedes="w1")
@@ -78,3 +78,42 @@ async def test_heartbeats_keep_only_each_workers_latest_and_never_overflow() -> 
     queue.put(ev(1, "w1", "progress"))  # a task id equal to a worker id is another key
     queue.put_frame("w1@stopped", supersedes="w1")
     assert await drain(queue) == ["pong", "w2@99", "w1@1", "w1@stopped"]
+
+
+async def test_frames_over_the_byte_bound_close_with_1013() -> None:
+    queue = ClientQueue(100, 1000)
+    for _ in range(3):
+        queue.put_frame("x" * 400)  # a log page a client asked for and does not read
+    with pytest.raises(Closed) as closed:
+        await queue.take()
+    assert closed.value.code == 1013
+
+
+async def test_events_count_toward_the_byte_bound_and_superseded_ones_no_longer_do() -> None:
+    queue = ClientQueue(100, 1000)
+    for seq in range(1, 50):
+        queue.put(Event(seq, "progress", "a", "RUNNING", "x" * 300))
+    queue.put(Event(50, "status", "b", "RUNNING", "y" * 300))
+    assert [item.seq for item in await queue.take()] == [49, 50]  # type: ignore[union-attr]
+    for seq in range(51, 55):
+        queue.put(Event(seq, "status", f"t{seq}", "RUNNING", "z" * 300))
+    with pytest.raises(Closed):
+        await queue.take()
+
+
+async def test_one_frame_over_the_byte_bound_still_goes_to_a_client_that_is_not_behind() -> None:
+    queue = ClientQueue(100, 1000)
+    queue.put_frame("x" * 5000)
+    assert await drain(queue) == ["x" * 5000]
+    queue.put(ev(1, "a", "status"))
+    queue.put(Event(2, "progress", "b", "RUNNING", "x" * 5000))  # behind now: one item already waits
+    with pytest.raises(Closed):
+        await queue.take()
+
+
+async def test_beats_superseded_free_their_bytes() -> None:
+    queue = ClientQueue(100, 1000)
+    for beat in range(100):
+        queue.put_frame(f"{beat:03}" + "w" * 300, supersedes="w1")
+        queue.put_frame(f"{beat:03}" + "v" * 300, supersedes="w2")
+    assert [frame[:3] for frame in await drain(queue)] == ["099", "099"]

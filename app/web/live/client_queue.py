@@ -1,5 +1,5 @@
-"""One WebSocket client's outbox: bounded, progress coalesced per task (heartbeats per worker), status
-changes kept."""
+"""One WebSocket client's outbox: bounded in items and in bytes, progress coalesced per task (heartbeats per
+worker), status changes kept."""
 
 import asyncio
 from collections.abc import Callable
@@ -20,22 +20,27 @@ class Closed(Exception):
 class ClientQueue:
     """Any event for a task supersedes that task's pending progress (each event carries the whole
     task), and is appended at the end so the client still sees seqs in the order they were released.
-    Status changes are never dropped: when more than `maxsize` wait, the client is too slow and is
-    closed (1013); it resumes with `since` and loses nothing.
+    Status changes are never dropped: when more than `maxsize` items or `max_bytes` of frames wait, the
+    client is too slow and is closed (1013); it resumes with `since` and loses nothing. The byte bound
+    caps what a client that does not read makes the process hold for it (its own frames, log pages above
+    all, are built for it alone; and what waits is written to its socket's buffer in one go once it
+    drains); a single frame over the bound still goes to a client that had taken everything else.
 
     Whoever sends says when something is waiting: `on_ready` (the flusher of `web/live/flush.py`),
     called when an empty queue gets an item or the queue closes, else `take()` waits for it.
     """
 
     # Ten thousand idle clients each hold one: slots, and no asyncio.Event (its waiter deque alone is ~0.8 KB).
-    __slots__ = ("maxsize", "_items", "_closed", "_frames", "_waiter", "on_ready", "watching")
+    __slots__ = ("maxsize", "max_bytes", "_items", "_bytes", "_closed", "_frames", "_waiter", "on_ready", "watching")
 
-    def __init__(self, maxsize: int) -> None:
+    def __init__(self, maxsize: int, max_bytes: int) -> None:
         self.maxsize = maxsize
+        self.max_bytes = max_bytes
         # Keys: a task id (str) for its pending progress, a seq (int > 0) for a change kept as it is,
         # -n for our own n-th frame: plain values, no tuple to build and hash per client per event;
         # ("beat", worker id) for a worker's pending heartbeat (one per worker per interval, not per event).
         self._items: dict[str | int | tuple[str, str], Item] = {}
+        self._bytes = 0  # the waiting frames' length (characters: the JSON is ASCII but for user text)
         self._closed: Closed | None = None
         self._frames = 0
         self._waiter: asyncio.Future[None] | None = None
@@ -46,10 +51,13 @@ class ClientQueue:
         if self._closed:
             return
         items = self._items
+        self._bytes += len(event.frame)
         if items:
-            items.pop(event.task_id, None)
+            superseded = items.pop(event.task_id, None)
+            if superseded is not None:
+                self._bytes -= len(superseded.frame)  # type: ignore[union-attr]  # a task id keys an event
             items[event.task_id if event.coalescable else event.seq] = event
-            if len(items) > self.maxsize:
+            if len(items) > self.maxsize or (self._bytes > self.max_bytes and len(items) > 1):
                 self.close(*TOO_SLOW)
             return
         items[event.task_id if event.coalescable else event.seq] = event
@@ -61,14 +69,15 @@ class ClientQueue:
         if self._closed:
             return
         was_empty = not self._items
+        self._bytes += len(frame)
         if supersedes is None:
             self._frames += 1
             self._items[-self._frames] = frame
         else:
             key = ("beat", supersedes)
-            self._items.pop(key, None)
+            self._bytes -= len(self._items.pop(key, ""))  # type: ignore[arg-type]  # a beat key keys a frame
             self._items[key] = frame
-        if len(self._items) > self.maxsize:
+        if len(self._items) > self.maxsize or (self._bytes > self.max_bytes and len(self._items) > 1):
             self.close(*TOO_SLOW)
         elif was_empty:
             self._ready()
@@ -76,6 +85,7 @@ class ClientQueue:
     def close(self, code: int, reason: str) -> None:
         self._closed = Closed(code, reason)
         self._items.clear()
+        self._bytes = 0
         self._ready()
 
     def __len__(self) -> int:
@@ -87,6 +97,7 @@ class ClientQueue:
             raise self._closed
         items = list(self._items.values())
         self._items.clear()
+        self._bytes = 0
         return items
 
     async def take(self) -> list[Item]:

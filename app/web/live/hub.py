@@ -28,11 +28,12 @@ FIRST_SUBSCRIBE_WAIT = 3.0  # seconds start-up waits for Redis before serving wi
 
 class EventHub:
     def __init__(self, redis: Redis, store: TaskStore, sync_seq: Callable[[], Awaitable[int]], *,
-                 gap_timeout: float, queue_size: int) -> None:
+                 gap_timeout: float, queue_size: int, queue_bytes: int) -> None:
         self.redis = redis
         self.store = store
         self.sync_seq = sync_seq  # raises the counter past the database's newest change; returns it
         self.queue_size = queue_size
+        self.queue_bytes = queue_bytes
         self.order = SeqOrder(gap_timeout)
         self.connected = False
         self.clients: set[ClientQueue] = set()
@@ -134,7 +135,7 @@ class EventHub:
     @contextmanager
     def subscribe(self) -> Iterator[tuple[ClientQueue, int]]:
         """A new client queue and the seq it starts after (events above it arrive live)."""
-        queue = ClientQueue(self.queue_size)
+        queue = ClientQueue(self.queue_size, self.queue_bytes)
         self.clients.add(queue)
         try:
             yield queue, self.order.head

@@ -14,19 +14,19 @@ from app.core.wire import Event, dumps, hello_frame, logs_frame, task_frame
 from app.settings import Settings
 from app.store.logs import LogStore
 from app.store.tasks import TaskStore
-from app.web.live import frames
+from app.web.live import frames, messages
 from app.web.live.client_queue import ClientQueue, Closed
 from app.web.live.hub import EventHub
+from app.web.ratelimit import RateLimiter
 from app.web.security import token_access
 
 # How a client going away surfaces, mid-send or mid-receive (starlette's, uvicorn's ClientDisconnected, a
 # send after the close); anything else a sender or receiver raises is a bug.
 GONE = (WebSocketDisconnect, OSError, RuntimeError)
-MAX_CLIENT_MESSAGE = 1024  # bytes; clients only ever send small control messages
 AUTH_WAIT = 5.0  # seconds a client has to authenticate
-LOG_HISTORY = 5000  # most stored log lines sent when a client starts following a task
-CLIENT_MESSAGES = ('unknown message; send {"type": "ping"}, {"type": "logs", "task_id": <id or null>} '
-                   'or {"type": "workers", "follow": <true or false>}')
+LOG_PAGE_LINES = 500  # most stored log lines in one `logs` frame
+LOG_PAGE_CHARS = 256 * 1024  # and most characters of their text (one line more than this still goes alone)
+LOGS_RATE, LOGS_BURST = 10.0, 20  # `logs` requests per second per connection, and how many may come at once
 
 
 def _since(websocket: WebSocket) -> int | None:
@@ -58,33 +58,49 @@ async def _send_live(websocket: WebSocket, queue: ClientQueue, covered: dict[str
 
 
 async def _receive(websocket: WebSocket, queue: ClientQueue, hub: EventHub, logs: LogStore) -> None:
+    """Answers each client message; one that is wrong gets an `error` frame saying why, a binary one a
+    close (1003): the connection and the process never fail on what a client sends."""
+    pace: RateLimiter | None = None  # made on the first `logs`: most of ten thousand idle clients never ask
     while True:
-        text = await websocket.receive_text()
+        received = await websocket.receive()
+        if received["type"] == "websocket.disconnect":
+            raise WebSocketDisconnect(received.get("code", 1000), received.get("reason"))
+        if received.get("text") is None:
+            queue.close(1003, "binary messages are not understood: send JSON text")
+            continue  # the close ends the connection; its disconnect ends this loop
         try:
-            message = json.loads(text) if len(text) <= MAX_CLIENT_MESSAGE else None
-        except ValueError:
-            message = None
-        kind = message.get("type") if isinstance(message, dict) else None
-        if kind == "ping":
+            message = messages.parse(received["text"])
+        except ValueError as exc:
+            queue.put_frame(dumps({"type": "error", "detail": str(exc)}))
+            continue
+        if message["type"] == "ping":
             queue.put_frame(dumps({"type": "pong", "seq": hub.head}))
-        elif kind == "logs" and (message["task_id"] is None or _is_task_id(message["task_id"])):
-            await _watch_logs(queue, logs, message["task_id"])
-        elif kind == "workers" and isinstance(message.get("follow", True), bool):
-            hub.follow_workers(queue, message.get("follow", True))
+        elif message["type"] == "logs":
+            # Past the rate, the next message waits (and the client's further ones wait in its socket).
+            pace = pace or RateLimiter(LOGS_RATE, LOGS_BURST)
+            while (wait := pace.take("logs")) > 0:
+                await asyncio.sleep(wait)
+            await _watch_logs(queue, logs, message["task_id"], message["after"])
         else:
-            queue.put_frame(dumps({"type": "error", "detail": CLIENT_MESSAGES}))
+            hub.follow_workers(queue, message["follow"])
 
 
-def _is_task_id(value: object) -> bool:
-    return isinstance(value, str) and 0 < len(value) <= 36
-
-
-async def _watch_logs(queue: ClientQueue, logs: LogStore, task_id: str | None) -> None:
-    """Follow one task's log: live lines from now on, then the stored history (the client merges
-    the two by line number `n`, so lines arriving during the read are neither lost nor doubled)."""
+async def _watch_logs(queue: ClientQueue, logs: LogStore, task_id: str | None, after: int) -> None:
+    """Follow one task's log: live lines from now on, and one page of the stored lines after `after`;
+    a page that is not the last says `next`, the `after` to ask for the following one. The client
+    merges pages and live lines by line number `n`, so lines arriving meanwhile are neither lost nor
+    doubled, and a client that does not read gets no more pages than it asks for."""
     queue.watching = task_id
-    if task_id is not None:
-        queue.put_frame(logs_frame(task_id, await logs.read(task_id, after=0, limit=LOG_HISTORY)))
+    if task_id is None:
+        return
+    lines = await logs.read(task_id, after=after, limit=LOG_PAGE_LINES + 1)
+    page, size = [], 0
+    for line in lines[:LOG_PAGE_LINES]:
+        size += len(line["line"])
+        if page and size > LOG_PAGE_CHARS:
+            break
+        page.append(line)
+    queue.put_frame(logs_frame(task_id, page, next=page[-1]["n"] if len(page) < len(lines) else None))
 
 
 async def _authenticated(websocket: WebSocket, settings: Settings) -> bool:
@@ -93,8 +109,14 @@ async def _authenticated(websocket: WebSocket, settings: Settings) -> bool:
     if settings.api_token is None:
         return True
     try:
-        message = json.loads(await asyncio.wait_for(websocket.receive_text(), AUTH_WAIT))
-    except (TimeoutError, ValueError):
+        received = await asyncio.wait_for(websocket.receive(), AUTH_WAIT)
+    except TimeoutError:
+        return False
+    if received["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(received.get("code", 1000))
+    try:
+        message = json.loads(received.get("text") or "null")  # a binary message is no token either
+    except ValueError:
         message = None
     token = message.get("token") if isinstance(message, dict) and message.get("type") == "auth" else None
     return isinstance(token, str) and token_access(settings, token) is not None

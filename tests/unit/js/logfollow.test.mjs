@@ -40,6 +40,17 @@ test('opening a task follows it over the socket; closing stops; frames of other 
   assert.deepEqual(seen.shown, [1, 4, 5]);
 });
 
+test('stored lines come a page at a time: each page that says `next` asks for the following one', () => {
+  const { follower, seen } = setUp();
+  follower.follow('a');
+  follower.receive({ type: 'logs', task_id: 'a', lines: lines(1, 2), next: 2 });
+  follower.receive({ type: 'logs', task_id: 'a', lines: lines(9) }); // a live line meanwhile: no page asked
+  follower.receive({ type: 'logs', task_id: 'a', lines: lines(3, 4) }); // the last page
+  follower.receive({ type: 'logs', task_id: 'b', lines: lines(1), next: 1 }); // late, for another task
+  assert.deepEqual(seen.sent, [{ type: 'logs', task_id: 'a' }, { type: 'logs', task_id: 'a', after: 2 }]);
+  assert.deepEqual(seen.shown, [1, 2, 3, 4, 9]);
+});
+
 test('every reconnect asks again, only while a task is open', () => {
   const { follower, seen } = setUp();
   assert.equal(follower.subscribe(), false);
