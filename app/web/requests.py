@@ -59,5 +59,5 @@ def limit_uploads(request: Request, size: int) -> None:
     client = request.client.host if request.client else "?"
     limiter = request.state.upload_limiter
     if wait := limiter.take(client, size):
-        raise TooManyRequests(f"too many upload bytes from {client}: UPLOAD_RATE allows {limiter.rate:g} bytes a "
+        raise TooManyRequests(f"too many upload bytes from {client}: UPLOAD_RATE allows {limiter.rate:.0f} bytes a "
                               f"second (bursts of UPLOAD_BURST={limiter.burst}); retry in {wait:.0f} s", wait)
