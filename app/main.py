@@ -71,7 +71,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
                    "submissions": Submissions(stores.tasks, redis, types, uploads, settings.max_queued, hooks),
                    "canceller": Canceller(changes), "retrier": Retrier(changes, types), "run_now": RunNow(changes),
                    "pauser": QueuePause(redis, settings.queue_name), "types": types, "openapi": spec,
-                   "minutes": MinuteCache(), "limiter": RateLimiter(settings.submit_rate, settings.submit_burst)}
+                   "minutes": MinuteCache(), "limiter": RateLimiter(settings.submit_rate, settings.submit_burst),
+                   "upload_limiter": RateLimiter(settings.upload_rate, settings.upload_burst)}
 
     routes = [
         Route("/api/tasks/submit", tasks.submit, methods=["POST"]),
@@ -89,6 +90,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/api/tasks/{task_id}/artifacts/{name}", files.artifact, methods=["GET"]),
         Route("/api/uploads", files.upload, methods=["POST"]),
         Route("/api/uploads/{upload_id}", files.get_upload, methods=["GET"]),
+        Route("/api/uploads/{upload_id}", files.delete_upload, methods=["DELETE"]),
         Route("/api/schedules", schedules.list_schedules, methods=["GET"]),
         Route("/api/schedules", schedules.create_schedule, methods=["POST"]),
         Route("/api/schedules/{schedule_id}", schedules.get_schedule, methods=["GET"]),

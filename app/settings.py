@@ -47,6 +47,10 @@ class Settings:
     task_max_attempts: dict[str, int]
     smtp_url: Secret | None
     upload_max_bytes: int
+    upload_quota_bytes: int
+    upload_rate: float
+    upload_burst: int
+    upload_expiry: float
     log_lines_max: int
     retention_days: float
     retention_interval: float
@@ -143,6 +147,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         task_max_attempts=config("TASK_MAX_ATTEMPTS", cast=_per_type(int), default=""),
         smtp_url=config("SMTP_URL", cast=Secret, default=None),
         upload_max_bytes=config("UPLOAD_MAX_BYTES", cast=int, default=50 * 1024 * 1024),
+        upload_quota_bytes=config("UPLOAD_QUOTA_BYTES", cast=int, default=2 * 1024**3),
+        upload_rate=config("UPLOAD_RATE", cast=float, default=10 * 1024 * 1024),
+        upload_burst=config("UPLOAD_BURST", cast=int, default=200 * 1024 * 1024),
+        upload_expiry=config("UPLOAD_EXPIRY", cast=float, default=86_400.0),
         log_lines_max=config("LOG_LINES_MAX", cast=int, default=1000),
         retention_days=config("RETENTION_DAYS", cast=float, default=30.0),
         retention_interval=config("RETENTION_INTERVAL", cast=float, default=600.0),

@@ -81,3 +81,9 @@ class UnsupportedMediaType(ClientError):
 
 class PayloadTooLarge(ClientError):
     status_code = 413
+
+
+class InsufficientStorage(ClientError):
+    """The uploads' quota is spent: not stored, may be repeated once uploads are deleted or expire."""
+
+    status_code = 507

@@ -77,7 +77,7 @@ def checked_uploads(kind: TaskType, params: dict[str, Any], uploads: UploadStore
         given = params[name]  # an id, a list of them, or None (an optional upload left out)
         for upload_id in [given] if isinstance(given, str) else given or []:
             try:
-                upload = uploads.get(upload_id)
+                upload = uploads.use(upload_id)  # marked: a removal running now keeps it
             except NotFound:
                 raise InvalidParameters(name, f"unknown upload {upload_id!r}") from None
             if upload.kind != file_kind:

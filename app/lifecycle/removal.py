@@ -1,13 +1,19 @@
-"""Removing finished tasks for good (a bulk delete, retention): rows, log lines, sent webhook deliveries
-and artifacts, and one "deleted" event so that every dashboard drops them."""
+"""Removing finished tasks for good (a bulk delete, retention): rows, log lines, sent webhook deliveries,
+artifacts and the uploads no other task names, and one "deleted" event so that every dashboard drops them."""
 
+import logging
 from pathlib import Path
 
 from app.core import keys
+from app.core.errors import OUTAGES
 from app.core.wire import encode_deleted, encode_skip
 from app.lifecycle.changes import Changes
 from app.lifecycle.publish import publish_all
+from app.lifecycle.uploads import remove_unused
 from app.store import artifacts
+from app.store.uploads import UploadStore, uploads_root
+
+log = logging.getLogger(__name__)
 
 
 async def remove_finished(changes: Changes, data_dir: Path, task_ids: list[str]) -> list[str]:
@@ -18,8 +24,10 @@ async def remove_finished(changes: Changes, data_dir: Path, task_ids: list[str])
         return []
     stores = changes.stores
     seq = await changes.redis.incr(keys.SEQ)
+    named: dict[str, set[str]] = {}
 
     async def remove() -> list[str]:
+        named.update(await stores.upload_refs.named_by(task_ids))
         removed = await stores.tasks.delete_finished(task_ids)
         if removed:
             await stores.logs.delete_for(removed)
@@ -34,4 +42,9 @@ async def remove_finished(changes: Changes, data_dir: Path, task_ids: list[str])
     for task_id in removed:
         artifacts.remove(data_dir, task_id)
     await publish_all(changes.redis, [encode_deleted(seq, removed) if removed else encode_skip(seq)])
+    uploads = set().union(*(named.get(task_id, set()) for task_id in removed))
+    try:
+        await remove_unused(stores.upload_refs, UploadStore(uploads_root(data_dir), 0, 0), uploads)
+    except OUTAGES as exc:  # the tasks are gone: their uploads expire later (UPLOAD_EXPIRY)
+        log.warning("could not remove the uploads of removed tasks (%s); they expire later", exc)
     return removed

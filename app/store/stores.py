@@ -10,6 +10,7 @@ from app.store.queries import TaskQueries
 from app.store.schedules import ScheduleStore
 from app.store.schema import create_schema
 from app.store.tasks import TaskStore
+from app.store.upload_refs import UploadRefs
 from app.store.webhooks import WebhookStore
 
 
@@ -21,13 +22,15 @@ class Stores:
     logs: LogStore
     schedules: ScheduleStore
     webhooks: WebhookStore
+    upload_refs: UploadRefs
 
 
 @asynccontextmanager
 async def open_stores(url: str) -> AsyncIterator[Stores]:
     async with Db.open(url) as db:
         await create_schema(db)
-        yield Stores(db, TaskStore(db), TaskQueries(db), LogStore(db), ScheduleStore(db), WebhookStore(db))
+        yield Stores(db, TaskStore(db), TaskQueries(db), LogStore(db), ScheduleStore(db), WebhookStore(db),
+                     UploadRefs(db))
 
 
 async def prepare_database(url: str) -> None:

@@ -1,5 +1,7 @@
-"""Files users upload as task inputs: streamed to disk under a size cap, typed by content, by id."""
+"""Files users upload as task inputs: streamed to disk under a size cap and a total quota, typed by
+content, by id; marked when a task names them, and removed."""
 
+import asyncio
 import hashlib
 import json
 import re
@@ -11,6 +13,8 @@ from pathlib import Path
 
 from app.core.errors import InvalidParameters, NotFound, PayloadTooLarge, UnsupportedMediaType
 from app.settings import Settings
+from app.store import upload_space
+from app.store.upload_space import META
 
 # Declared content type → kind. The bytes are checked against the kind as well.
 KINDS = {
@@ -24,6 +28,10 @@ IMAGE_SIGNATURES = {b"\x89PNG\r\n\x1a\n": "image/png", b"\xff\xd8\xff": "image/j
                     b"GIF89a": "image/gif", b"BM": "image/bmp"}
 SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 ID = re.compile(r"[0-9a-f]{32}")
+USED = "used"  # touched each time a submit names the upload: its mtime is the last use
+MAX_NAME, MAX_SUFFIX = 120, 16  # characters (a name of 256 bytes is refused by most filesystems)
+ASIDE = ".removing-"  # an upload being removed is renamed to this first: gone at once for readers and the quota
+PARTIAL_GRACE = 3600.0  # seconds without a byte after which an upload being written is abandoned
 
 
 @dataclass(frozen=True)
@@ -65,23 +73,26 @@ def _looks_like(kind: str, head: bytes) -> bool:
 
 
 class UploadStore:
-    def __init__(self, root: Path, max_bytes: int) -> None:
+    def __init__(self, root: Path, max_bytes: int, quota_bytes: int) -> None:
         self.root = root
         self.max_bytes = max_bytes
+        self.quota_bytes = quota_bytes
 
-    async def save(self, chunks: AsyncIterator[bytes], filename: str, content_type: str) -> Upload:
-        declared = content_type.split(";")[0].strip().lower()
-        kind = KINDS.get(declared)
-        if kind is None and declared != UNTYPED:
+    async def save(self, chunks: AsyncIterator[bytes], filename: str, content_type: str,
+                   declared: int | None = None) -> Upload:
+        """Store the file; `declared` is its Content-Length (None: sent in chunks, the cap is reserved)."""
+        declared_type = content_type.split(";")[0].strip().lower()
+        kind = KINDS.get(declared_type)
+        if kind is None and declared_type != UNTYPED:
             raise UnsupportedMediaType(f"cannot upload {content_type or 'a file without a content type'}; "
                                        f"accepted: {', '.join([*KINDS, UNTYPED])}")
         upload_id = uuid.uuid4().hex
         folder = self.root / upload_id
-        folder.mkdir(parents=True)
-        name = SAFE_NAME.sub("_", Path(filename or "upload").name).strip("._") or "upload"
-        path = folder / name
+        name = _safe_name(filename)
+        reserved = self.max_bytes if declared is None else declared
         try:
-            size, digest, head = await self._write(chunks, path)
+            path = await asyncio.to_thread(upload_space.reserve, self.root, folder, name, reserved, self.quota_bytes)
+            size, digest, head = await self._write(chunks, path, reserved)
             if size == 0:
                 raise InvalidParameters("file", "is empty")
             if kind is None:  # untyped: what the bytes are
@@ -92,32 +103,119 @@ class UploadStore:
             elif not _looks_like(kind, head):
                 raise UnsupportedMediaType(f"the file's bytes are not {'an image' if kind == 'image' else 'UTF-8 text'}"
                                            f" as its content type {content_type!r} says")
-        except BaseException:
+            upload = Upload(upload_id, name, content_type, kind, size, digest, path)
+            (folder / META).write_text(json.dumps(upload.describe()))
+        except BaseException:  # a failed or cut-off upload leaves nothing behind, nor holds any quota
             shutil.rmtree(folder, ignore_errors=True)
             raise
-        upload = Upload(upload_id, name, content_type, kind, size, digest, path)
-        (folder / "upload.json").write_text(json.dumps(upload.describe()))
         return upload
 
-    async def _write(self, chunks: AsyncIterator[bytes], path: Path) -> tuple[int, str, bytes]:
+    async def _write(self, chunks: AsyncIterator[bytes], path: Path, limit: int) -> tuple[int, str, bytes]:
         size, digest, head = 0, hashlib.sha256(), b""
-        with path.open("wb") as out:
+        with path.open("r+b") as out:  # over the reserved length, cut to what came at the end
             async for chunk in chunks:
                 size += len(chunk)
-                if size > self.max_bytes:
-                    raise PayloadTooLarge(f"upload exceeds {self.max_bytes} bytes")
+                if size > limit:
+                    raise PayloadTooLarge(f"upload exceeds {limit} bytes")
                 if len(head) < 4096:
                     head += chunk[: 4096 - len(head)]
                 digest.update(chunk)
                 out.write(chunk)
+            out.truncate(size)
         return size, digest.hexdigest(), head
 
     def get(self, upload_id: str) -> Upload:
-        meta = self.root / upload_id / "upload.json" if ID.fullmatch(upload_id) else None
+        meta = self.root / upload_id / META if ID.fullmatch(upload_id) else None
         if meta is None or not meta.is_file():
             raise NotFound(f"upload {upload_id!r} not found")
         data = json.loads(meta.read_text())
         return Upload(**data, path=self.root / upload_id / data["filename"])
+
+    def use(self, upload_id: str) -> Upload:
+        """The upload, marked as used now: a removal that looked before keeps it (`remove_unless_used`)."""
+        upload = self.get(upload_id)
+        try:
+            (self.root / upload_id / USED).touch()
+        except FileNotFoundError:  # removed since
+            raise NotFound(f"upload {upload_id!r} not found") from None
+        return upload
+
+    def last_used(self, upload_id: str) -> float | None:
+        """When a submit last named the upload (a time.time()); None: never, or no such upload."""
+        return _mtime(self.root / upload_id / USED)
+
+    def idle(self, before: float) -> list[str]:
+        """The stored uploads neither made nor used since `before` (a time.time())."""
+        if not self.root.is_dir():
+            return []
+        found = []
+        for folder in self.root.iterdir():
+            made = _mtime(folder / META) if ID.fullmatch(folder.name) else None
+            if made is not None and max(made, _mtime(folder / USED) or 0) < before:
+                found.append(folder.name)
+        return found
+
+    def remove_abandoned(self, before: float) -> int:
+        """Remove uploads being written (no description yet) whose files last changed before `before`:
+        left by a process that died mid-upload, they would hold their reserved quota forever (and what a
+        process that died while removing left aside)."""
+        removed = 0
+        for folder in self.root.iterdir() if self.root.is_dir() else []:
+            if folder.name.startswith(ASIDE) and (_mtime(folder) or 0) < before:  # its remover died
+                shutil.rmtree(folder, ignore_errors=True)
+            elif ID.fullmatch(folder.name) and not (folder / META).exists():
+                changed = max((_mtime(path) or 0 for path in _files(folder)), default=_mtime(folder) or 0)
+                if changed < before and self._discard(folder.name):
+                    removed += 1
+        return removed
+
+    def remove(self, upload_id: str) -> bool:
+        return ID.fullmatch(upload_id) is not None and self._discard(upload_id)
+
+    def remove_unless_used(self, upload_id: str, seen: float | None) -> bool:
+        """Remove the upload unless a submit used it after `seen` (its last use as the caller saw it).
+        Moved aside first, then its mark read again: a submit that marked it before the move shows,
+        one after it finds no upload (a 422 to its client, not a task that fails later)."""
+        aside = self.root / f"{ASIDE}{upload_id}"
+        try:
+            (self.root / upload_id).rename(aside)
+        except FileNotFoundError:
+            return False
+        if _mtime(aside / USED) != seen:
+            aside.rename(self.root / upload_id)
+            return False
+        shutil.rmtree(aside, ignore_errors=True)
+        return True
+
+    def _discard(self, upload_id: str) -> bool:
+        aside = self.root / f"{ASIDE}{upload_id}"
+        try:
+            (self.root / upload_id).rename(aside)
+        except FileNotFoundError:
+            return False
+        shutil.rmtree(aside, ignore_errors=True)
+        return True
+
+
+def _safe_name(filename: str) -> str:
+    """The file's name on disk: path and odd characters dropped, cut to what every filesystem takes."""
+    name = SAFE_NAME.sub("_", Path(filename or "upload").name).strip("._") or "upload"
+    suffix = Path(name).suffix[:MAX_SUFFIX]
+    return name if len(name) <= MAX_NAME else name[:MAX_NAME - len(suffix)] + suffix
+
+
+def _files(folder: Path) -> list[Path]:
+    try:
+        return list(folder.iterdir())
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return None
 
 
 def uploads_root(data_dir: Path) -> Path:
@@ -125,4 +223,4 @@ def uploads_root(data_dir: Path) -> Path:
 
 
 def upload_store(settings: Settings) -> UploadStore:
-    return UploadStore(uploads_root(settings.data_dir), settings.upload_max_bytes)
+    return UploadStore(uploads_root(settings.data_dir), settings.upload_max_bytes, settings.upload_quota_bytes)

@@ -110,7 +110,7 @@ class ChildReporter:
         self._connection = connection
         self.task_id, self.data_dir, self.artifacts = context.task_id, context.data_dir, context.artifacts
         self.smtp_url = context.smtp_url
-        self._uploads = UploadStore(uploads_root(context.data_dir), 0)
+        self._uploads = UploadStore(uploads_root(context.data_dir), 0, 0)  # reads only
 
     def __call__(self, progress: float, stage: str = "") -> None:
         self._connection.send(("progress", float(progress), str(stage)))

@@ -26,7 +26,7 @@ REASONS = {400: "Malformed JSON", 401: "No valid token (only when API_TOKEN is s
            403: "Foreign Origin, cross-site request, or a read-only token", 404: "Not found",
            409: "Conflict with the task's status", 413: "Body too large", 415: "Unsupported media type",
            422: "Invalid input (`field` names it)", 429: "Too many submits: wait Retry-After seconds",
-           503: "A dependency is down"}
+           503: "A dependency is down", 507: "The uploads' quota (UPLOAD_QUOTA_BYTES) is spent"}
 RETRY_AFTER = {"Retry-After": {"schema": {"type": "string", "pattern": "^[0-9]+$"}, "description": "Seconds."}}
 
 
@@ -209,14 +209,23 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
         "parameters": [_param("filename", "query", {"type": "string"}, "The file's name (sanitised).")],
         # One media type: generated clients send one (the typed ones are named in the description).
         "requestBody": {"required": True, "content": {UNTYPED: {"schema": UPLOADED}}},
-        "responses": _responses(_json(ref("Upload"), "Stored", links={"getUpload": {
+        "responses": {**_responses(_json(ref("Upload"), "Stored", links={"getUpload": {
             "operationId": "getUpload", "parameters": {"upload_id": "$response.body#/id"}}}),
-            413, 415, 422, code=201)},
+            413, 415, 422, 507, code=201),
+            "429": _json(ref("Error"), "Too many upload bytes (UPLOAD_RATE): wait Retry-After seconds",
+                         headers=RETRY_AFTER)}},
     ("GET", "/api/uploads/{upload_id}"): {
         "operationId": "getUpload", "summary": "Get an upload",
         "description": "An upload's name, type, size and digest.",
         "parameters": [_param("upload_id", "path", {"type": "string", "minLength": 1}, "The upload's id.")],
         "responses": _responses(_json(ref("Upload"), "The upload"), 404)},
+    ("DELETE", "/api/uploads/{upload_id}"): {
+        "operationId": "deleteUpload", "summary": "Delete an upload",
+        "description": "Removes the file. Refused (409) while an unfinished task or a schedule names it; a "
+                       "finished task that named it keeps its record.",
+        "parameters": [_param("upload_id", "path", {"type": "string", "minLength": 1}, "The upload's id.")],
+        "responses": {**_responses({"description": "Deleted"}, 404, code=204),
+                      "409": _json(ref("Error"), "An unfinished task or a schedule uses the upload")}},
     ("GET", "/api/schedules"): {"operationId": "listSchedules", "summary": "List schedules",
                                 "description": "Every schedule, oldest first.",
                                 "responses": _responses(_json(ref("ScheduleList"), "The schedules"))},

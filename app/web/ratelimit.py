@@ -1,11 +1,11 @@
-"""Per-client rate limit on submits: a token bucket per client address, in each web process."""
+"""Per-client rate limits (submits; upload bytes): a token bucket per client address, in each web process."""
 
 import time
 from collections.abc import Callable
 
 
 class RateLimiter:
-    """`rate` submits per second on average, bursts up to `burst`. With several web processes each
+    """`rate` submits (or bytes) per second on average, bursts up to `burst`. With several web processes each
     keeps its own buckets, so a client behind a load balancer gets up to that many times the rate."""
 
     MAX_CLIENTS = 10_000  # buckets kept; the least recently used are forgotten beyond this

@@ -1,5 +1,5 @@
 """Reading a request: a JSON body (its content type, size and known fields), an integer from the
-query string, and the client's submit rate."""
+query string, and the client's submit and upload rates."""
 
 import json
 from collections.abc import Collection
@@ -51,3 +51,13 @@ def limit_submits(request: Request, count: int = 1) -> None:
     client = request.client.host if request.client else "?"
     if wait := request.state.limiter.take(client, count):
         raise TooManyRequests(f"too many submits from {client}; slow down", wait)
+
+
+def limit_uploads(request: Request, size: int) -> None:
+    """The client's upload rate in bytes (per web process), `size` charged up front: 429 with Retry-After
+    beyond it."""
+    client = request.client.host if request.client else "?"
+    limiter = request.state.upload_limiter
+    if wait := limiter.take(client, size):
+        raise TooManyRequests(f"too many upload bytes from {client}: UPLOAD_RATE allows {limiter.rate:.0f} bytes a "
+                              f"second (bursts of UPLOAD_BURST={limiter.burst}); retry in {wait:.0f} s", wait)

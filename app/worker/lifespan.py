@@ -1,6 +1,6 @@
 """A worker process's resources and background loops, opened by arq's `on_startup` and closed by its
 `on_shutdown`: the stores, the runner, heartbeat, watchdog, due jobs, queue-depth samples, schedules,
-the control channel, webhook sending and retention."""
+the control channel, webhook sending, retention and upload expiry."""
 
 import asyncio
 import logging
@@ -23,7 +23,7 @@ from app.webhooks.hooks import Hooks
 from app.webhooks.sender import WebhookSender
 from app.worker import control
 from app.worker.heartbeat import Heartbeat
-from app.worker.retention import retain_forever
+from app.worker.retention import expire_uploads_forever, retain_forever
 from app.worker.runner import Runner
 from app.worker.watchdog import Watchdog
 
@@ -75,6 +75,10 @@ async def startup(ctx: dict[str, Any]) -> None:
         ctx["background"].append(asyncio.create_task(
             retain_forever(changes, settings.data_dir, settings.retention_days, settings.retention_interval),
             name="retention"))
+    if settings.upload_expiry > 0:
+        ctx["background"].append(asyncio.create_task(expire_uploads_forever(
+            stores.upload_refs, upload_store(settings), settings.upload_expiry, settings.retention_interval),
+            name="upload-expiry"))
     await asyncio.wait_for(subscribed.wait(), 10)
     log.info("worker %s ready", worker_id)
 

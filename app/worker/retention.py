@@ -1,7 +1,7 @@
 """Retention: finished tasks older than RETENTION_DAYS are removed, with their logs and artifacts,
 by a pass every RETENTION_INTERVAL seconds in each worker (removal is idempotent: two workers at it
 together remove each task once). The pass also sweeps sent webhook deliveries left behind by removed
-tasks (store/webhooks.py)."""
+tasks (store/webhooks.py). Uploads nothing names expire after UPLOAD_EXPIRY seconds, checked as often."""
 
 import asyncio
 import logging
@@ -12,6 +12,9 @@ from app.core.clock import utcnow
 from app.core.errors import OUTAGES, stop_if_cancelled
 from app.lifecycle.changes import Changes
 from app.lifecycle.removal import remove_finished
+from app.lifecycle.uploads import expire_uploads
+from app.store.upload_refs import UploadRefs
+from app.store.uploads import UploadStore
 
 log = logging.getLogger(__name__)
 
@@ -43,4 +46,18 @@ async def retain_forever(changes: Changes, data_dir: Path, keep_days: float, int
         except Exception:  # a dead loop would keep every old task: say why and go on
             stop_if_cancelled()
             log.exception("retention pass failed; trying again later")
+        await asyncio.sleep(interval)
+
+
+async def expire_uploads_forever(refs: UploadRefs, uploads: UploadStore, expiry: float, interval: float) -> None:
+    while True:
+        try:
+            if removed := await expire_uploads(refs, uploads, expiry):
+                log.info("retention: removed %d uploads unused for %g seconds", removed, expiry)
+        except OUTAGES as exc:
+            stop_if_cancelled()
+            log.warning("upload expiry pass failed (%s); trying again later", exc)
+        except Exception:  # a dead loop would let unused uploads fill the quota: say why and go on
+            stop_if_cancelled()
+            log.exception("upload expiry pass failed; trying again later")
         await asyncio.sleep(interval)

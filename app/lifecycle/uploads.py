@@ -1,0 +1,45 @@
+"""Uploads after they are stored: deleted on request, removed with the last task that named them, and
+expired when nothing names them."""
+
+import time
+from collections.abc import Collection
+
+from app.core.errors import Conflict
+from app.store.upload_refs import UploadRefs
+from app.store.uploads import PARTIAL_GRACE, UploadStore
+
+# A submit names an upload in its stored task within moments of checking it (`UploadStore.use`): an
+# upload used more recently than this may be named by a task not stored yet, and is kept.
+USE_GRACE = 10.0
+
+
+async def delete_upload(refs: UploadRefs, uploads: UploadStore, upload_id: str) -> None:
+    """Delete on request: 404 for an unknown id, 409 while an unfinished task or a schedule names it.
+    A finished task that named it keeps its record; re-running it asks for a new upload."""
+    uploads.get(upload_id)
+    if unfinished := await refs.unfinished_tasks(upload_id):
+        shown = ", ".join(f"{task_id} ({status})" for task_id, status in unfinished)
+        raise Conflict(f"upload {upload_id} is used by unfinished tasks: {shown}; cancel them or wait until they end")
+    if named := await refs.schedules(upload_id):
+        raise Conflict(f"upload {upload_id} is used by schedules: {', '.join(named)}; edit or delete them first")
+    uploads.remove(upload_id)
+
+
+async def remove_unused(refs: UploadRefs, uploads: UploadStore, upload_ids: Collection[str],
+                        now: float | None = None) -> list[str]:
+    """Remove those of the uploads that no task or schedule names (and no submit used in the last
+    USE_GRACE seconds); returns the ids removed."""
+    now = time.time() if now is None else now
+    seen = {upload_id: uploads.last_used(upload_id) for upload_id in upload_ids}
+    idle = [upload_id for upload_id, used in seen.items() if used is None or now - used > USE_GRACE]
+    named = await refs.in_use(idle)
+    return [upload_id for upload_id in idle
+            if upload_id not in named and uploads.remove_unless_used(upload_id, seen[upload_id])]
+
+
+async def expire_uploads(refs: UploadRefs, uploads: UploadStore, expiry: float, now: float | None = None) -> int:
+    """One pass: uploads nothing names that were neither made nor used in the last `expiry` seconds,
+    and uploads abandoned mid-write; returns how many went."""
+    now = time.time() if now is None else now
+    abandoned = uploads.remove_abandoned(now - PARTIAL_GRACE)
+    return abandoned + len(await remove_unused(refs, uploads, uploads.idle(now - expiry), now))

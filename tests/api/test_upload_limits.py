@@ -1,0 +1,151 @@
+"""Uploads cannot fill the disk: a total quota, a per-client rate, deletion, expiry of unused uploads and
+removal with their tasks, through the real API, worker and storage (issue 19)."""
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from app.lifecycle.uploads import USE_GRACE
+from app.settings import Settings
+from app.store.upload_space import META_ALLOWANCE
+from app.worker.resilient import ResilientWorker
+from tests.support.servers import make_settings
+from tests.support.waits import submit, wait_for_status
+
+SIZE = 100_000
+QUOTA = 1_000_000
+
+
+@pytest.fixture
+def db_url(any_db_url: str) -> str:  # which tasks name an upload is a query of the parameters' JSON: both backends
+    return any_db_url
+
+
+@pytest.fixture
+def settings(redis_url: str, db_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
+    extra = getattr(request, "param", {})
+    return make_settings(redis_url, db_url, tmp_path / "data", UPLOAD_MAX_BYTES=str(SIZE),
+                         UPLOAD_QUOTA_BYTES=str(QUOTA), **extra)
+
+
+def csv(size: int = SIZE) -> bytes:
+    """A well-formed CSV of exactly `size` bytes."""
+    body = b"name,amount\n" + b"ann,1\n" * ((size - 40) // 6)
+    return body + b"bob," + b"2" * (size - len(body) - 5) + b"\n"
+
+
+async def upload(client: httpx.AsyncClient, content: Any = None) -> httpx.Response:
+    return await client.post("/api/uploads", params={"filename": "a.csv"},
+                             content=csv() if content is None else content, headers={"content-type": "text/csv"})
+
+
+def stored(settings: Settings) -> tuple[int, list[str]]:
+    """Bytes of every file under the uploads folder, and its upload folders."""
+    root = settings.data_dir / "uploads"
+    files = [path for path in root.rglob("*") if path.is_file() and path.name != ".lock"]
+    return sum(path.stat().st_size for path in files), sorted(p.name for p in root.iterdir() if p.is_dir())
+
+
+async def test_an_upload_over_the_quota_is_refused_naming_it_and_a_delete_frees_room(
+        client: httpx.AsyncClient, settings: Settings) -> None:
+    kept = [(await upload(client)).json()["id"] for _ in range(9)]
+    refused = await upload(client)
+    assert refused.status_code == 507
+    detail = refused.json()["detail"]
+    assert f"UPLOAD_QUOTA_BYTES is {QUOTA} bytes" in detail and f"{9 * (SIZE + META_ALLOWANCE)} are used" in detail
+    assert f"needs {SIZE + META_ALLOWANCE}" in detail
+    used, folders = stored(settings)
+    assert used <= QUOTA and folders == sorted(kept)  # the refused one left nothing behind
+    assert (await client.delete(f"/api/uploads/{kept[0]}")).status_code == 204
+    assert (await upload(client)).status_code == 201
+
+
+async def test_a_long_file_name_is_shortened_not_a_server_error(client: httpx.AsyncClient) -> None:
+    response = await client.post("/api/uploads", params={"filename": "x" * 1000 + ".csv"}, content=csv(),
+                                 headers={"content-type": "text/csv"})
+    assert response.status_code == 201
+    assert response.json()["filename"] == "x" * 116 + ".csv"
+
+
+async def test_concurrent_uploads_together_never_overshoot_the_quota(
+        client: httpx.AsyncClient, settings: Settings) -> None:
+    async def chunked() -> Any:  # no Content-Length: the cap is reserved until the end
+        for _ in range(10):
+            yield csv(SIZE // 10)
+
+    answers = await asyncio.gather(*(upload(client, chunked() if i % 4 == 0 else None) for i in range(24)))
+    codes = sorted(answer.status_code for answer in answers)
+    assert set(codes) == {201, 507} and codes.count(201) == 9, codes  # each upload.json takes a few bytes
+    used, folders = stored(settings)
+    assert used <= QUOTA and len(folders) == 9
+
+
+@pytest.mark.parametrize("settings", [{"UPLOAD_RATE": str(SIZE), "UPLOAD_BURST": str(3 * SIZE)}], indirect=True)
+async def test_a_client_over_its_upload_rate_is_told_to_wait(client: httpx.AsyncClient) -> None:
+    for _ in range(3):
+        assert (await upload(client)).status_code == 201
+    refused = await upload(client)
+    assert refused.status_code == 429 and "UPLOAD_RATE" in refused.json()["detail"]
+    assert 1 <= int(refused.headers["retry-after"]) <= 2
+    await asyncio.sleep(int(refused.headers["retry-after"]))
+    assert (await upload(client)).status_code == 201
+
+
+async def test_an_upload_is_deleted_unless_an_unfinished_task_uses_it(client: httpx.AsyncClient) -> None:
+    free, used = [(await upload(client)).json()["id"] for _ in range(2)]
+    assert (await client.delete(f"/api/uploads/{free}")).status_code == 204
+    assert (await client.get(f"/api/uploads/{free}")).status_code == 404
+    for unknown in (free, "0" * 32, "not-an-id"):
+        gone = await client.delete(f"/api/uploads/{unknown}")
+        assert gone.status_code == 404 and "not found" in gone.json()["detail"]
+    task = await submit(client, "data_processing", upload=[used])  # no worker: it stays PENDING
+    refused = await client.delete(f"/api/uploads/{used}")
+    assert refused.status_code == 409 and task["id"] in refused.json()["detail"]
+    assert (await client.delete(f"/api/tasks/{task['id']}")).json()["status"] == "CANCELLED"
+    schedule = (await client.post("/api/schedules", json={"task_type": "data_processing", "interval": 3600,
+                                                          "parameters": {"upload": [used]}, "paused": True})).json()
+    refused = await client.delete(f"/api/uploads/{used}")
+    assert refused.status_code == 409 and schedule["id"] in refused.json()["detail"]
+    assert (await client.delete(f"/api/schedules/{schedule['id']}")).status_code == 204
+    assert (await client.delete(f"/api/uploads/{used}")).status_code == 204
+
+
+@pytest.mark.parametrize("settings", [{"UPLOAD_EXPIRY": "1", "RETENTION_INTERVAL": "0.2"}], indirect=True)
+async def test_the_worker_expires_uploads_that_nothing_uses(
+        client: httpx.AsyncClient, settings: Settings, worker: ResilientWorker) -> None:
+    unused, named = [(await upload(client)).json()["id"] for _ in range(2)]
+    await client.post("/api/tasks/submit", json={"task_type": "data_processing", "parameters": {"upload": [named]},
+                                                 "delay": 3600})
+    deadline = time.monotonic() + 20
+    while (await client.get(f"/api/uploads/{unused}")).status_code != 404:
+        assert time.monotonic() < deadline, "the unused upload never expired"
+        await asyncio.sleep(0.2)
+    await asyncio.sleep(1.5)  # several more passes
+    assert (await client.get(f"/api/uploads/{named}")).status_code == 200
+    assert stored(settings)[1] == [named]
+
+
+async def test_uploads_go_with_the_last_task_that_named_them(
+        client: httpx.AsyncClient, settings: Settings, worker: ResilientWorker) -> None:
+    alone, shared = [(await upload(client)).json()["id"] for _ in range(2)]
+    done = [await submit(client, "data_processing", upload=[upload_id], processing_time=0)
+            for upload_id in (alone, shared)]
+    waiting = await client.post("/api/tasks/submit", json={"task_type": "data_processing",
+                                                           "parameters": {"upload": [shared]}, "delay": 3600})
+    submitted = time.monotonic()
+    for task in done:
+        assert (await wait_for_status(client, task["id"], {"SUCCESS", "FAILED"}))["status"] == "SUCCESS"
+    await asyncio.sleep(max(0.0, USE_GRACE + 0.5 - (time.monotonic() - submitted)))  # no submit in flight names them
+    removed = await client.post("/api/tasks/bulk", json={"action": "delete", "ids": [t["id"] for t in done]})
+    assert removed.json()["applied"] == 2
+    assert (await client.get(f"/api/uploads/{alone}")).status_code == 404
+    assert (await client.get(f"/api/uploads/{shared}")).status_code == 200  # still named by the waiting task
+    assert stored(settings)[1] == [shared]
+    await client.delete(f"/api/tasks/{waiting.json()['id']}")
+    assert (await client.post("/api/tasks/bulk", json={"action": "delete", "ids": [waiting.json()["id"]]})
+            ).json()["applied"] == 1
+    assert (await client.get(f"/api/uploads/{shared}")).status_code == 404
