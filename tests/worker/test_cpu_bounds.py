@@ -16,6 +16,7 @@ from app.settings import Settings
 from tests.support.processes import process_env, workers
 from tests.support.waits import submit, wait_for_status
 
+MAX_TEXT = 1_000_000
 # a stall of the worker's loop shows: heartbeats every 0.3 s, gone after 3 s without one
 WORKER_ENV = {"HEARTBEAT_INTERVAL": "0.3", "HEARTBEAT_TTL": "3"}
 
@@ -60,6 +61,32 @@ async def test_the_filed_input_is_analysed_at_once_and_the_worker_stays_live(
     task, _ = await live_until_final(client, answer.json()["id"], within=10)
     assert task["status"] == "SUCCESS", task["error_message"]
     assert (task["result_data"]["word_count"], task["result_data"]["sentence_count"]) == (2, 1)
+
+
+TEXTS = {
+    "punctuation run": "a" + "!" * (MAX_TEXT - 2) + "x",
+    "terminator at every other character": "!x" * (MAX_TEXT // 2),
+    "one-word sentences": "a. " * (MAX_TEXT // 3),
+    "one dotted word": "a." * (MAX_TEXT // 2),
+    "one word": "a" * MAX_TEXT,
+    "newlines": "\n" * (MAX_TEXT // 2) + "a" + " " * (MAX_TEXT // 2 - 1),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TEXTS))
+async def test_text_and_summary_at_a_million_characters_finish_within_seconds(
+        client: httpx.AsyncClient, worker_process: None, name: str) -> None:
+    text = TEXTS[name]
+    await wait_live(client)
+    analysed = await submit(client, "text_processing", text=text)
+    summarised = await submit(client, "ai_summarization", document=text, max_sentences=50, ratio=1.0)
+    for task_id in (analysed["id"], summarised["id"]):
+        task, _ = await live_until_final(client, task_id, within=30)
+        assert task["status"] == "SUCCESS", task["error_message"]
+    result = (await client.get(f"/api/tasks/{analysed['id']}")).json()["result_data"]
+    assert result["char_count"] == len(text)
+    summary = (await client.get(f"/api/tasks/{summarised['id']}")).json()["result_data"]
+    assert summary["original_length"] == len(text) and summary["sentence_count"] >= 1
 
 
 # the other types' largest runs take minutes by design (pacing, a million rows, 10,000 e-mails): what

@@ -27,6 +27,9 @@ SAMPLE_DOCUMENT = (
 # steps over every sentence go in slices of SLICE sentences, so that the bar moves through them.
 SPLIT, COUNTED, WEIGHED, SCORED = 21.0, 64.0, 85.0, 96.0
 SLICE = 2000
+# characters of the summary in the result, which quotes them twice (the summary and its sentences): at up
+# to 12 bytes of JSON a character, well within a result's 1 MB, when one sentence may be the whole document
+MAX_QUOTED = 20_000
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -77,6 +80,18 @@ def pick(scores: list[float], keep: int) -> list[int]:
     return sorted(ranked[:keep])
 
 
+def clipped(sentences: list[str], limit: int) -> list[str]:
+    """The first sentences whose join with spaces fits in `limit` characters, the last of them cut short."""
+    kept: list[str] = []
+    room = limit
+    for sentence in sentences:
+        if room <= 0:
+            break
+        kept.append(sentence[:room])
+        room -= len(sentence) + 1
+    return kept
+
+
 def summary_size(sentence_count: int, max_sentences: int, ratio: float) -> int:
     keep = min(max_sentences, math.ceil(ratio * sentence_count)) if ratio > 0 else max_sentences
     return max(1, min(keep, sentence_count))
@@ -103,17 +118,19 @@ async def ai_summarization(
     await report(SCORED, "selecting sentences")
     keep = summary_size(len(sentences), max_sentences, ratio)
     chosen = [sentences[index] for index in pick(scored, keep)]
-    summary = " ".join(chosen)
-    await report.log(f"kept {keep} of {len(sentences)} sentences: {len(summary)} of {len(document)} characters")
+    length = sum(map(len, chosen)) + len(chosen) - 1  # of the summary: the sentences joined with spaces
+    await report.log(f"kept {keep} of {len(sentences)} sentences: {length} of {len(document)} characters")
     await report(100, "done")
+    shown = clipped(chosen, MAX_QUOTED)
     return {
-        "summary": summary,
-        "sentences": chosen,
+        "summary": " ".join(shown),
+        "sentences": shown,
         "sentence_count": len(chosen),
         "original_sentence_count": len(sentences),
         "original_length": len(document),
-        "summary_length": len(summary),
-        "compression_ratio": round(len(summary) / len(document), 4),
+        "summary_length": length,
+        "summary_truncated": length > MAX_QUOTED,
+        "compression_ratio": round(length / len(document), 4),
         "method": "tf-idf",
     }
 

@@ -29,6 +29,7 @@ they're that's there's let's may might must shall one
 """.split())
 
 MAX_NORMALIZED = 10_000
+MAX_WORD_SHOWN = 100  # characters of a top word in the result: one word may be the whole text
 WORDS_PER_MINUTE = 200
 
 # a word may hold inner apostrophes, dots or hyphens: "don't", "3.14", "e-mail"
@@ -86,7 +87,8 @@ def count_paragraphs(text: str) -> int:
 def top_words(tokens: list[str], limit: int = 10) -> list[dict[str, Any]]:
     counts = Counter(token for token in tokens if token not in STOP_WORDS)
     ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:limit]
-    return [{"word": word, "count": count} for word, count in ranked]
+    return [{"word": word if len(word) <= MAX_WORD_SHOWN else word[:MAX_WORD_SHOWN - 1] + "…", "count": count}
+            for word, count in ranked]
 
 
 def steps(text: str) -> list[tuple[str, float, Callable[[], dict[str, Any]]]]:
