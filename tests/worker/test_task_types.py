@@ -18,6 +18,7 @@ import pytest
 from app.core.errors import InvalidParameters
 from app.tasks import TaskCancelled
 from app.tasks.builtin import csvstats
+from app.tasks.builtin.ai_summarization import pick
 from app.tasks.builtin.csvstats import quantile
 from app.tasks.builtin.data_processing import generate_chunks, generate_csv
 from tests.support.task_runs import TASK_TYPES, FakeReporter, run, write_upload
@@ -346,6 +347,15 @@ async def test_a_summary_as_long_as_the_document_is_quoted_in_part(document: str
     assert result["summary"] == " ".join(result["sentences"]) and result["sentences"][0] in document
     assert result["summary_length"] > 20_000 and result["sentence_count"] == min(50, result["original_sentence_count"])
     assert len(json.dumps(result)) < 1_000_000
+
+
+def test_the_sentences_picked_are_the_best_scored_ties_to_the_earlier() -> None:
+    rng = random.Random(7)
+    for _ in range(300):
+        scores = [rng.choice([0.0, 0.5, 1.0, rng.random()]) for _ in range(rng.randint(1, 80))]
+        keep = rng.randint(1, len(scores))
+        ranked = sorted(range(len(scores)), key=lambda index: (-scores[index], index))
+        assert pick(scores, keep) == sorted(ranked[:keep])
 
 
 # --- batch_processing -------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """The `ai_summarization` task: an extractive summary keeping the sentences richest in TF-IDF weight."""
 
 import asyncio
+import heapq
 import math
 from collections import Counter
 from collections.abc import Callable
@@ -75,9 +76,11 @@ async def in_slices(items: list[T], work: Callable[[list[T]], list[R]], report: 
 
 
 def pick(scores: list[float], keep: int) -> list[int]:
-    """Indices of the `keep` best scores, in document order; ties go to the earlier sentence."""
-    ranked = sorted(range(len(scores)), key=lambda index: (-scores[index], index))
-    return sorted(ranked[:keep])
+    """Indices of the `keep` best scores, in document order; ties go to the earlier sentence.
+
+    A heap of `keep` (at most 50) rather than a sort of every sentence: sorting 300,000 scores held the
+    worker's loop for a quarter of a second and more in one call."""
+    return sorted(heapq.nsmallest(keep, range(len(scores)), key=lambda index: (-scores[index], index)))
 
 
 def clipped(sentences: list[str], limit: int) -> list[str]:
