@@ -154,6 +154,27 @@ async def test_a_process_task_is_stopped_at_once_by_a_cancel_or_its_time_limit_a
     assert quick["result_data"]["spins"] > 0
 
 
+async def test_a_process_task_stuck_in_one_c_call_holding_the_gil_is_stopped_at_once_while_others_run(
+        client: httpx.AsyncClient, worker: ResilientWorker) -> None:
+    # in a thread this call would hold the worker's loop for minutes: no heartbeat, cancel or time limit
+    grinding = await submit(client, "grind", size=150_000)
+    await wait_for_progress(client, grinding["id"])
+    counted = await wait_for_status(client, (await submit(client, "word_count", text="a b c"))["id"], {"SUCCESS"})
+    assert counted["result_data"] == {"words": 3}
+    health = await client.get("/api/health")
+    assert health.status_code == 200 and health.json()["workers"]["live"] == 1
+    asked = time.monotonic()
+    answer = (await client.delete(f"/api/tasks/{grinding['id']}")).json()
+    assert answer["status"] == "CANCELLED" and time.monotonic() - asked < 2.0, answer
+    limited = await client.post("/api/tasks/submit", json={"task_type": "grind", "parameters": {"size": 150_000},
+                                                           "timeout": 1})
+    started = time.monotonic()
+    ended = await wait_for_status(client, limited.json()["id"], {"FAILED"}, timeout=10)
+    assert ended["error_message"] == "timed out after 1 s" and time.monotonic() - started < 4.0
+    quick = await wait_for_status(client, (await submit(client, "grind", size=10))["id"], {"SUCCESS"})
+    assert quick["result_data"] == {"matched": 12}
+
+
 async def test_a_process_task_may_start_processes_and_fails_with_its_own_traceback(
         client: httpx.AsyncClient, worker: ResilientWorker, caplog: pytest.LogCaptureFixture) -> None:
     pooled = await wait_for_status(client, (await submit(client, "burn", seconds=0, helpers=2))["id"], {"SUCCESS"},
@@ -215,7 +236,8 @@ def test_web_and_worker_refuse_to_start_with_a_module_they_cannot_use(
 
 
 def test_without_builtin_tasks_only_the_modules_types_are_served() -> None:
-    assert list(load_task_types([USER_MODULE], builtin=False)) == ["word_count", "area", "slow_sum", "burn", "explode"]
+    assert list(load_task_types([USER_MODULE], builtin=False)) == ["word_count", "area", "slow_sum", "burn", "grind",
+                                                                         "explode"]
 
 
 async def test_a_type_no_live_worker_serves_is_accepted_and_waits_for_one_that_does(

@@ -3,6 +3,7 @@ TASK_MODULES=tests.support.user_tasks): the public task API used the way docs/ta
 
 import asyncio
 import multiprocessing
+import re
 import time
 from typing import Annotated, Literal
 
@@ -75,6 +76,15 @@ def burn(report: SyncReporter, seconds: Annotated[float, Field(ge=0, le=60, desc
 
 def square(n: int) -> int:
     return n * n
+
+
+@task(executor="process", timeout=60)
+def grind(report: SyncReporter, size: Annotated[int, Field(ge=1, le=200_000)] = 1000) -> dict:
+    """CPU-bound in one C call that holds the GIL (a regex backtracking through a run of punctuation,
+    quadratic in `size`: 60,000 takes most of a minute), in a child process: the worker's loop never waits."""
+    report(1, "grinding")
+    found = re.match(r"\S.*?(?:[.!?]+(?=\s|\Z)|\Z)", "a" + "!" * size + "x", re.S)
+    return {"matched": len(found.group()) if found else 0}
 
 
 @task(max_attempts=2)

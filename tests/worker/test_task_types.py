@@ -18,6 +18,7 @@ import pytest
 from app.core.errors import InvalidParameters
 from app.tasks import TaskCancelled
 from app.tasks.builtin import csvstats
+from app.tasks.builtin.ai_summarization import pick
 from app.tasks.builtin.csvstats import quantile
 from app.tasks.builtin.data_processing import generate_chunks, generate_csv
 from tests.support.task_runs import TASK_TYPES, FakeReporter, run, write_upload
@@ -286,6 +287,12 @@ async def test_long_normalized_text_is_capped(tmp_path: Path) -> None:
     assert len(result["normalized_text"]) == 10_000 and result["normalized_truncated"] is True
 
 
+@pytest.mark.asyncio
+async def test_a_text_of_one_huge_word_shows_it_shortened(tmp_path: Path) -> None:
+    result, _ = await run("text_processing", tmp_path, text="a" * 1_000_000)  # was a result over 1 MB: FAILED
+    assert result["word_count"] == 1 and result["top_words"] == [{"word": "a" * 99 + "…", "count": 1}]
+
+
 # --- ai_summarization -------------------------------------------------------------------------
 
 DOCUMENT = " ".join(f"Sentence number {n} talks about topic{n % 4} and queue{n}." for n in range(10)) + (
@@ -330,6 +337,27 @@ async def test_a_document_without_sentences_is_refused(tmp_path: Path) -> None:
         await run("ai_summarization", tmp_path, document=" ... \n\n !? ")
 
 
+@pytest.mark.asyncio
+@pytest.mark.parametrize("document", ["😀a" * 499_999 + ".", "\n" * 500_000 + "a" + " " * 499_999,
+                                      ("Long " * 3_999 + "end. ") * 50])
+async def test_a_summary_as_long_as_the_document_is_quoted_in_part(document: str, tmp_path: Path) -> None:
+    # was a result over 1 MB, FAILED: one sentence may be the whole document, quoted twice
+    result, _ = await run("ai_summarization", tmp_path, document=document, max_sentences=50, ratio=1.0)
+    assert result["summary_truncated"] is True and 19_000 < len(result["summary"]) <= 20_000
+    assert result["summary"] == " ".join(result["sentences"]) and result["sentences"][0] in document
+    assert result["summary_length"] > 20_000 and result["sentence_count"] == min(50, result["original_sentence_count"])
+    assert len(json.dumps(result)) < 1_000_000
+
+
+def test_the_sentences_picked_are_the_best_scored_ties_to_the_earlier() -> None:
+    rng = random.Random(7)
+    for _ in range(300):
+        scores = [rng.choice([0.0, 0.5, 1.0, rng.random()]) for _ in range(rng.randint(1, 80))]
+        keep = rng.randint(1, len(scores))
+        ranked = sorted(range(len(scores)), key=lambda index: (-scores[index], index))
+        assert pick(scores, keep) == sorted(ranked[:keep])
+
+
 # --- batch_processing -------------------------------------------------------------------------
 
 @pytest.mark.asyncio
@@ -361,3 +389,15 @@ async def test_batch_fail_fast_names_the_item(tmp_path: Path) -> None:
 async def test_batch_lists_the_first_hundred_items(tmp_path: Path) -> None:
     result, _ = await run("batch_processing", tmp_path, data=list(range(150)), delay_per_item=0)
     assert result["succeeded"] == 150 and len(result["items"]) == 100 and result["items_truncated"] is True
+
+
+@pytest.mark.asyncio
+async def test_batch_shows_a_long_strings_upper_case_shortened(tmp_path: Path) -> None:
+    # a request's 2 MiB hold 190 strings of 10,000 characters: their upper case was a result over 1 MB, FAILED
+    data = ["ß" * 10_000] * 95 + ["😀" * 10_000] * 95
+    result, _ = await run("batch_processing", tmp_path, data=data, delay_per_item=0)
+    first, last = result["items"][0]["output"], result["items"][-1]["output"]
+    assert first["upper"] == "S" * 500 and first["upper_truncated"] is True and first["length"] == 10_000
+    assert last["upper"] == "😀" * 500 and first["sha256"] == hashlib.sha256(data[0].encode()).hexdigest()
+    assert "upper_truncated" not in (await run("batch_processing", tmp_path, data=["ab"], delay_per_item=0))[0][
+        "items"][0]["output"]

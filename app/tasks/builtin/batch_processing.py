@@ -10,13 +10,17 @@ from app.tasks import Reporter, task
 from app.tasks.builtin.pacing import Pace
 
 MAX_LISTED = 100
+# characters of a string's upper case shown: a result lists 100 items and must stay under 1 MB of JSON,
+# where a character can take 12 bytes ("\ud83d\ude00")
+MAX_UPPER = 500
 
 
 def process_item(item: object) -> dict[str, Any]:
     """One item's output; raises ValueError for an item that cannot be processed."""
     if isinstance(item, str):
-        return {"length": len(item), "upper": item.upper(),
-                "sha256": hashlib.sha256(item.encode()).hexdigest()}
+        upper = item.upper()
+        shown = {"upper": upper[:MAX_UPPER], "upper_truncated": True} if len(upper) > MAX_UPPER else {"upper": upper}
+        return {"length": len(item), **shown, "sha256": hashlib.sha256(item.encode()).hexdigest()}
     if isinstance(item, (int, float)) and not isinstance(item, bool):
         try:
             square = item * item
