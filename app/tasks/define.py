@@ -5,6 +5,7 @@ the description (or `description=`), its parameters after the reporter the schem
 import importlib
 import inspect
 import json
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from types import ModuleType
@@ -108,8 +109,10 @@ def result_object(name: str, outcome: object) -> dict[str, Any]:
         raise TypeError(f"task {name} returned a value that is not JSON: {exc}") from None
     try:
         size = len(json.dumps(result, allow_nan=False).encode())
-    except ValueError:
-        raise TypeError(f"task {name} returned NaN or an infinity, which JSON cannot hold") from None
+    except ValueError as exc:  # NaN or an infinity; or an integer longer than Python writes (int_max_str_digits)
+        what = (f"an integer of more than {sys.get_int_max_str_digits()} digits, too long to write as JSON"
+                if "digits" in str(exc) else "NaN or an infinity, which JSON cannot hold")
+        raise TypeError(f"task {name} returned {what}") from None
     if size > MAX_RESULT:
         raise TypeError(f"task {name} returned {size} bytes of JSON, more than {MAX_RESULT}: write large output "
                         "to a file in report.artifacts (downloadable from the task) and return a summary")
