@@ -46,6 +46,8 @@ class Settings:
     task_max_attempts: dict[str, int]
     smtp_url: Secret | None
     upload_max_bytes: int
+    result_max_bytes: int
+    csv_max_columns: int
     log_lines_max: int
     retention_days: float
     retention_interval: float
@@ -141,6 +143,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         task_max_attempts=config("TASK_MAX_ATTEMPTS", cast=_per_type(int), default=""),
         smtp_url=config("SMTP_URL", cast=Secret, default=None),
         upload_max_bytes=config("UPLOAD_MAX_BYTES", cast=int, default=50 * 1024 * 1024),
+        result_max_bytes=config("RESULT_MAX_BYTES", cast=int, default=1024 * 1024),
+        csv_max_columns=config("CSV_MAX_COLUMNS", cast=int, default=1000),
         log_lines_max=config("LOG_LINES_MAX", cast=int, default=1000),
         retention_days=config("RETENTION_DAYS", cast=float, default=30.0),
         retention_interval=config("RETENTION_INTERVAL", cast=float, default=600.0),
