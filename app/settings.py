@@ -48,6 +48,7 @@ class Settings:
     upload_max_bytes: int
     result_max_bytes: int
     csv_max_columns: int
+    image_max_pixels: int
     log_lines_max: int
     retention_days: float
     retention_interval: float
@@ -145,6 +146,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         upload_max_bytes=config("UPLOAD_MAX_BYTES", cast=int, default=50 * 1024 * 1024),
         result_max_bytes=config("RESULT_MAX_BYTES", cast=int, default=1024 * 1024),
         csv_max_columns=config("CSV_MAX_COLUMNS", cast=int, default=1000),
+        image_max_pixels=config("IMAGE_MAX_PIXELS", cast=int, default=50_000_000),
         log_lines_max=config("LOG_LINES_MAX", cast=int, default=1000),
         retention_days=config("RETENTION_DAYS", cast=float, default=30.0),
         retention_interval=config("RETENTION_INTERVAL", cast=float, default=600.0),

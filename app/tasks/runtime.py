@@ -18,9 +18,10 @@ class TransientError(Exception):
 
 @dataclass(frozen=True)
 class Limits:
-    """The operator's bounds on what built-in task types take on (CSV_MAX_COLUMNS)."""
+    """The operator's bounds on what built-in task types take on (CSV_MAX_COLUMNS, IMAGE_MAX_PIXELS)."""
 
     csv_max_columns: int = 1000  # columns a CSV's statistics cover; the rest are counted
+    image_max_pixels: int = 50_000_000  # an image declaring more is refused before it is decoded
 
 
 @dataclass(frozen=True)

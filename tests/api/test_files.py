@@ -11,6 +11,7 @@ from websockets.asyncio.client import connect
 
 from app.settings import Settings
 from app.worker.resilient import ResilientWorker
+from tests.support.images import zero_png
 from tests.support.servers import make_settings
 from tests.support.waits import receive, submit, wait_for_status
 
@@ -92,6 +93,22 @@ async def test_submit_checks_that_uploads_exist_and_are_of_the_right_kind(client
     unknown = await client.post("/api/tasks/submit", json={"task_type": "data_processing",
                                                            "parameters": {"upload": ["f" * 32]}})
     assert unknown.status_code == 422 and "unknown upload" in unknown.json()["detail"]
+
+
+async def test_submit_refuses_an_image_declaring_more_pixels_than_allowed(client: httpx.AsyncClient) -> None:
+    """A 13,000 × 13,000 PNG of a few hundred bytes (under Pillow's own bomb threshold) decoded to gigabytes
+    in the worker; its header is enough to refuse it, naming it and its size."""
+    bomb = zero_png(13_000, 13_000, rows=10)
+    bomb_id = (await upload(client, bomb, "image/png", "huge.png")).json()["id"]
+    refused = await client.post("/api/tasks/submit", json={"task_type": "image_processing",
+                                                           "parameters": {"uploads": [bomb_id]}})
+    assert refused.status_code == 422 and refused.json() == {
+        "field": "uploads", "detail": "uploads: upload 'huge.png' is an image of 13000 × 13000 = 169,000,000 pixels, "
+                                      "more than IMAGE_MAX_PIXELS (50,000,000) allows"}
+    within = (await upload(client, zero_png(7000, 7000, rows=10), "image/png", "big.png")).json()["id"]
+    accepted = await client.post("/api/tasks/submit", json={"task_type": "image_processing",
+                                                            "parameters": {"uploads": [within]}})
+    assert accepted.status_code == 201, accepted.text
 
 
 async def test_uploaded_csv_is_analysed(client: httpx.AsyncClient, worker: ResilientWorker) -> None:

@@ -61,9 +61,10 @@ class FakeReporter:
 
 
 async def run(task_type: str, tmp_path: Path, *, smtp_url: str | None = None, files: tuple[FakeUpload, ...] = (),
-              cancel_after: int | None = None, **raw: Any) -> tuple[dict[str, Any], FakeReporter]:
+              cancel_after: int | None = None, limits: Limits = Limits(),
+              **raw: Any) -> tuple[dict[str, Any], FakeReporter]:
     kind = TASK_TYPES[task_type]
-    report = FakeReporter(tmp_path, cancel_after, smtp_url, files)
+    report = FakeReporter(tmp_path, cancel_after, smtp_url, files, limits)
     result = await kind.run(kind.validate(raw), report)
     json.dumps(result, allow_nan=False)  # what the store and the wire will do with it
     return result, report
