@@ -333,3 +333,18 @@ async def test_hostile_keys_and_values_in_a_result_are_shown_as_text(
     finally:
         await context.close()
     assert watch.calls == [] and watch.dialogs == [] and watch.injected == []
+
+
+async def test_a_task_cut_short_in_the_list_opens_whole_and_reruns_from_the_whole(
+        web: str, client: httpx.AsyncClient, worker: ResilientWorker, page: Page) -> None:
+    """Lists and live frames carry a 1,000,000-character text cut short (`truncated`): the panel says so
+    while it reads the whole task, then shows it, and "Run again with changes" starts from all of it."""
+    text = "word " * 200_000
+    task = await finished(client, "text_processing", text=text)
+    listed = (await client.get("/api/tasks")).json()["tasks"][0]
+    assert listed["truncated"] == ["parameters"] and len(listed["parameters"]["text"]) < 10_000
+    await open_dashboard(page, web)
+    panel = await show(page, task)
+    await page.wait_for_selector(f"{panel} .truncated-note", state="hidden")
+    await page.click(f'{panel} [data-action="edit"]')
+    assert await page.input_value("#param-text") == text
