@@ -154,7 +154,10 @@ class Runner:
             return await self._fail(task, attempt, exc, kind.retry, True, report)
         except Exception as exc:
             return await self._fail(task, attempt, exc, kind.retry, False, report)
-        result = artifacts.kept_result(result, report.folder, self.settings.result_max_bytes)
+        try:
+            result = artifacts.kept_result(result, report.folder, self.settings.result_max_bytes)
+        except OSError as exc:  # a large result not written (a full disk): worth another attempt
+            return await self._fail(task, attempt, exc, kind.retry, True, report)
         files = artifacts.listing(report.folder)
         return await self._end(attempt, SUCCEED, report, result={**result, "artifacts": files} if files else result)
 
