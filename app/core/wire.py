@@ -159,15 +159,19 @@ def task_frame(task: TaskDict, change: Change) -> str:
     frame = dumps({"type": "task", "seq": task["seq"], "change": change, "task": task})
     if _size(frame) <= BRIEF_MAX:
         return frame
-    return dumps({"type": "task", "seq": task["seq"], "change": change, "task": brief(task)})
+    return dumps({"type": "task", "seq": task["seq"], "change": change, "task": _cut(task)})
 
 
-def brief(task: TaskDict, encoded: str | None = None) -> TaskDict:
-    """The task as lists and live frames carry it: whole when its JSON (`encoded`, if the caller has it)
-    fits BRIEF_MAX, else with its large fields cut short and named in `truncated`."""
-    if _size(encoded if encoded is not None else dumps(task)) <= BRIEF_MAX:
-        return task
+def brief(task: TaskDict) -> TaskDict:
+    """The task as lists and live frames carry it: whole when its JSON fits BRIEF_MAX, else with its
+    large fields cut short and named in `truncated`."""
+    return task if _size(dumps(task)) <= BRIEF_MAX else _cut(task)
+
+
+def _cut(task: TaskDict) -> TaskDict:
     cut = [name for name in LARGE_FIELDS if task.get(name) is not None and _size(dumps(task.get(name))) > FIELD_MAX]
+    if not cut:
+        return task
     return {**task, **{name: _shortened(task[name], FIELD_MAX) for name in cut}, "truncated": cut}  # type: ignore
 
 
@@ -184,7 +188,7 @@ def _shortened(value: Any, budget: int) -> Any:
         if size > PART_MAX:
             item = _shortened(item, PART_MAX) if isinstance(item, str) else f"… {size} bytes of JSON"
             size = PART_MAX
-        used += len(key) + size
+        used += _size(dumps(key)) + size + 2  # the key quoted, a colon and a comma
         if used > budget:
             kept["…"] = f"{len(value) - number} more entries: open the task to see them"
             break
