@@ -129,6 +129,17 @@ async def test_csv_statistics_read_as_a_table_per_column_with_a_quantile_strip(
     assert await raw_result(page, panel) == task["result_data"]
 
 
+async def test_a_csv_wider_than_analysed_says_how_many_columns_it_has(
+        web: str, client: httpx.AsyncClient, worker: ResilientWorker, page: Page) -> None:
+    wide = (",".join(f"c{i}" for i in range(1001)) + "\n" + ",".join("1" for _ in range(1001)) + "\n").encode()
+    task = await finished(client, "data_processing", processing_time=0,
+                          upload=[await upload(client, "wide.csv", wide, "text/csv")])
+    await open_dashboard(page, web)
+    panel = await show(page, task)
+    summary = await pairs(page.locator(f'{panel} .result-view[data-view="data_processing"] > .rv-csv > .rv-pairs'))
+    assert summary["Columns"] == "1,001 (statistics of the first 1,000)"
+
+
 async def test_email_and_batch_show_counts_and_their_failures_first(
         web: str, client: httpx.AsyncClient, worker: ResilientWorker, page: Page) -> None:
     email = await finished(client, "email_simulation", recipient_count=5, delay_per_email=0, failure_rate=0.4, seed=42)
