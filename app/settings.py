@@ -51,6 +51,9 @@ class Settings:
     upload_rate: float
     upload_burst: int
     upload_expiry: float
+    result_max_bytes: int
+    csv_max_columns: int
+    image_max_pixels: int
     log_lines_max: int
     retention_days: float
     retention_interval: float
@@ -151,6 +154,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         upload_rate=config("UPLOAD_RATE", cast=float, default=10 * 1024 * 1024),
         upload_burst=config("UPLOAD_BURST", cast=int, default=200 * 1024 * 1024),
         upload_expiry=config("UPLOAD_EXPIRY", cast=float, default=86_400.0),
+        result_max_bytes=config("RESULT_MAX_BYTES", cast=int, default=1024 * 1024),
+        csv_max_columns=config("CSV_MAX_COLUMNS", cast=int, default=1000),
+        image_max_pixels=config("IMAGE_MAX_PIXELS", cast=int, default=50_000_000),
         log_lines_max=config("LOG_LINES_MAX", cast=int, default=1000),
         retention_days=config("RETENTION_DAYS", cast=float, default=30.0),
         retention_interval=config("RETENTION_INTERVAL", cast=float, default=600.0),

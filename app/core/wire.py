@@ -1,7 +1,7 @@
 """The JSON shapes on the wire (task, events), typed once and encoded in one place."""
 
 import json
-from typing import Any, Literal, NamedTuple, TypedDict
+from typing import Any, Literal, NamedTuple, NotRequired, TypedDict
 
 import orjson
 
@@ -51,6 +51,7 @@ class TaskDict(TypedDict):
     schedule_id: str | None
     source_task_id: str | None
     callback_url: str | None
+    truncated: NotRequired[list[str]]  # in lists and live frames: the fields cut short (`brief`)
 
 
 class WebhookAttempt(TypedDict):
@@ -148,8 +149,59 @@ def loads(text: str | bytes) -> Any:
         return json.loads(text)
 
 
+# A task in a list page or a live frame stays under BRIEF_MAX bytes of JSON, so no frame comes near 256 KiB
+# (a default client's limit is 1 MiB): each large field is cut to about FIELD_MAX and named in `truncated`.
+# GET /api/tasks/{id} gives the whole task.
+BRIEF_MAX = 128 * 1024
+FIELD_MAX = 24 * 1024
+LARGE_FIELDS = ("parameters", "result_data", "error_message", "error_traceback")
+PART_MAX = 1024  # bytes of JSON of one value of a cut object; a longer one is replaced by a note
+
+
 def task_frame(task: TaskDict, change: Change) -> str:
-    return dumps({"type": "task", "seq": task["seq"], "change": change, "task": task})
+    frame = dumps({"type": "task", "seq": task["seq"], "change": change, "task": task})
+    if _size(frame) <= BRIEF_MAX:
+        return frame
+    return dumps({"type": "task", "seq": task["seq"], "change": change, "task": _cut(task)})
+
+
+def brief(task: TaskDict) -> TaskDict:
+    """The task as lists and live frames carry it: whole when its JSON fits BRIEF_MAX, else with its
+    large fields cut short and named in `truncated`."""
+    return task if _size(dumps(task)) <= BRIEF_MAX else _cut(task)
+
+
+def _cut(task: TaskDict) -> TaskDict:
+    cut = [name for name in LARGE_FIELDS if task.get(name) is not None and _size(dumps(task.get(name))) > FIELD_MAX]
+    if not cut:
+        return task
+    return {**task, **{name: _shortened(task[name], FIELD_MAX) for name in cut}, "truncated": cut}  # type: ignore
+
+
+def _shortened(value: Any, budget: int) -> Any:
+    """A string's start, or an object's first entries (each long value replaced by a note) within `budget`."""
+    if isinstance(value, str):
+        return value[:budget // 4] + " …"  # a character is at most 4 bytes
+    if not isinstance(value, dict):
+        return f"… {_size(dumps(value))} bytes of JSON: open the task to see them"
+    kept: dict[str, Any] = {}
+    used = 0
+    for number, (key, item) in enumerate(value.items()):
+        size = _size(dumps(item))
+        if size > PART_MAX:
+            item = _shortened(item, PART_MAX) if isinstance(item, str) else f"… {size} bytes of JSON"
+            size = PART_MAX
+        used += _size(dumps(key)) + size + 2  # the key quoted, a colon and a comma
+        if used > budget:
+            kept["…"] = f"{len(value) - number} more entries: open the task to see them"
+            break
+        kept[key] = item
+    return kept
+
+
+def _size(text: str) -> int:
+    """Bytes of `text` as UTF-8 (without encoding it when it is ASCII, as JSON from `dumps` mostly is)."""
+    return len(text) if text.isascii() else len(text.encode())
 
 
 def hello_frame(seq: int) -> str:

@@ -15,7 +15,7 @@ from app.core.status import Status
 from app.core.validation import check
 from app.core.wire import entry
 from app.store.uploads import UploadStore
-from app.tasks import TaskType
+from app.tasks import TaskType, images
 from app.tasks.schema import upload_fields
 from app.webhooks.urls import callback_url
 
@@ -84,6 +84,9 @@ def checked_uploads(kind: TaskType, params: dict[str, Any], uploads: UploadStore
                 raise InvalidParameters(
                     name, f"upload {upload_id!r} ({upload.filename}) is {KIND_NAMES[upload.kind]}, not "
                     f"{KIND_NAMES[file_kind]}")
+            if file_kind == "image" and (refused := images.too_large(upload.path, upload.filename,
+                                                                     uploads.image_max_pixels)):
+                raise InvalidParameters(name, refused)
     return params
 
 

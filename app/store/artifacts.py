@@ -6,7 +6,11 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from app.core.wire import dumps
+
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
+RESULT_FILE = "result.json"  # a result too large to keep in its task's row
+KEPT_VALUE = 200  # bytes of JSON of a top-level value an oversized result's summary keeps
 
 
 def directory(data_dir: Path, task_id: str) -> Path:
@@ -43,3 +47,18 @@ def find(data_dir: Path, task_id: str, name: str) -> Path | None:
 
 def remove(data_dir: Path, task_id: str) -> None:
     shutil.rmtree(directory(data_dir, task_id), ignore_errors=True)
+
+
+def kept_result(result: dict[str, Any], folder: Path, cap: int) -> dict[str, Any]:
+    """The result as stored with its task: itself, or when its JSON is over `cap` bytes (RESULT_MAX_BYTES)
+    the file result.json among its artifacts and a summary: its small top-level values and the names of
+    the others. A large result is kept whole without making every list page and live frame carry it."""
+    encoded = dumps(result)
+    size = len(encoded.encode())
+    if size <= cap:
+        return result
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / RESULT_FILE).write_text(encoded)
+    small = {key: value for key, value in result.items() if len(dumps(value)) <= KEPT_VALUE}
+    return {**small, "result_file": RESULT_FILE, "result_bytes": size,
+            "result_omitted": [key for key in result if key not in small][:100]}

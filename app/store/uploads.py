@@ -73,10 +73,11 @@ def _looks_like(kind: str, head: bytes) -> bool:
 
 
 class UploadStore:
-    def __init__(self, root: Path, max_bytes: int, quota_bytes: int) -> None:
+    def __init__(self, root: Path, max_bytes: int, quota_bytes: int, image_max_pixels: int = 50_000_000) -> None:
         self.root = root
         self.max_bytes = max_bytes
         self.quota_bytes = quota_bytes
+        self.image_max_pixels = image_max_pixels  # checked on submit (lifecycle/new_task.py)
 
     async def save(self, chunks: AsyncIterator[bytes], filename: str, content_type: str,
                    declared: int | None = None) -> Upload:
@@ -223,4 +224,5 @@ def uploads_root(data_dir: Path) -> Path:
 
 
 def upload_store(settings: Settings) -> UploadStore:
-    return UploadStore(uploads_root(settings.data_dir), settings.upload_max_bytes, settings.upload_quota_bytes)
+    return UploadStore(uploads_root(settings.data_dir), settings.upload_max_bytes, settings.upload_quota_bytes,
+                       settings.image_max_pixels)

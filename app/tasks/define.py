@@ -5,6 +5,7 @@ the description (or `description=`), its parameters after the reporter the schem
 import importlib
 import inspect
 import json
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from types import ModuleType
@@ -21,7 +22,6 @@ from app.tasks.runtime import Reporter, RetryPolicy, SyncReporter
 from app.tasks.schema import TaskDefinitionError
 
 Executor = Literal["async", "thread", "process"]
-MAX_RESULT = 1_000_000  # bytes of a result's JSON: it is stored with the task and sent to every dashboard
 
 
 @dataclass(frozen=True)
@@ -96,7 +96,8 @@ def run_in_child(report: SyncReporter, module: str, name: str, params: dict[str,
 def result_object(name: str, outcome: object) -> dict[str, Any]:
     """A task's return value as its `result_data` (a JSON object): a dict or a pydantic model (values
     pydantic can give as JSON: a datetime, a Path, a dataclass …), or None. Anything else fails the
-    attempt here, with a message naming what, rather than when the result is stored."""
+    attempt here, with a message naming what, rather than when the result is stored (a large one is
+    stored as a file: store/artifacts.py kept_result)."""
     if outcome is None:
         return {}
     if not isinstance(outcome, dict | BaseModel):
@@ -107,12 +108,11 @@ def result_object(name: str, outcome: object) -> dict[str, Any]:
     except PydanticSerializationError as exc:
         raise TypeError(f"task {name} returned a value that is not JSON: {exc}") from None
     try:
-        size = len(json.dumps(result, allow_nan=False).encode())
-    except ValueError:
-        raise TypeError(f"task {name} returned NaN or an infinity, which JSON cannot hold") from None
-    if size > MAX_RESULT:
-        raise TypeError(f"task {name} returned {size} bytes of JSON, more than {MAX_RESULT}: write large output "
-                        "to a file in report.artifacts (downloadable from the task) and return a summary")
+        json.dumps(result, allow_nan=False)
+    except ValueError as exc:  # NaN or an infinity; or an integer longer than Python writes (int_max_str_digits)
+        what = (f"an integer of more than {sys.get_int_max_str_digits()} digits, too long to write as JSON"
+                if "digits" in str(exc) else "NaN or an infinity, which JSON cannot hold")
+        raise TypeError(f"task {name} returned {what}") from None
     return result  # type: ignore[no-any-return]
 
 

@@ -17,6 +17,14 @@ class TransientError(Exception):
 
 
 @dataclass(frozen=True)
+class Limits:
+    """The operator's bounds on what built-in task types take on (CSV_MAX_COLUMNS, IMAGE_MAX_PIXELS)."""
+
+    csv_max_columns: int = 1000  # columns a CSV's statistics cover; the rest are counted
+    image_max_pixels: int = 50_000_000  # an image declaring more is refused before it is decoded
+
+
+@dataclass(frozen=True)
 class RetryPolicy:
     max_attempts: int = 3  # every start counts, including those a crash or a timeout ended
     backoff: float = 1.0  # seconds before the second attempt
@@ -36,6 +44,7 @@ class Reporter(Protocol):
     data_dir: Path  # shared data directory (var/ by default); e.g. the e-mail maildir lives under it
     artifacts: Path  # this task's output files (created, emptied at each attempt); listed in its result
     smtp_url: str | None  # where e-mail goes when set (smtp://user:pass@host:port, smtps://…)
+    limits: Limits
 
     async def __call__(self, progress: float, stage: str = "") -> None:
         """Record progress (0..100) and a short stage message; raises TaskCancelled on a cancel."""

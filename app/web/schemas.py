@@ -10,7 +10,7 @@ from pydantic.json_schema import models_json_schema
 
 from app.core.priority import Priority
 from app.core.status import Status
-from app.core.wire import LogLine, ScheduleDict, TaskDict, WebhookDelivery, WorkerDict
+from app.core.wire import LARGE_FIELDS, LogLine, ScheduleDict, TaskDict, WebhookDelivery, WorkerDict
 from app.lifecycle.new_task import Delay, MaxAttempts, Timeout
 from app.metrics.series import WINDOWS
 from app.schedules.rules import CRON_MAX, INTERVAL, NAME, PAUSED
@@ -64,6 +64,8 @@ def task_schema() -> Schema:
     props["priority"] = {"enum": list(Priority)}
     # Added by GET (one task, or the list) for tasks still waiting in the queue; 1 = next.
     props["queue_position"] = {"type": ["integer", "null"], "minimum": 1}
+    props["truncated"] = {"type": "array", "items": {"enum": list(LARGE_FIELDS)}, "description": (
+        "In lists and WebSocket frames, the fields cut short (a large task): GET /api/tasks/{id} has them whole.")}
     return schema
 
 

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from app.core import keys
 from app.core.errors import OUTAGES, InvalidParameters
 from app.core.status import WAITING, Status
-from app.core.wire import TaskDict
+from app.core.wire import TaskDict, brief
 from app.lifecycle import bulk
 from app.lifecycle.lookup import existing
 from app.lifecycle.new_task import OPTION_FIELDS
@@ -94,6 +94,7 @@ async def list_tasks(request: Request) -> JSONResponse:
     after = _parse_cursor(request.query_params.get("after") or None)
     queries = request.state.stores.queries
     tasks, total = await queries.page(where, limit=limit, offset=offset, after=after)
+    tasks = [brief(task) for task in tasks]  # a page of large tasks would be megabytes: each whole by its id
     counts = await queries.counts()
     await _add_queue_positions(request, tasks)
     return JSONResponse({"tasks": tasks, "total": total, "limit": limit, "offset": offset,

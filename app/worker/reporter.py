@@ -15,6 +15,7 @@ from app.lifecycle.attempts import Attempts
 from app.lifecycle.groups import LogBatch
 from app.store.uploads import Upload, UploadStore
 from app.tasks import TaskCancelled
+from app.tasks.runtime import Limits
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +48,12 @@ class ProgressReporter:
 
     def __init__(self, attempt: Attempt, moves: Attempts, *, data_dir: Path, artifacts: Path,
                  uploads: UploadStore, smtp_url: str | None, interval: float, log_cap: int,
-                 logged_before: int) -> None:
+                 logged_before: int, limits: Limits = Limits()) -> None:
         self.task_id = attempt.task_id
         self.data_dir = data_dir
         self.folder = artifacts  # made when the task first asks for it (`artifacts`)
         self.smtp_url = smtp_url
+        self.limits = limits
         self._attempt = attempt
         self._moves = moves
         self._uploads = uploads

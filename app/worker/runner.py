@@ -18,6 +18,7 @@ from app.store import artifacts
 from app.store.uploads import UploadStore
 from app.tasks import RetryPolicy, TaskCancelled, TaskType, TaskTypes, TransientError
 from app.tasks.executors import ChildFailed
+from app.tasks.runtime import Limits
 from app.worker.reporter import Attempt, ProgressReporter, Superseded
 
 log = logging.getLogger(__name__)
@@ -107,6 +108,7 @@ class Runner:
             # a first attempt has no earlier outputs: no file system work for the many tasks that write none
             artifacts=artifacts.clear(folder) if attempt.number > 1 else folder,
             smtp_url=str(settings.smtp_url) if settings.smtp_url else None,
+            limits=Limits(settings.csv_max_columns, settings.image_max_pixels),
             interval=settings.progress_interval, log_cap=settings.log_lines_max,
             # a first attempt has no lines yet (a manual retry keeps counting attempts: see attempts_base)
             logged_before=await self.moves.logs.count(attempt.task_id) if attempt.number > 1 else 0,
@@ -152,6 +154,10 @@ class Runner:
             return await self._fail(task, attempt, exc, kind.retry, True, report)
         except Exception as exc:
             return await self._fail(task, attempt, exc, kind.retry, False, report)
+        try:
+            result = artifacts.kept_result(result, report.folder, self.settings.result_max_bytes)
+        except OSError as exc:  # a large result not written (a full disk): worth another attempt
+            return await self._fail(task, attempt, exc, kind.retry, True, report)
         files = artifacts.listing(report.folder)
         return await self._end(attempt, SUCCEED, report, result={**result, "artifacts": files} if files else result)
 

@@ -53,6 +53,7 @@ dashboard.detail.bindClose(() => dashboard.closeTask());
 $('detail-backdrop').addEventListener('click', () => dashboard.closeTask()); // a click beside the panel closes it
 dashboard.detail.bindActions((action, id) => dashboard.act(action, id));
 dashboard.detail.bindOpen((id) => dashboard.openTask(id));
+dashboard.detail.bindTruncated(() => dashboard.refreshTask().catch(() => {}));
 window.addEventListener('popstate', () => dashboard.fromUrl());
 const workers = new WorkersPanel($('workers'), { api });
 workers.bindOpen((id) => dashboard.openTask(id));

@@ -261,7 +261,7 @@ export class Dashboard {
   /** "Run again with changes": the submit form, filled from the task, re-runs it on submit. */
   editRerun(id) {
     const task = this.detail.task;
-    if (!this.form || !task || task.id !== id) {
+    if (!this.form || !task || task.id !== id || task.truncated) { // never a form filled with cut-short values
       this.detail.showOutcome('The form is still loading; try again in a moment.', false);
       return;
     }

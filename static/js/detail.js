@@ -54,6 +54,7 @@ export class DetailPanel {
       source: h('p', { class: 'lineage-source' }), reruns: h('ul', { class: 'reruns' }),
       rerunsTitle: h('p', { class: 'lineage-title' }),
       outcome: h('p', { class: 'outcome', role: 'status', 'aria-live': 'polite' }),
+      truncated: h('p', { class: 'rv-note truncated-note', hidden: true }),
       error: h('pre', { class: 'json error-text' }), traceback: h('pre', { class: 'traceback' }),
       result: h('div', { class: 'result-body' }), resultRaw: rawJson(),
       parameters: h('div', { class: 'parameters-body' }), parametersRaw: rawJson(),
@@ -69,7 +70,7 @@ export class DetailPanel {
       h('header', { class: 'detail-head' }, h('div', {}, h('p', { class: 'eyebrow' }, 'Task'), r.title), r.close),
       h('div', { class: 'detail-body' },
         h('div', { class: 'detail-status' }, r.badge, r.progress, r.wait), r.stage,
-        h('div', { class: 'actions' }, r.cancel, r.retry, r.runNow, r.edit, r.duplicate), r.outcome,
+        h('div', { class: 'actions' }, r.cancel, r.retry, r.runNow, r.edit, r.duplicate), r.outcome, r.truncated,
         r.errorSection, this.fields.main, r.lineage,
         section('Result', [r.result, r.resultRaw.el], 'result'), r.filesSection, section('Log', this.log.el),
         r.parametersSection, this.webhooks.el,
@@ -135,9 +136,13 @@ export class DetailPanel {
     r.runNow.hidden = !waitsForLater(task, Date.now());
     r.runNow.disabled = Boolean(this.busy);
     r.edit.disabled = r.duplicate.disabled = Boolean(this.busy);
-    const key = `${task.status}/${task.timeline.length}`;
+    const key = `${task.status}/${task.timeline.length}/${task.truncated ?? ''}`;
     if (this.shown === key) return;
     this.shown = key;
+    // a large task comes cut short in lists and live frames (core/wire.py brief): the whole one is asked for
+    r.truncated.hidden = !task.truncated;
+    setText(r.truncated, task.truncated ? `Truncated (${task.truncated.join(', ')}) — opening the whole task…` : '');
+    if (task.truncated) this.onTruncated?.(task.id);
     this.webhooks.refresh(task.id); // a final state is what makes deliveries
     r.errorSection.hidden = !task.error_message;
     setText(r.error, task.error_message || '');
@@ -253,6 +258,11 @@ export class DetailPanel {
       // An Escape that closes a dialog above the panel (the token question) is that dialog's.
       if (event.key === 'Escape' && !this.el.hidden && !event.target.closest?.('dialog')) handler();
     });
+  }
+
+  /** `handler(id)` when the open task shows cut short: it loads the whole one (GET /api/tasks/{id}). */
+  bindTruncated(handler) {
+    this.onTruncated = handler;
   }
 
   bindActions(handler) {

@@ -10,8 +10,10 @@
  *   completed_at: string|null, updated_at: string, attempts: number, dispatch: number,
  *   seq: number, cancel_requested: boolean, worker: string|null, timeline: TimelineEntry[],
  *   next_run_at: string|null, queue_position?: number|null, priority: 'high'|'default'|'low',
- *   run_at: string|null, schedule_id: string|null, source_task_id: string|null, callback_url: string|null
- * }} Task  mirrors the server's TaskDict (core/wire.py); `queue_position` only in REST answers
+ *   run_at: string|null, schedule_id: string|null, source_task_id: string|null, callback_url: string|null,
+ *   truncated?: string[]
+ * }} Task  mirrors the server's TaskDict (core/wire.py); `queue_position` only in REST answers; `truncated`
+ *   (the fields cut short) only in lists and frames
  * @typedef {{status: string, task_type: string, q: string, text?: string, from?: string, to?: string,
  *   priority?: string, page: number, task: string}} Filters  `from`/`to`: UTC days, both included
  */
@@ -111,10 +113,12 @@ export class Store {
     this.deleted = new Set(); // a page read before a deletion must not bring its tasks back
   }
 
-  /** The seq guard, for REST rows and socket events alike: only something newer replaces a task. */
+  /** The seq guard, for REST rows and socket events alike: only something newer replaces a task, or
+   * the whole task (GET /api/tasks/{id}) the same version cut short in a list or a frame (`truncated`). */
   put(task) {
     const held = this.tasks.get(task.id);
-    if ((this.seqs.get(task.id) ?? -1) >= task.seq) {
+    const whole = held?.seq === task.seq && held.truncated && !task.truncated;
+    if ((this.seqs.get(task.id) ?? -1) >= task.seq && !whole) {
       // The same version read over REST may bring a queue position the event did not carry.
       if (held?.seq === task.seq && 'queue_position' in task) this.tasks.set(task.id, { ...held, queue_position: task.queue_position });
       return false;

@@ -11,13 +11,15 @@ from websockets.asyncio.client import connect
 
 from app.settings import Settings
 from app.worker.resilient import ResilientWorker
+from tests.support.images import zero_png
 from tests.support.servers import make_settings
 from tests.support.waits import receive, submit, wait_for_status
 
 
 @pytest.fixture
 def settings(redis_url: str, db_url: str, tmp_path: Path) -> Settings:
-    return make_settings(redis_url, db_url, tmp_path / "data", UPLOAD_MAX_BYTES="200000", LOG_LINES_MAX="50")
+    return make_settings(redis_url, db_url, tmp_path / "data", UPLOAD_MAX_BYTES="200000", LOG_LINES_MAX="50",
+                         RESULT_MAX_BYTES="100000")
 
 
 async def upload(client: httpx.AsyncClient, content: bytes, content_type: str, filename: str) -> httpx.Response:
@@ -93,6 +95,22 @@ async def test_submit_checks_that_uploads_exist_and_are_of_the_right_kind(client
     assert unknown.status_code == 422 and "unknown upload" in unknown.json()["detail"]
 
 
+async def test_submit_refuses_an_image_declaring_more_pixels_than_allowed(client: httpx.AsyncClient) -> None:
+    """A 13,000 × 13,000 PNG of a few hundred bytes (under Pillow's own bomb threshold) decoded to gigabytes
+    in the worker; its header is enough to refuse it, naming it and its size."""
+    bomb = zero_png(13_000, 13_000, rows=10)
+    bomb_id = (await upload(client, bomb, "image/png", "huge.png")).json()["id"]
+    refused = await client.post("/api/tasks/submit", json={"task_type": "image_processing",
+                                                           "parameters": {"uploads": [bomb_id]}})
+    assert refused.status_code == 422 and refused.json() == {
+        "field": "uploads", "detail": "uploads: upload 'huge.png' is an image of 13000 × 13000 = 169,000,000 pixels, "
+                                      "more than IMAGE_MAX_PIXELS (50,000,000) allows"}
+    within = (await upload(client, zero_png(7000, 7000, rows=10), "image/png", "big.png")).json()["id"]
+    accepted = await client.post("/api/tasks/submit", json={"task_type": "image_processing",
+                                                            "parameters": {"uploads": [within]}})
+    assert accepted.status_code == 201, accepted.text
+
+
 async def test_uploaded_csv_is_analysed(client: httpx.AsyncClient, worker: ResilientWorker) -> None:
     csv_id = (await upload(client, CSV, "text/csv", "a.csv")).json()["id"]
     task = await submit(client, "data_processing", upload=[csv_id], processing_time=0)
@@ -102,6 +120,26 @@ async def test_uploaded_csv_is_analysed(client: httpx.AsyncClient, worker: Resil
     assert result["rows"] == 4 and result["source"] == "upload"
     amount = result["columns"]["amount"]
     assert amount["count"] == 3 and amount["missing"] == 1 and amount["mean"] == pytest.approx(3.0)
+
+
+async def test_a_wide_csv_gets_statistics_of_its_first_columns_and_a_large_result_becomes_a_file(
+        client: httpx.AsyncClient, worker: ResilientWorker) -> None:
+    """15,000 columns (a 130 kB upload) made a 2.9 MB result, refused; now the first CSV_MAX_COLUMNS (1000)
+    are analysed, the rest counted, and the result, over RESULT_MAX_BYTES, is kept as result.json with
+    a summary in the task."""
+    wide = (",".join(f"c{i}" for i in range(15_000)) + "\n" + ",".join("7" for _ in range(15_000)) + "\n").encode()
+    csv_id = (await upload(client, wide, "text/csv", "wide.csv")).json()["id"]
+    task = await submit(client, "data_processing", upload=[csv_id], processing_time=0)
+    done = await wait_for_status(client, task["id"], {"SUCCESS", "FAILED"}, timeout=60)
+    assert done["status"] == "SUCCESS", done["error_message"]
+    summary = done["result_data"]
+    assert (summary["rows"], summary["column_count"], summary["columns_not_analysed"]) == (1, 15_000, 14_000)
+    assert summary["result_file"] == "result.json" and summary["result_bytes"] > 100_000
+    assert {"columns", "column_names"} <= set(summary["result_omitted"])
+    assert [item["name"] for item in summary["artifacts"]] == ["result.json"]
+    whole = (await client.get(f"/api/tasks/{task['id']}/artifacts/result.json")).json()
+    assert len(whole["columns"]) == 1000 and whole["columns"]["c999"]["mean"] == 7
+    assert len(whole["column_names"]) == 1000 and whole["columns_not_analysed"] == 14_000
 
 
 async def test_malformed_csv_upload_fails_naming_the_line(client: httpx.AsyncClient, worker: ResilientWorker) -> None:

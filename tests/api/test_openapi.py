@@ -76,7 +76,9 @@ async def test_the_task_schema_has_the_wire_fields(client: httpx.AsyncClient) ->
     schemas = (await client.get("/openapi.json")).json()["components"]["schemas"]
     task = schemas["Task"]
     assert set(task["properties"]) - {"queue_position"} == set(TaskDict.__annotations__)
-    assert set(task["required"]) == set(TaskDict.__annotations__) and task["additionalProperties"] is False
+    assert set(task["required"]) == set(TaskDict.__annotations__) - {"truncated"} and task["additionalProperties"] is False
+    assert task["properties"]["truncated"]["items"]["enum"] == ["parameters", "result_data", "error_message",
+                                                                 "error_traceback"]
     assert schemas["Error"]["required"] == ["detail"] and set(schemas["Error"]["properties"]) == {"detail", "field"}
     # one named component per type, told apart by task_type; its parameters a component of their own
     mapping = schemas["Submit"]["discriminator"]["mapping"]

@@ -129,6 +129,17 @@ async def test_csv_statistics_read_as_a_table_per_column_with_a_quantile_strip(
     assert await raw_result(page, panel) == task["result_data"]
 
 
+async def test_a_csv_wider_than_analysed_says_how_many_columns_it_has(
+        web: str, client: httpx.AsyncClient, worker: ResilientWorker, page: Page) -> None:
+    wide = (",".join(f"c{i}" for i in range(1001)) + "\n" + ",".join("1" for _ in range(1001)) + "\n").encode()
+    task = await finished(client, "data_processing", processing_time=0,
+                          upload=[await upload(client, "wide.csv", wide, "text/csv")])
+    await open_dashboard(page, web)
+    panel = await show(page, task)
+    summary = await pairs(page.locator(f'{panel} .result-view[data-view="data_processing"] > .rv-csv > .rv-pairs'))
+    assert summary["Columns"] == "1,001 (statistics of the first 1,000)"
+
+
 async def test_email_and_batch_show_counts_and_their_failures_first(
         web: str, client: httpx.AsyncClient, worker: ResilientWorker, page: Page) -> None:
     email = await finished(client, "email_simulation", recipient_count=5, delay_per_email=0, failure_rate=0.4, seed=42)
@@ -333,3 +344,18 @@ async def test_hostile_keys_and_values_in_a_result_are_shown_as_text(
     finally:
         await context.close()
     assert watch.calls == [] and watch.dialogs == [] and watch.injected == []
+
+
+async def test_a_task_cut_short_in_the_list_opens_whole_and_reruns_from_the_whole(
+        web: str, client: httpx.AsyncClient, worker: ResilientWorker, page: Page) -> None:
+    """Lists and live frames carry a 1,000,000-character text cut short (`truncated`): the panel says so
+    while it reads the whole task, then shows it, and "Run again with changes" starts from all of it."""
+    text = "word " * 200_000
+    task = await finished(client, "text_processing", text=text)
+    listed = (await client.get("/api/tasks")).json()["tasks"][0]
+    assert listed["truncated"] == ["parameters"] and len(listed["parameters"]["text"]) < 10_000
+    await open_dashboard(page, web)
+    panel = await show(page, task)
+    await page.wait_for_selector(f"{panel} .truncated-note", state="hidden")
+    await page.click(f'{panel} [data-action="edit"]')
+    assert await page.input_value("#param-text") == text

@@ -75,6 +75,30 @@ async def test_resume_with_since_gets_every_change_with_no_gap_and_no_duplicate(
     assert seqs == sorted(seqs)
 
 
+async def test_a_default_client_follows_and_resumes_past_a_task_of_maximum_size(
+    web: str, client: httpx.AsyncClient, worker: ResilientWorker
+) -> None:
+    """A 1,000,000-character text and its 1 MB result made 2 MB frames, which a default client (1 MiB
+    max_size) refuses, breaking its `since=` resume for good. Lists and frames carry large fields cut
+    short and named in `truncated`; GET /api/tasks/{id} has the whole task."""
+    text = "a" * 1_000_000  # one word: the result's top word holds it too
+    async with connect(f"ws://{web}/ws") as ws:  # websockets' default max_size: 1 MiB
+        hello = await receive(ws)
+        task = await submit(client, "text_processing", text=text)
+        live = await receive_until(ws, final(task["id"]), timeout=60)
+    async with connect(f"ws://{web}/ws?since={hello['seq']}") as ws:
+        replayed = await receive_until(ws, final(task["id"]))
+    for frame in [*live, *replayed]:
+        assert len(json.dumps(frame, ensure_ascii=False).encode()) < 256 * 1024
+    last = replayed[-1]["task"]
+    assert set(last["truncated"]) == {"parameters", "result_data"} and last["parameters"]["text"].endswith(" …")
+    page = await client.get("/api/tasks")
+    assert len(page.content) < 256 * 1024 and page.json()["tasks"][0]["truncated"] == ["parameters", "result_data"]
+    whole = (await client.get(f"/api/tasks/{task['id']}")).json()
+    assert whole["parameters"]["text"] == text and "truncated" not in whole
+    assert whole["result_data"]["top_words"] == [{"word": text, "count": 1}]
+
+
 async def test_replay_and_live_meet_without_gap_under_concurrent_changes(
     web: str, client: httpx.AsyncClient, worker: ResilientWorker
 ) -> None:
@@ -258,9 +282,10 @@ async def test_a_client_that_does_not_read_is_bounded_and_closed_1013_then_resum
             async with connect(f"ws://{address}/ws", sock=small_buffer_socket(address), max_size=None,
                                max_queue=1) as ws:
                 hello = await receive(ws)
-                # ~400 KB per frame, 12 MB in all; random, so permessage-deflate cannot shrink it
-                created = [await submit(http, "text_processing", text=base64.b64encode(os.urandom(300_000)).decode())
-                           for _ in range(30)]
+                # ~120 KB per frame (under the size where a task is cut short: core/wire.py brief), 12 MB in
+                # all; random, so permessage-deflate cannot shrink it
+                created = [await submit(http, "text_processing", text=base64.b64encode(os.urandom(90_000)).decode())
+                           for _ in range(100)]
                 got, code = [], None
                 try:
                     while True:

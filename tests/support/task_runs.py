@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from app.tasks import TaskCancelled, load_task_types
+from app.tasks.runtime import Limits
 
 TASK_TYPES = load_task_types()
 
@@ -33,12 +34,13 @@ def write_upload(folder: Path, filename: str, data: bytes, content_type: str) ->
 
 class FakeReporter:
     def __init__(self, data_dir: Path, cancel_after: int | None = None, smtp_url: str | None = None,
-                 uploads: tuple[FakeUpload, ...] = ()) -> None:
+                 uploads: tuple[FakeUpload, ...] = (), limits: Limits = Limits()) -> None:
         self.task_id = "task0123abcd"
         self.data_dir = data_dir
         self.artifacts = data_dir / "artifacts" / self.task_id
         self.artifacts.mkdir(parents=True, exist_ok=True)
         self.smtp_url = smtp_url
+        self.limits = limits
         self.uploads = {upload.id: upload for upload in uploads}
         self.calls: list[tuple[float, str]] = []
         self.times: list[float] = []  # time.monotonic() of each call
@@ -59,9 +61,10 @@ class FakeReporter:
 
 
 async def run(task_type: str, tmp_path: Path, *, smtp_url: str | None = None, files: tuple[FakeUpload, ...] = (),
-              cancel_after: int | None = None, **raw: Any) -> tuple[dict[str, Any], FakeReporter]:
+              cancel_after: int | None = None, limits: Limits = Limits(),
+              **raw: Any) -> tuple[dict[str, Any], FakeReporter]:
     kind = TASK_TYPES[task_type]
-    report = FakeReporter(tmp_path, cancel_after, smtp_url, files)
+    report = FakeReporter(tmp_path, cancel_after, smtp_url, files, limits)
     result = await kind.run(kind.validate(raw), report)
     json.dumps(result, allow_nan=False)  # what the store and the wire will do with it
     return result, report

@@ -11,6 +11,8 @@ import pytest
 from PIL import Image
 
 from app.tasks import TaskCancelled
+from app.tasks.builtin.image_processing import load_upload
+from app.tasks.runtime import Limits
 from tests.support.task_runs import FakeUpload, run, write_upload
 
 # --- image_processing -------------------------------------------------------------------------
@@ -144,6 +146,32 @@ async def test_an_upload_that_is_not_an_image_fails_naming_it(name: str, data: b
     with pytest.raises(ValueError, match=f"^upload '{name}' is not a readable image: .") as caught:
         await run("image_processing", tmp_path, files=(photos[0], bad), uploads=[photos[0].id, bad.id])
     assert str(tmp_path) not in str(caught.value)  # the user's name for the file, never where it is stored
+
+
+@pytest.mark.asyncio
+async def test_an_image_over_the_pixel_budget_is_refused_before_it_is_decoded(
+        tmp_path: Path, photos: tuple[FakeUpload, ...]) -> None:
+    """In the task too (IMAGE_MAX_PIXELS may have been lowered since the submit): its header alone is read."""
+    big = write_upload(tmp_path / "uploads", "wide.png", encoded(picture("RGB", (400, 200)), "PNG"), "image/png")
+    message = (r"^upload 'wide.png' is an image of 400 × 200 = 80,000 pixels, more than IMAGE_MAX_PIXELS "
+               r"\(70,000\) allows$")
+    with pytest.raises(ValueError, match=message):  # photos[0], 320 × 200, is within
+        await run("image_processing", tmp_path, files=(photos[0], big), uploads=[photos[0].id, big.id],
+                  limits=Limits(image_max_pixels=70_000))
+    result, _ = await run("image_processing", tmp_path, files=(big,), uploads=[big.id],
+                          limits=Limits(image_max_pixels=80_000))
+    assert result["images"][0]["source_size"] == [400, 200]
+
+
+def test_a_large_jpeg_is_decoded_at_the_scale_a_resize_needs(tmp_path: Path) -> None:
+    """4000 × 3000 for a 100-pixel thumbnail: decoded at 1/8 scale (500 × 375, 1/64 of the memory)."""
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    data = encoded(picture("RGB", (4000, 3000)), "JPEG", exif=exif)
+    photo = write_upload(tmp_path / "uploads", "big.jpg", data, "image/jpeg")
+    image, size = load_upload(photo.path, photo.filename, 50_000_000, box=100)
+    assert (image.size, size) == ((375, 500), (3000, 4000))  # upright, and the upright full size
+    assert load_upload(photo.path, photo.filename, 50_000_000, box=None)[0].size == (3000, 4000)
 
 
 @pytest.mark.asyncio

@@ -110,6 +110,24 @@ async def test_a_batch_fails_only_when_every_item_does(data: list[Any], status: 
         assert (done["result_data"]["succeeded"], done["result_data"]["failed"]) == (2, 1)
 
 
+async def test_an_integer_whose_square_json_cannot_hold_fails_its_item_once(client: httpx.AsyncClient,
+                                                                           worker: ResilientWorker) -> None:
+    """-1e2200 as an integer: its square has 4401 digits, more than Python writes in decimal. The item
+    fails as too large (once, naming it), rather than the whole result being unwritable."""
+    huge = "-1" + "0" * 2200
+    body = f'{{"task_type": "batch_processing", "parameters": {{"data": [{huge}], "delay_per_item": 0}}}}'
+    response = await client.post("/api/tasks/submit", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 201, response.text
+    done = await wait_for_status(client, response.json()["id"], FINAL)
+    assert (done["status"], done["attempts"]) == ("FAILED", 1)
+    assert done["error_message"] == "ValueError: the item failed: item 0: number too large"
+    body = body.replace(f"[{huge}]", f"[{huge}, 3]")
+    response = await client.post("/api/tasks/submit", content=body, headers={"content-type": "application/json"})
+    done = await wait_for_status(client, response.json()["id"], FINAL)
+    assert (done["status"], done["attempts"], done["result_data"]["failed"]) == ("SUCCESS", 1, 1)
+    assert done["result_data"]["items"][0] == {"index": 0, "ok": False, "error": "number too large"}
+
+
 @asynccontextmanager
 async def stack_with_smtp(redis_url: str, db_url: str, tmp_path: Path, address: str) -> AsyncIterator[httpx.AsyncClient]:
     """The app and a worker sending e-mail to the SMTP server at `address`."""

@@ -2,6 +2,7 @@
 
 import hashlib
 import math
+import sys
 from typing import Annotated, Any
 
 from pydantic import Field
@@ -13,6 +14,8 @@ MAX_LISTED = 100
 # characters of a string's upper case shown: a result lists 100 items and must stay under 1 MB of JSON,
 # where a character can take 12 bytes ("\ud83d\ude00")
 MAX_UPPER = 500
+# bits of the longest integer Python writes in decimal (its int_max_str_digits, 4300 unless changed; 0: no limit)
+MAX_INT_BITS = int((sys.get_int_max_str_digits() - 1) * math.log2(10)) or math.inf
 
 
 def process_item(item: object) -> dict[str, Any]:
@@ -27,8 +30,9 @@ def process_item(item: object) -> dict[str, Any]:
             root = math.sqrt(item) if item >= 0 else None
         except OverflowError:
             raise ValueError("number too large") from None
-        if isinstance(square, float) and not math.isfinite(square):
-            raise ValueError("number too large")  # its square would not be valid JSON
+        too_large = not math.isfinite(square) if isinstance(square, float) else abs(square).bit_length() > MAX_INT_BITS
+        if too_large:
+            raise ValueError("number too large")  # its square could not be written as JSON
         return {"value": item, "square": square, "sqrt": root}
     raise ValueError("unsupported item type")
 

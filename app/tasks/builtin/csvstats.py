@@ -165,7 +165,7 @@ class CsvStats:
     row whose field count differs from the header's. Blank lines are skipped and counted.
     """
 
-    def __init__(self, lines: Iterable[str]) -> None:
+    def __init__(self, lines: Iterable[str], max_columns: int) -> None:
         self._lines = lines
         self._reader = csv.reader(iter(lines), strict=True)
         self.rows = self.blank_lines = 0
@@ -176,12 +176,16 @@ class CsvStats:
             raise ValueError(f"line 1: {exc}") from None
         if not header:
             raise ValueError("line 1: no header; the first line must name the columns")
-        self.columns = [Column(name) for name in _column_names(header)]
+        names = _column_names(header)
+        self.width = len(names)
+        # statistics of the first columns only: a wide file's every column would make a result of many
+        # megabytes (100,000 columns: 19.5 MB) carried by every page and frame showing the task
+        self.columns = [Column(name) for name in names[:max_columns]]
 
     def read_chunk(self, size: int) -> int:
         """Reads up to `size` rows into the columns; returns how many (0 at the end of the data)."""
         rows: list[list[str]] = []
-        reader, width = self._reader, len(self.columns)
+        reader, width, kept = self._reader, self.width, len(self.columns)
         last = reader.line_num  # where the previous row ended: a quoted field may span lines
         try:
             for row in reader:
@@ -196,7 +200,7 @@ class CsvStats:
                 last = reader.line_num
         except csv.Error as exc:
             raise ValueError(f"line {last + 1}: {exc}") from None
-        for column, fields in zip(self.columns, zip(*rows)):
+        for column, fields in zip(self.columns, zip(*(row[:kept] for row in rows))):
             culprit = column.add(fields, self.rows)
             if culprit is not None:
                 self.notes.append(f"column {column.name!r} is categorical: {culprit!r} in rows {self.rows + 1}-"
@@ -232,7 +236,8 @@ class CsvStats:
 
     def summary(self, columns: dict[str, Any] | None = None) -> dict[str, Any]:
         """The whole result; `columns`: the columns' summaries when the caller made them one by one."""
-        return {"rows": self.rows, "blank_lines": self.blank_lines,
+        return {"rows": self.rows, "blank_lines": self.blank_lines, "column_count": self.width,
+                "columns_not_analysed": self.width - len(self.columns),
                 "column_names": [column.name for column in self.columns],
                 "columns": columns or {column.name: column.summary() for column in self.columns},
                 "definitions": DEFINITIONS}

@@ -119,8 +119,11 @@ async def analyse(lines: GeneratedLines | FileLines, chunk_size: int, pace_secon
     start = time.monotonic()
     # processing_time is a minimum pace of the reading: the analysis's own time counts towards it
     pace = Pace(pace_seconds)
-    stats = await asyncio.to_thread(CsvStats, lines)
-    await report.log(f"{len(stats.columns)} columns: {', '.join(column.name for column in stats.columns)}")
+    stats = await asyncio.to_thread(CsvStats, lines, report.limits.csv_max_columns)
+    await report.log(f"{stats.width} columns: {', '.join(column.name for column in stats.columns)}")
+    if skipped := stats.width - len(stats.columns):
+        await report.log(f"statistics of the first {len(stats.columns)} columns (CSV_MAX_COLUMNS); {skipped} more "
+                         "not analysed")
     chunks = await read_all(stats, lines, chunk_size, pace, report)
     if names := stats.pending_reread():
         await report(READING, "re-reading the first rows of columns that turned categorical")

@@ -9,11 +9,12 @@ from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from PIL import Image, ImageDraw, ImageFilter, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageDraw, ImageFilter, ImageOps, UnidentifiedImageError
 from pydantic import BeforeValidator, Field
 
 from app.core.validation import ERROR
 from app.tasks import ImageUpload, Reporter, task
+from app.tasks.images import give_back_memory, too_large
 
 SOURCE_SIZE = (640, 480)
 BLUR_RADIUS = 4
@@ -65,12 +66,24 @@ def encode(image: Image.Image, fmt: str) -> bytes:
     return buffer.getvalue()
 
 
-def load_upload(path: Path, filename: str) -> Image.Image:
-    """The upload's first frame, upright (EXIF orientation applied), in L, RGB or RGBA."""
+SIDEWAYS = (5, 6, 7, 8)  # EXIF orientations that turn the image by a quarter
+
+
+def load_upload(path: Path, filename: str, max_pixels: int, box: int | None) -> tuple[Image.Image, tuple[int, int]]:
+    """The upload's first frame, upright (EXIF orientation applied), in L, RGB or RGBA, and its upright
+    size; refused before it is decoded when its header declares more than `max_pixels`. A JPEG is
+    decoded at 1/2, 1/4 or 1/8 scale when the result still covers `box` × `box` (what a resize or a
+    thumbnail needs): a fraction of the memory and the time."""
+    if refused := too_large(path, filename, max_pixels):
+        raise ValueError(refused)
     unreadable = f"upload {filename!r} is not a readable image"
     with path.open("rb") as file:  # opened here: Pillow's own messages would name our path
         try:
             with Image.open(file) as opened:
+                sideways = opened.getexif().get(ExifTags.Base.Orientation) in SIDEWAYS
+                size: tuple[int, int] = opened.size[::-1] if sideways else opened.size
+                if box is not None and opened.format == "JPEG":
+                    opened.draft(opened.mode, (box, box))
                 image = ImageOps.exif_transpose(opened)  # a decoded copy: phone photos are often stored sideways
         except UnidentifiedImageError:
             raise ValueError(f"{unreadable}: unknown format or damaged data") from None
@@ -78,10 +91,10 @@ def load_upload(path: Path, filename: str) -> Image.Image:
             # Pillow reports a damaged file as any of these (SyntaxError for e.g. a bad PNG chunk)
             raise ValueError(f"{unreadable}: {exc}") from None
     if image.mode in ("L", "RGB", "RGBA"):
-        return image
+        return image, size
     if image.mode in ("1", "I", "I;16", "F"):
-        return image.convert("L")
-    return image.convert("RGBA" if image.has_transparency_data else "RGB")
+        return image.convert("L"), size
+    return image.convert("RGBA" if image.has_transparency_data else "RGB"), size
 
 
 def write(image: Image.Image, fmt: str, target: Path) -> dict[str, Any]:
@@ -94,13 +107,23 @@ def write(image: Image.Image, fmt: str, target: Path) -> dict[str, Any]:
             "sha256": hashlib.sha256(data).hexdigest()}
 
 
-def sources(uploads: list[str], image_count: int, seed: int,
-            report: Reporter) -> list[tuple[str, Callable[[], Image.Image]]]:
-    """Each image's source name and a loader for it: the uploads, or else generated images."""
+def generated(seed: int, number: int) -> tuple[Image.Image, tuple[int, int]]:
+    image = source_image(seed, number)
+    return image, image.size
+
+
+Loader = Callable[[], tuple[Image.Image, tuple[int, int]]]
+
+
+def sources(uploads: list[str], image_count: int, seed: int, box: int | None,
+            report: Reporter) -> list[tuple[str, Loader]]:
+    """Each image's source name and a loader for it (the image and its full size): the uploads, or else
+    generated images."""
     if uploads:
         files = [report.upload(upload_id) for upload_id in uploads]
-        return [(file.filename, partial(load_upload, file.path, file.filename)) for file in files]
-    return [("generated", partial(source_image, seed, number)) for number in range(1, image_count + 1)]
+        limit = report.limits.image_max_pixels
+        return [(file.filename, partial(load_upload, file.path, file.filename, limit, box)) for file in files]
+    return [("generated", partial(generated, seed, number)) for number in range(1, image_count + 1)]
 
 
 def _square(value: object) -> object:
@@ -131,7 +154,8 @@ async def image_processing(
 ) -> dict[str, Any]:
     """Resizes, thumbnails, greys, rotates, blurs or converts uploaded or generated images with Pillow."""
     extension = EXTENSIONS[format]
-    todo = sources(uploads, image_count, seed, report)
+    todo = sources(uploads, image_count, seed, max(target_size) if operation in ("resize", "thumbnail") else None,
+                   report)
     images = []
     for number, (name, load) in enumerate(todo, 1):
         # Each image in three steps, CPU-bound, each in a thread, progress moving between them (their
@@ -141,14 +165,16 @@ async def image_processing(
             return report(100 * (number - 1 + done / 3) / len(todo), f"image {number}/{len(todo)}: {stage}")
 
         await step(0, "loading" if uploads else "drawing")
-        source = await asyncio.to_thread(load)
+        source, source_size = await asyncio.to_thread(load)
         await step(1, operation)
         output = await asyncio.to_thread(apply, source, operation, (target_size[0], target_size[1]), angle)
         await step(2, f"writing {format}")
         target = report.artifacts / f"image_{number}.{extension}"
-        record = {"source": name, "source_size": list(source.size),
+        record = {"source": name, "source_size": list(source_size),
                   **await asyncio.to_thread(write, output, format, target)}
         images.append(record)
+        del source, output  # one image decoded at a time, its memory given back before the next
+        await asyncio.to_thread(give_back_memory)
         await report.log(f"image {number}/{len(todo)} ({name}): {record['file']} {record['width']}x"
                          f"{record['height']} {record['mode']} {record['format']}, {record['bytes']} bytes")
     await report(100, "done")

@@ -20,7 +20,7 @@ export function csvView(result) {
       ['Source', source(result)],
       ['Rows', result.rows],
       result.blank_lines > 0 && ['Blank lines skipped', result.blank_lines],
-      ['Columns', names.length],
+      ['Columns', columnCount(result, names.length)],
       Number.isFinite(result.chunks) && ['Read', `${plural(result.chunks, 'chunk')} of up to ${formatNumber(result.chunk_size)} rows`],
       Number.isFinite(result.elapsed_seconds) && ['Analysed in', formatDuration(result.elapsed_seconds * 1000)],
     ]),
@@ -28,6 +28,12 @@ export function csvView(result) {
     names.length > shown.length && note(`… ${plural(names.length - shown.length, 'more column')} (see Raw JSON)`),
     isObject(result.definitions) && h('details', { class: 'rv-fold' }, h('summary', {}, 'How these figures are computed'),
       pairs(Object.entries(result.definitions).map(([term, text]) => [term, String(text)]))));
+}
+
+/** Columns beyond CSV_MAX_COLUMNS are only counted (`columns_not_analysed`). */
+function columnCount(result, analysed) {
+  if (!(result.columns_not_analysed > 0)) return analysed;
+  return `${formatNumber(result.column_count)} (statistics of the first ${formatNumber(analysed)})`;
 }
 
 function source(result) {

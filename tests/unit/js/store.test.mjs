@@ -27,6 +27,18 @@ test('an older or equal seq never replaces a newer task', () => {
   assert.equal(store.tasks.get('a').status, 'SUCCESS');
 });
 
+test('the whole task replaces the same version cut short in a list or a frame, never the reverse', () => {
+  const store = new Store();
+  const cut = task('a', 5, ['PENDING', 'RUNNING'], { parameters: { text: 'aaa …' }, truncated: ['parameters'] });
+  assert.equal(store.put(cut), true);
+  const whole = { ...cut, parameters: { text: 'aaaa' } };
+  delete whole.truncated;
+  assert.equal(store.put(whole), true);
+  assert.equal(store.tasks.get('a').parameters.text, 'aaaa');
+  assert.equal(store.put(cut), false);
+  assert.equal(store.tasks.get('a').truncated, undefined);
+});
+
 test('REST rows and socket events go through the same guard', () => {
   const store = new Store();
   store.applyEvent('status', task('a', 9, ['PENDING', 'RUNNING', 'SUCCESS']));
