@@ -5,6 +5,7 @@ tasks (store/webhooks.py). Uploads nothing names expire after UPLOAD_EXPIRY seco
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -35,29 +36,33 @@ async def remove_expired(changes: Changes, data_dir: Path, keep_days: float, now
     return removed
 
 
-async def retain_forever(changes: Changes, data_dir: Path, keep_days: float, interval: float) -> None:
+async def _forever(what: str, one_pass: Callable[[], Awaitable[str | None]], interval: float) -> None:
+    """`one_pass` every `interval` seconds, whatever it raises (a dead loop would keep what it should
+    remove: say why and go on); it returns what to log, if anything."""
     while True:
         try:
-            if removed := await remove_expired(changes, data_dir, keep_days):
-                log.info("retention: removed %d tasks finished more than %g days ago", removed, keep_days)
+            if said := await one_pass():
+                log.info("retention: %s", said)
         except OUTAGES as exc:
             stop_if_cancelled()
-            log.warning("retention pass failed (%s); trying again later", exc)
-        except Exception:  # a dead loop would keep every old task: say why and go on
+            log.warning("%s failed (%s); trying again later", what, exc)
+        except Exception:
             stop_if_cancelled()
-            log.exception("retention pass failed; trying again later")
+            log.exception("%s failed; trying again later", what)
         await asyncio.sleep(interval)
+
+
+async def retain_forever(changes: Changes, data_dir: Path, keep_days: float, interval: float) -> None:
+    async def one_pass() -> str | None:
+        removed = await remove_expired(changes, data_dir, keep_days)
+        return f"removed {removed} tasks finished more than {keep_days:g} days ago" if removed else None
+
+    await _forever("retention pass", one_pass, interval)
 
 
 async def expire_uploads_forever(refs: UploadRefs, uploads: UploadStore, expiry: float, interval: float) -> None:
-    while True:
-        try:
-            if removed := await expire_uploads(refs, uploads, expiry):
-                log.info("retention: removed %d uploads unused for %g seconds", removed, expiry)
-        except OUTAGES as exc:
-            stop_if_cancelled()
-            log.warning("upload expiry pass failed (%s); trying again later", exc)
-        except Exception:  # a dead loop would let unused uploads fill the quota: say why and go on
-            stop_if_cancelled()
-            log.exception("upload expiry pass failed; trying again later")
-        await asyncio.sleep(interval)
+    async def one_pass() -> str | None:
+        removed = await expire_uploads(refs, uploads, expiry)
+        return f"removed {removed} uploads unused for {expiry:g} seconds" if removed else None
+
+    await _forever("upload expiry pass", one_pass, interval)
