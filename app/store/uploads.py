@@ -23,6 +23,7 @@ UNTYPED = "application/octet-stream"  # bytes of no declared type: the kind is t
 IMAGE_SIGNATURES = {b"\x89PNG\r\n\x1a\n": "image/png", b"\xff\xd8\xff": "image/jpeg", b"GIF87a": "image/gif",
                     b"GIF89a": "image/gif", b"BM": "image/bmp"}
 SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+MAX_NAME = 120  # characters of a stored file name: well under a file system's 255-byte limit on one
 ID = re.compile(r"[0-9a-f]{32}")
 
 
@@ -64,6 +65,18 @@ def _looks_like(kind: str, head: bytes) -> bool:
     return b"\x00" not in head
 
 
+def _safe_name(filename: str) -> str:
+    """The name an upload is stored (and shown) under: ASCII letters, digits and `._-` only, and at most
+    MAX_NAME characters, a long one cut in its stem so that its extension stays."""
+    name = SAFE_NAME.sub("_", Path(filename or "upload").name).strip("._") or "upload"
+    if len(name) <= MAX_NAME:
+        return name
+    stem, dot, extension = name.rpartition(".")
+    if not dot or len(extension) > 16:
+        return name[:MAX_NAME]
+    return f"{stem[:MAX_NAME - len(extension) - 1]}.{extension}"
+
+
 class UploadStore:
     def __init__(self, root: Path, max_bytes: int) -> None:
         self.root = root
@@ -78,7 +91,7 @@ class UploadStore:
         upload_id = uuid.uuid4().hex
         folder = self.root / upload_id
         folder.mkdir(parents=True)
-        name = SAFE_NAME.sub("_", Path(filename or "upload").name).strip("._") or "upload"
+        name = _safe_name(filename)
         path = folder / name
         try:
             size, digest, head = await self._write(chunks, path)
