@@ -65,6 +65,7 @@ class Settings:
     webhook_backoff_base: float
     webhook_allow_private: bool
     root_path: str
+    forwarded_allow_ips: list[str]
 
 
 def _secret(value: str) -> Secret | None:
@@ -168,4 +169,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         webhook_backoff_base=config("WEBHOOK_BACKOFF_BASE", cast=float, default=1.0),
         webhook_allow_private=config("WEBHOOK_ALLOW_PRIVATE", cast=bool, default=False),
         root_path=_root_path(config("ROOT_PATH", default="")),  # outside cast=: Config would drop the message
+        forwarded_allow_ips=config("FORWARDED_ALLOW_IPS", cast=lambda v: [a.strip() for a in v.split(",") if a.strip()],
+                                   default=""),
     )

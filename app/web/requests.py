@@ -1,7 +1,8 @@
-"""Reading a request: a JSON body (its content type, size and known fields), an integer from the
-query string, and the client's submit and upload rates."""
+"""Reading a request: a JSON body (its content type, size, depth, text and known fields), an integer from
+the query string, and the client's submit and upload rates."""
 
 import json
+import re
 from collections.abc import Collection
 from typing import Any
 
@@ -10,6 +11,9 @@ from starlette.requests import Request
 from app.core.errors import BadRequest, InvalidParameters, PayloadTooLarge, TooManyRequests, UnsupportedMediaType
 
 MAX_BODY_BYTES = 2 * 1024 * 1024
+# Deeper than any real body; deep enough bodies crash recursive code (json's own decoder near 1,000 levels).
+MAX_JSON_DEPTH = 64
+_SURROGATE = re.compile("[\ud800-\udfff]")  # `"\ud800"` decodes to one: not text, no UTF-8 encodes it
 
 
 async def json_body(request: Request, fields: Collection[str]) -> dict[str, Any]:
@@ -23,14 +27,38 @@ async def json_body(request: Request, fields: Collection[str]) -> dict[str, Any]
             raise PayloadTooLarge(f"request body exceeds {MAX_BODY_BYTES} bytes")
     try:
         data = json.loads(body)
+    except RecursionError:
+        raise InvalidParameters("body", f"JSON nested deeper than {MAX_JSON_DEPTH} levels") from None
     except ValueError as exc:
         raise BadRequest(f"malformed JSON: {exc}") from exc
+    check_json(data)
     if not isinstance(data, dict):
         raise InvalidParameters("body", "must be a JSON object")
     for name in data:
         if name not in fields:
             raise InvalidParameters(name, f"unknown field; known: {', '.join(sorted(fields))}")
     return data
+
+
+def check_json(data: object) -> None:
+    """422 for a decoded body nested deeper than MAX_JSON_DEPTH or holding a lone surrogate in a string or
+    key; walked without recursion, so any depth the decoder returned is safe to look at."""
+    pending: list[tuple[object, int, str]] = [(data, 1, "body")]
+    while pending:
+        value, depth, field = pending.pop()
+        if isinstance(value, str):
+            if _SURROGATE.search(value):
+                raise InvalidParameters(field, "contains a lone surrogate (such as \\ud800), which is not text")
+            continue
+        if not isinstance(value, (dict, list)):
+            continue
+        if depth > MAX_JSON_DEPTH:
+            raise InvalidParameters("body", f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+        items = value.items() if isinstance(value, dict) else ((None, item) for item in value)
+        for key, item in items:
+            if key is not None and _SURROGATE.search(key):
+                raise InvalidParameters("body", "has a key with a lone surrogate (such as \\ud800), which is not text")
+            pending.append((item, depth + 1, key if depth == 1 and key is not None else field))
 
 
 def int_query(request: Request, name: str, default: int, low: int, high: int) -> int:

@@ -2,12 +2,26 @@
 web and the `taskqueue-web` script), its own log lines (access lines included) in the process's LOG_FORMAT
 (core/logs.py)."""
 
+from typing import Any
+
 import uvicorn
 
 from app.core.cli import parse_command_line, refused_start
 from app.core.logs import configure_logging
 from app.main import create_app
-from app.settings import load_settings
+from app.settings import Settings, load_settings
+from app.web.httpheads import MAX_HEAD_BYTES
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """How uvicorn serves the app, wherever it is started (here, and the tests' servers): our HTTP and
+    WebSocket protocols, bounded heads and frames, and X-Forwarded-* believed only from FORWARDED_ALLOW_IPS
+    (uvicorn's own default trusts 127.0.0.1, so a local client could pick its own address)."""
+    return {
+        "http": "app.web.httpheads:BoundedHeadsProtocol", "h11_max_incomplete_event_size": MAX_HEAD_BYTES,
+        "ws": "app.web.live.frames:FramesProtocol", "ws_max_size": 65536,
+        "proxy_headers": bool(settings.forwarded_allow_ips), "forwarded_allow_ips": settings.forwarded_allow_ips,
+    }
 
 
 def main() -> None:
@@ -16,5 +30,4 @@ def main() -> None:
         settings = load_settings()
         configure_logging(settings, "web")
         app = create_app(settings)
-    uvicorn.run(app, host=settings.host, port=settings.port, ws="app.web.live.frames:FramesProtocol",
-                ws_max_size=65536, log_config=None)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, **uvicorn_options(settings))

@@ -45,12 +45,39 @@ def _host(url: str) -> str:
     return httpx.URL(url).raw_host.decode("ascii")
 
 
-def _not_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    """Loopback, private, link-local, reserved, unspecified (none is global) or multicast (some are)."""
-    return not address.is_global or address.is_multicast
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+NAT64 = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052's well-known prefix: the IPv4 address in the last 32 bits
+LOCAL_NAT64 = ipaddress.ip_network("64:ff9b:1::/48")  # RFC 8215's local-use prefix: a site's own translator
 
 
-def _literal_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+def embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 one carries and reaches through a translator or a tunnel: IPv4-mapped
+    (::ffff:a.b.c.d), IPv4-compatible (::a.b.c.d), NAT64 (64:ff9b::a.b.c.d) or 6to4 (2002:AABB:CCDD::)."""
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address in NAT64 or (int(address) >> 32 == 0 and int(address) > 1):  # `::` and `::1` are not IPv4
+        return ipaddress.IPv4Address(int(address) & 0xFFFF_FFFF)
+    return None
+
+
+def not_public(address: Address) -> bool:
+    """Loopback, private, link-local, reserved, unspecified (none is global) or multicast (some are), in
+    any spelling: an IPv6 address with a zone id, a Teredo or local-use NAT64 one (whose real end is a
+    relay's or a site's choice), or one carrying an IPv4 address that is itself not public. Python 3.11
+    calls `64:ff9b::7f00:1`, `2002:7f00:1::` and `::127.0.0.1` global: the IPv4 inside is checked here."""
+    if not address.is_global or address.is_multicast:
+        return True
+    if isinstance(address, ipaddress.IPv4Address):
+        return False
+    if address.scope_id is not None or address.teredo is not None or address in LOCAL_NAT64:
+        return True
+    inner = embedded_ipv4(address)
+    return inner is not None and not_public(inner)
+
+
+def _literal_address(host: str) -> Address | None:
     """The address a host written as one stands for, in any form the resolver takes (`127.1`,
     `0x7f.0.0.1` and `2130706433` are 127.0.0.1 too); None for a name."""
     try:
@@ -66,10 +93,12 @@ def _literal_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address
 def private_problem(url: str) -> str | None:
     """Why a callback to `url` is refused at submit (None if not): a literal non-public address or localhost."""
     host = _host(url).rstrip(".").lower()
+    if "%" in host:  # a percent-encoded name, or an IPv6 zone id: each a way around the checks below
+        return f"must not have a percent-encoded host or an IPv6 zone id, got {host[:60]!r}"
     if host == "localhost" or host.endswith(".localhost"):
         return f"must not point at this machine ({host}); set WEBHOOK_ALLOW_PRIVATE=true to allow private receivers"
     address = _literal_address(host)
-    if address is not None and _not_public(address):
+    if address is not None and not_public(address):
         return (f"must be a public address, not {address} (loopback, private, link-local, multicast, reserved or "
                 "unspecified); set WEBHOOK_ALLOW_PRIVATE=true to allow private receivers")
     return None
@@ -89,7 +118,7 @@ async def check_resolved(url: str) -> None:
     found = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     for *_, sockaddr in found:
         address = ipaddress.ip_address(sockaddr[0])
-        if _not_public(address):
+        if not_public(address):
             raise Refused(f"refused: {host} resolves to {address}, not a public address (loopback, private, "
                           "link-local, multicast, reserved or unspecified); WEBHOOK_ALLOW_PRIVATE is off")
 

@@ -418,6 +418,19 @@ async def test_callbacks_to_private_addresses_are_refused_at_submit_unless_allow
             assert (await submit(client, {**QUICK, "callback_url": public}))["callback_url"] == public
 
 
+async def test_callbacks_to_loopback_through_transition_addresses_are_refused_at_submit(
+        redis_url: str, db_url: str, tmp_path: Path) -> None:
+    """NAT64, 6to4, IPv4-compatible, local-use NAT64, a zone id and a percent-encoded host: Python 3.11 calls the
+    first three global, and each reaches this machine or a private network (all were taken: 201)."""
+    strict = make_settings(redis_url, db_url, tmp_path / "data", WEBHOOK_SECRET=SECRET)
+    async with running_app(strict, worker=False) as client:
+        for url in ("http://[64:ff9b::7f00:1]/h", "http://[2002:7f00:1::]/h", "http://[::127.0.0.1]/h",
+                    "http://[64:ff9b:1::a00:1]/h", "http://[fe80::1%25eth0]/h", "http://%31%32%37.0.0.1/h"):
+            response = await client.post("/api/tasks/submit", json={**QUICK, "callback_url": url})
+            assert response.status_code == 422, (url, response.text)
+            assert response.json()["field"] == "callback_url"
+
+
 async def test_a_callback_whose_name_resolves_to_a_private_address_is_refused_when_sent(
         redis_url: str, db_url: str, tmp_path: Path, client: httpx.AsyncClient, receiver: Receiver) -> None:
     # this web process allows private receivers (the `settings` fixture); the worker does not

@@ -13,7 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.settings import load_settings
+from app.settings import Settings, load_settings
+from tests.support.servers import make_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 UNITS = ROOT / "deploy" / "systemd"
@@ -101,9 +102,9 @@ def test_the_web_unit_listens_on_loopback_on_its_instance_port_behind_the_proxy(
     environment = unit_environment("web@.service")
     settings = load_settings({**environment, "PORT": "8001"})
     assert settings.host == "127.0.0.1" and settings.port == 8001 and environment["PORT"] == "%i"
-    # uvicorn's own variable (not a setting): whose X-Forwarded-* headers it believes.
-    assert set(environment) - real_settings() == {"FORWARDED_ALLOW_IPS"}
-    assert environment["FORWARDED_ALLOW_IPS"] == "127.0.0.1"
+    # Whose X-Forwarded-* headers the web believes: the proxy's, on this machine (none by default).
+    assert set(environment) <= real_settings()
+    assert settings.forwarded_allow_ips == ["127.0.0.1"]
     # Values from EnvironmentFile= override Environment=: the shared file must not pin the port.
     assert not {"HOST", "PORT"} & set(env_assignments())
 
@@ -149,11 +150,17 @@ def test_systemd_accepts_the_units(tmp_path: Path) -> None:
     assert result.returncode == 0 and result.stderr.strip() == "", result.stderr
 
 
+@pytest.fixture
+def settings(redis_url: str, db_url: str, tmp_path: Path) -> Settings:
+    """As the web unit runs: the proxy on this machine (the test's client here) trusted."""
+    return make_settings(redis_url, db_url, tmp_path / "data", FORWARDED_ALLOW_IPS="127.0.0.1")
+
+
 async def test_behind_a_proxy_the_origin_check_passes_when_host_and_scheme_are_forwarded(
     client: httpx.AsyncClient,
 ) -> None:
     """As the nginx example of docs/operations.md forwards them (`Host $host`, `X-Forwarded-Proto $scheme`) to a
-    uvicorn that trusts the proxy's address (its default: 127.0.0.1, the test's client here)."""
+    web that trusts the proxy's address (FORWARDED_ALLOW_IPS=127.0.0.1, the test's client here)."""
     body = {"task_type": "text_processing"}
     public = {"origin": "https://tasks.example.com", "host": "tasks.example.com"}
     forwarded = await client.post("/api/tasks/submit", json=body, headers={**public, "x-forwarded-proto": "https"})

@@ -10,6 +10,7 @@ import uvicorn
 
 from app.main import create_app
 from app.settings import Settings, load_settings
+from app.web.server import uvicorn_options
 from launcher.redis_server import free_port
 
 
@@ -30,7 +31,7 @@ async def serve(settings: Settings, ws: str = WS_PROTOCOL,
     free port or on `port` (a restarted server comes back where a page looks for it)."""
     port = port or free_port()
     config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning",
-                            lifespan="on", ws=ws, timeout_graceful_shutdown=2, ws_max_size=65536)
+                            lifespan="on", timeout_graceful_shutdown=2, **{**uvicorn_options(settings), "ws": ws})
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:

@@ -94,6 +94,27 @@ async def test_a_refused_recipient_is_a_per_recipient_failure(tmp_path: Path, sm
 
 
 @pytest.mark.asyncio
+async def test_a_second_attempt_of_a_task_sends_only_to_recipients_not_yet_delivered(
+        tmp_path: Path, smtp_server: Any) -> None:
+    """The journal of deliveries (DATA_DIR/mail-journal/<task>.sent) as a worker killed after 3 of 5 left it."""
+    handler = Collector()
+    journal = tmp_path / "mail-journal" / "task0123abcd.sent"
+    journal.parent.mkdir(parents=True)
+    journal.write_text("1 500\n2 500\n3 50")  # the third line torn by the kill: not a delivery
+    result, report = await run("email_simulation", tmp_path, smtp_url=f"smtp://{smtp_server(handler)}",
+                               recipient_count=5, delay_per_email=0)
+    assert [envelope.rcpt_tos for envelope in handler.envelopes] == [[f"user{n}@example.test"] for n in (3, 4, 5)]
+    earlier = [outcome.get("earlier_attempt", False) for outcome in result["recipients"]]
+    assert result["sent"] == 5 and earlier == [True] * 2 + [False] * 3
+    assert "user1@example.test: sent by an earlier attempt, not sent again" in report.lines
+    ids = [message_from_bytes(envelope.content, policy=policy.SMTP)["Message-ID"] for envelope in handler.envelopes]
+    assert ids == [f"<task0123abcd.{n}@example.test>" for n in (3, 4, 5)]  # the same at every attempt
+    again, _ = await run("email_simulation", tmp_path, smtp_url=f"smtp://{smtp_server(handler)}",
+                         recipient_count=5, delay_per_email=0)
+    assert again["sent"] == 5 and len(handler.envelopes) == 3, "a third attempt sends nothing"
+
+
+@pytest.mark.asyncio
 async def test_smtp_logs_in_with_the_url_credentials(tmp_path: Path, smtp_server: Any) -> None:
     handler = Collector()
     address = smtp_server(handler, authenticator=handler.authenticate, auth_require_tls=False)
@@ -112,7 +133,8 @@ async def test_smtp_reconnects_once_when_the_server_hangs_up(tmp_path: Path, smt
     assert [envelope.rcpt_tos for envelope in handler.envelopes] == [[f"user{n}@example.test"] for n in (1, 2, 3)]
     handler = Collector(drops=2)
     with pytest.raises(SmtpError, match="dropped the connection twice: 421 4.3.2 service shutting down"):
-        await run("email_simulation", tmp_path, smtp_url=f"smtp://{smtp_server(handler)}", recipient_count=3,
+        # another data dir: in this one the (same) task id has a journal of these three delivered
+        await run("email_simulation", tmp_path / "b", smtp_url=f"smtp://{smtp_server(handler)}", recipient_count=3,
                   delay_per_email=0)
 
 

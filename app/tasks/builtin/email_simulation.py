@@ -4,13 +4,13 @@ import asyncio
 import random
 from datetime import datetime, timezone
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
+from email.utils import format_datetime
 from typing import Annotated, Any
 
 from pydantic import Field
 
 from app.tasks import Line, Reporter, TransientError, task
-from app.tasks.builtin.mailers import MaildirMailer, Mailer, SmtpMailer
+from app.tasks.builtin.mailers import MaildirMailer, Mailer, SentJournal, SmtpMailer
 from app.tasks.builtin.pacing import Pace
 
 SENDER = "Task Queue <noreply@example.test>"
@@ -21,14 +21,18 @@ def recipient(number: int) -> str:
     return f"user{number}@example.test"
 
 
+def message_id(task_id: str, number: int) -> str:
+    """The same for every attempt of a task: a receiver that deduplicates by Message-ID drops a repeat."""
+    return f"<{task_id}.{number}@example.test>"
+
+
 def build_message(task_id: str, number: int, total: int, subject: str) -> EmailMessage:
     message = EmailMessage()
     message["From"] = SENDER
     message["To"] = recipient(number)
     message["Subject"] = subject
     message["Date"] = format_datetime(datetime.now(timezone.utc))
-    # an explicit domain: without it make_msgid asks DNS for this host's name, which can stall
-    message["Message-ID"] = make_msgid(idstring=f"{task_id}.{number}", domain="example.test")
+    message["Message-ID"] = message_id(task_id, number)
     message.set_content(
         f"Hello user {number},\n\n"
         f"this is message {number} of {total}, sent to {recipient(number)} by task {task_id}.\n\n"
@@ -43,10 +47,24 @@ def failures(count: int, rate: float, seed: int) -> list[bool]:
     return [rng.random() < rate for _ in range(count)]
 
 
-def build_and_deliver(mailer: Mailer, task_id: str, number: int, total: int, subject: str) -> dict[str, Any]:
-    """Off the event loop, building included: the email package takes milliseconds per message."""
+def build_and_deliver(mailer: Mailer, journal: SentJournal, task_id: str, number: int, total: int,
+                      subject: str) -> dict[str, Any]:
+    """Off the event loop, building included: the email package takes milliseconds per message. A delivery
+    is journalled in the same thread call, the moment the server has it."""
     message = build_message(task_id, number, total, subject)
-    return {**mailer.deliver(message), "message_id": message["Message-ID"]}
+    outcome = mailer.deliver(message)
+    if outcome["status"] == "sent":
+        journal.record(number, outcome["bytes"])
+    return {**outcome, "message_id": message["Message-ID"]}
+
+
+def close_both(mailer: Mailer, journal: SentJournal) -> None:
+    mailer.close()
+    journal.close()
+
+
+def open_journal(report: Reporter) -> SentJournal:
+    return SentJournal(report.data_dir / "mail-journal" / f"{report.task_id}.sent")
 
 
 def open_mailer(report: Reporter) -> Mailer:
@@ -56,6 +74,8 @@ def open_mailer(report: Reporter) -> Mailer:
 
 
 def outcome_line(outcome: dict[str, Any]) -> str:
+    if outcome.get("earlier_attempt"):
+        return f"{outcome['recipient']}: sent by an earlier attempt, not sent again"
     if outcome["status"] == "sent":
         answer = f" ({outcome['code']} {outcome['answer']})" if "code" in outcome else ""
         return f"{outcome['recipient']}: sent{answer}"
@@ -63,8 +83,8 @@ def outcome_line(outcome: dict[str, Any]) -> str:
     return f"{outcome['recipient']}: failed: {code}{outcome['error']}"
 
 
-async def send_all(mailer: Mailer, report: Reporter, *, total: int, subject: str, failure_rate: float, seed: int,
-                   delay: float) -> list[dict[str, Any]]:
+async def send_all(mailer: Mailer, journal: SentJournal, report: Reporter, *, total: int, subject: str,
+                   failure_rate: float, seed: int, delay: float) -> list[dict[str, Any]]:
     fails = failures(total, failure_rate, seed)
     outcomes: list[dict[str, Any]] = []
     # the delay is a minimum pace per e-mail: building and delivering count towards it
@@ -72,10 +92,14 @@ async def send_all(mailer: Mailer, report: Reporter, *, total: int, subject: str
     for number in range(1, total + 1):
         stage = f"sending {number}/{total}"
         await report(100 * (number - 1) / total, stage)
-        if fails[number - 1]:
+        if number in journal.sent:
+            outcome = {"status": "sent", "bytes": journal.sent[number], "earlier_attempt": True,
+                       "message_id": message_id(report.task_id, number)}
+        elif fails[number - 1]:
             outcome = {"status": "failed", "error": "simulated failure (failure_rate), not sent"}
         else:
-            outcome = await asyncio.to_thread(build_and_deliver, mailer, report.task_id, number, total, subject)
+            outcome = await asyncio.to_thread(build_and_deliver, mailer, journal, report.task_id, number, total,
+                                              subject)
         outcomes.append({"recipient": recipient(number), **outcome})
         await report.log(outcome_line(outcomes[-1]))
         await pace.wait(number / total, lambda share: report(100 * share, stage))
@@ -111,12 +135,14 @@ async def email_simulation(
     """Builds a personalised e-mail per recipient and delivers it over SMTP (SMTP_URL) or into a local
     Maildir; per-recipient outcome."""
     mailer = await asyncio.to_thread(open_mailer, report)
+    journal = await asyncio.to_thread(open_journal, report)
     try:
-        outcomes = await send_all(mailer, report, total=recipient_count, subject=subject, failure_rate=failure_rate,
-                                  seed=seed, delay=delay_per_email)
+        outcomes = await send_all(mailer, journal, report, total=recipient_count, subject=subject,
+                                  failure_rate=failure_rate, seed=seed, delay=delay_per_email)
     finally:
         # not awaited: after a cancel a delivery may still be running in its thread, and close waits for it
-        asyncio.get_running_loop().run_in_executor(None, mailer.close)
+        # (the journal after the mailer: that delivery is still journalled)
+        asyncio.get_running_loop().run_in_executor(None, close_both, mailer, journal)
     sent = [outcome for outcome in outcomes if outcome["status"] == "sent"]
     await report.log(f"{len(sent)} sent, {len(outcomes) - len(sent)} failed")
     # every e-mail was tried: the bar of a run that failed them all stands at its end too

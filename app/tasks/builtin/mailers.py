@@ -6,6 +6,7 @@ Both are blocking (smtplib, mailbox); the task calls them through `asyncio.to_th
 import contextlib
 import email.policy
 import mailbox
+import os
 import smtplib
 import ssl
 import threading
@@ -44,6 +45,36 @@ class MaildirMailer:
 
     def describe(self) -> dict[str, Any]:
         return {"transport": "maildir", "maildir": str(self.path)}
+
+
+class SentJournal:
+    """The recipients a task's attempts delivered to, one line each (`<number> <bytes>`), appended and
+    fsynced right after the server accepted the message: a later attempt of the task (after a worker was
+    killed, or a retry) skips them, so nobody gets the message twice. What is left: a kill between the
+    server's answer and the fsync (microseconds), and workers on hosts that do not share DATA_DIR."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.sent: dict[int, int] = {}
+        text = path.read_text(errors="replace") if path.exists() else ""
+        *lines, torn = text.split("\n")  # a last line without its newline was cut by a kill: no delivery
+        for line in lines:
+            number, _, size = line.partition(" ")
+            if number.isdigit() and size.isdigit():
+                self.sent[int(number)] = int(size)
+        self._file = path.open("a")
+        if torn:
+            self._file.write("\n")  # the next line starts on a line of its own
+
+    def record(self, number: int, size: int) -> None:
+        self._file.write(f"{number} {size}\n")
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self.sent[number] = size
+
+    def close(self) -> None:
+        self._file.close()
 
 
 class SmtpError(TransientError):
