@@ -1,4 +1,5 @@
-"""Files a task produces: one directory per task under the data directory, listed and served by name."""
+"""Files a task produces: one directory per task under the data directory, listed and served by name
+(and the files a task keeps across its attempts, removed with it)."""
 
 import mimetypes
 import re
@@ -15,6 +16,12 @@ KEPT_VALUE = 200  # bytes of JSON of a top-level value an oversized result's sum
 
 def directory(data_dir: Path, task_id: str) -> Path:
     return data_dir / "artifacts" / task_id
+
+
+def state_directory(data_dir: Path, task_id: str) -> Path:
+    """A task's own files that outlive its attempts (an e-mail task's journal of deliveries), never
+    served; removed with the task."""
+    return data_dir / "task-state" / task_id
 
 
 def clear(folder: Path) -> Path:
@@ -47,6 +54,7 @@ def find(data_dir: Path, task_id: str, name: str) -> Path | None:
 
 def remove(data_dir: Path, task_id: str) -> None:
     shutil.rmtree(directory(data_dir, task_id), ignore_errors=True)
+    shutil.rmtree(state_directory(data_dir, task_id), ignore_errors=True)
 
 
 def kept_result(result: dict[str, Any], folder: Path, cap: int) -> dict[str, Any]:

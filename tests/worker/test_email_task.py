@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from app.store import artifacts
 from app.tasks.builtin.email_simulation import failures
 from app.tasks.builtin.mailers import SmtpError
 from tests.support.smtp import Collector
@@ -96,9 +97,10 @@ async def test_a_refused_recipient_is_a_per_recipient_failure(tmp_path: Path, sm
 @pytest.mark.asyncio
 async def test_a_second_attempt_of_a_task_sends_only_to_recipients_not_yet_delivered(
         tmp_path: Path, smtp_server: Any) -> None:
-    """The journal of deliveries (DATA_DIR/mail-journal/<task>.sent) as a worker killed after 3 of 5 left it."""
+    """The journal of deliveries (DATA_DIR/task-state/<task>/mail.sent) as a worker killed after 3 of 5 left
+    it; it goes with the task."""
     handler = Collector()
-    journal = tmp_path / "mail-journal" / "task0123abcd.sent"
+    journal = artifacts.state_directory(tmp_path, "task0123abcd") / "mail.sent"
     journal.parent.mkdir(parents=True)
     journal.write_text("1 500\n2 500\n3 50")  # the third line torn by the kill: not a delivery
     result, report = await run("email_simulation", tmp_path, smtp_url=f"smtp://{smtp_server(handler)}",
@@ -112,6 +114,8 @@ async def test_a_second_attempt_of_a_task_sends_only_to_recipients_not_yet_deliv
     again, _ = await run("email_simulation", tmp_path, smtp_url=f"smtp://{smtp_server(handler)}",
                          recipient_count=5, delay_per_email=0)
     assert again["sent"] == 5 and len(handler.envelopes) == 3, "a third attempt sends nothing"
+    artifacts.remove(tmp_path, "task0123abcd")  # as retention and bulk deletes remove a task's files
+    assert not journal.exists()
 
 
 @pytest.mark.asyncio

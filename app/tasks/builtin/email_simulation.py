@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
+from app.store import artifacts
 from app.tasks import Line, Reporter, TransientError, task
 from app.tasks.builtin.mailers import MaildirMailer, Mailer, SentJournal, SmtpMailer
 from app.tasks.builtin.pacing import Pace
@@ -64,7 +65,7 @@ def close_both(mailer: Mailer, journal: SentJournal) -> None:
 
 
 def open_journal(report: Reporter) -> SentJournal:
-    return SentJournal(report.data_dir / "mail-journal" / f"{report.task_id}.sent")
+    return SentJournal(artifacts.state_directory(report.data_dir, report.task_id) / "mail.sent")
 
 
 def open_mailer(report: Reporter) -> Mailer:
