@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from redis.asyncio import Redis
 
-from app.core.errors import OUTAGES, stop_if_cancelled
+from app.core.errors import OUTAGES, cancel_leaked, stop_if_cancelled
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,9 @@ async def follow(
                         on_message("", None)
                     else:
                         on_message(message["channel"].decode(), message["data"].decode())
-        except OUTAGES as exc:
+        except (*OUTAGES, asyncio.CancelledError) as exc:
+            if isinstance(exc, asyncio.CancelledError) and not cancel_leaked():
+                raise
             stop_if_cancelled()
             on_lost()
             log.warning("subscription to %s lost (%s: %s); retrying in %.1fs", ", ".join(channels),

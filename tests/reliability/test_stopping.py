@@ -9,6 +9,7 @@ import random
 import warnings
 
 import pytest
+from redis.asyncio import Redis
 
 from app.core.connections import redis_client
 from app.core.pubsub import follow
@@ -39,8 +40,53 @@ async def test_a_subscription_stops_whenever_it_is_cancelled(redis_url: str) -> 
             done, _ = await asyncio.wait([listener], timeout=5)
             assert done, f"round {round_}: the cancelled subscription went on"
     finally:
-        await redis.aclose()
-        await asyncio.sleep(0.1)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ResourceWarning)
-            gc.collect()
+        await closed_quietly(redis)
+
+
+async def closed_quietly(redis: Redis) -> None:
+    await redis.aclose()
+    await asyncio.sleep(0.1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
+
+
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+async def test_a_subscription_survives_a_cancel_nobody_made(redis_url: str) -> None:
+    """A cancel requested and withdrawn (as a timeout's clean-up can) still raises at the next await in
+    Python 3.11: the subscription takes it for a lost connection and resubscribes, instead of ending and
+    leaving the web's live events dead; a real cancel still stops it."""
+    redis = redis_client(redis_url, "q")
+    seen: list[str] = []
+    subscriptions = 0
+
+    async def subscribed() -> None:
+        nonlocal subscriptions
+        subscriptions += 1
+
+    def on_message(channel: str, data: str | None) -> None:
+        if data is None:
+            return
+        seen.append(data)
+        if data == "first":
+            task = asyncio.current_task()
+            assert task is not None
+            task.cancel()
+            task.uncancel()  # withdrawn: nobody is cancelling the task, yet the next await raises
+
+    try:
+        listener = asyncio.create_task(follow(redis, ["leak"], on_message, on_subscribed=subscribed,
+                                              wait=lambda: 0.05))
+        for data in ("first", "second"):
+            deadline = asyncio.get_running_loop().time() + 10
+            while data not in seen:
+                assert not listener.done(), f"the subscription ended: {listener}"
+                assert asyncio.get_running_loop().time() < deadline, f"{data!r} never arrived"
+                await redis.publish("leak", data)
+                await asyncio.sleep(0.1)
+        assert subscriptions == 2
+        listener.cancel()
+        done, _ = await asyncio.wait([listener], timeout=5)
+        assert done and listener.cancelled()
+    finally:
+        await closed_quietly(redis)

@@ -60,13 +60,14 @@ class EventHub:
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
         assert self._listener is not None
-        if self._listener.done():  # a dead listener is never silent
-            self._listener.result()
+        died = self._listener.done()
         for task in [self._listener, *self._repairs]:
             task.cancel()
         await asyncio.gather(self._listener, *self._repairs, return_exceptions=True)
         for client in list(self.clients):
             client.close(1012, "server restarting")
+        if died:  # a dead listener is never silent, once the clients are told
+            self._listener.result()
 
     @property
     def head(self) -> int:
