@@ -6,7 +6,7 @@
  * @typedef {{
  *   id: string, task_type: string, status: string, parameters: Record<string, unknown>,
  *   progress: number, stage: string|null, result_data: Record<string, unknown>|null,
- *   error_message: string|null, created_at: string, started_at: string|null,
+ *   error_message: string|null, error_traceback: string|null, created_at: string, started_at: string|null,
  *   completed_at: string|null, updated_at: string, attempts: number, dispatch: number,
  *   seq: number, cancel_requested: boolean, worker: string|null, timeline: TimelineEntry[],
  *   next_run_at: string|null, queue_position?: number|null, priority: 'high'|'default'|'low',
@@ -93,6 +93,25 @@ export function keepQueuePosition(held, task) {
   return { ...task, queue_position: held.queue_position };
 }
 
+/**
+ * A newer version cut short (`truncated`, core/wire.py brief) of a task held whole: the held whole
+ * value of each cut field that cannot have changed is kept, so a large running task's progress frames
+ * leave it whole (else every frame would make the open panel load the whole task again). Parameters
+ * never change; the result and the error change only with the status or a new dispatch or attempt
+ * (an attempt's end, a retry: app/lifecycle). Fields still cut stay named in `truncated`.
+ */
+export function keepWhole(held, task) {
+  if (!held || !task.truncated) return task;
+  const same = held.status === task.status && held.dispatch === task.dispatch && held.attempts === task.attempts;
+  const kept = task.truncated.filter((name) => !held.truncated?.includes(name) && (name === 'parameters' || same));
+  if (!kept.length) return task;
+  const merged = { ...task, ...Object.fromEntries(kept.map((name) => [name, held[name]])) };
+  const cut = task.truncated.filter((name) => !kept.includes(name));
+  if (cut.length) merged.truncated = cut;
+  else delete merged.truncated;
+  return merged;
+}
+
 export class Store {
   /** @param {number} keep tasks held beyond the page and the open one (older ones are dropped) */
   constructor(limit = 50, keep = 2000) {
@@ -113,8 +132,9 @@ export class Store {
     this.deleted = new Set(); // a page read before a deletion must not bring its tasks back
   }
 
-  /** The seq guard, for REST rows and socket events alike: only something newer replaces a task, or
-   * the whole task (GET /api/tasks/{id}) the same version cut short in a list or a frame (`truncated`). */
+  /** The seq guard, for REST rows and socket events alike: only something newer replaces a task (keeping
+   * what it cuts short that the store holds whole and still valid: `keepWhole`), or the whole task
+   * (GET /api/tasks/{id}) the same version cut short in a list or a frame (`truncated`). */
   put(task) {
     const held = this.tasks.get(task.id);
     const whole = held?.seq === task.seq && held.truncated && !task.truncated;
@@ -125,7 +145,7 @@ export class Store {
     }
     this.seqs.set(task.id, task.seq);
     this.tasks.delete(task.id); // re-inserted last: the map stays ordered by latest change
-    this.tasks.set(task.id, keepQueuePosition(held, task));
+    this.tasks.set(task.id, keepQueuePosition(held, keepWhole(held, task)));
     return true;
   }
 

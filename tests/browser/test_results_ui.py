@@ -3,6 +3,7 @@ figures of a real run, any other type's result in the generic view (bounded, how
 JSON one click away, parameters by their titles and uploads by their file names, the queue's own
 fields under "More", a failed task's error first, and hostile keys and values shown as text."""
 
+import asyncio
 import csv
 import io
 import json
@@ -359,3 +360,35 @@ async def test_a_task_cut_short_in_the_list_opens_whole_and_reruns_from_the_whol
     await page.wait_for_selector(f"{panel} .truncated-note", state="hidden")
     await page.click(f'{panel} [data-action="edit"]')
     assert await page.input_value("#param-text") == text
+
+
+async def test_a_large_running_tasks_panel_reads_it_whole_once_however_many_progress_frames_come(
+        web: str, client: httpx.AsyncClient, worker: ResilientWorker, page: Page) -> None:
+    """Each progress frame of a large task comes cut short: the store keeps the whole parameters it read
+    (they never change) rather than letting every frame make the open panel read the whole task again,
+    and "Run again with changes" starts from all of them while the task runs."""
+    text = "word " * 200_000
+    task = await submit(client, "word_count", text=text, repeat=100, pause=0.1)
+    running = await wait_for_status(client, task["id"], {"RUNNING"}, timeout=30)
+    reads: list[str] = []
+    frames: list[str] = []
+    page.on("request", lambda request: request.url.endswith(f"/api/tasks/{task['id']}") and reads.append(request.url))
+    page.on("websocket", lambda ws: ws.on("framereceived", lambda payload: isinstance(payload, str)
+                                          and '"type":"task"' in payload and task["id"] in payload
+                                          and frames.append(payload)))
+    await open_dashboard(page, web)
+    panel = await show(page, running)
+    await page.wait_for_selector(f"{panel} .truncated-note", state="hidden")
+    counted = "() => Number(/count (\\d+) of/.exec(document.querySelector('#detail .stage').textContent)?.[1] ?? 0)"
+    shown, seen = await page.evaluate(counted), len(frames)
+    for _ in range(300):  # the panel shows 15 more counts (about 1.5 s of progress frames)
+        if await page.evaluate(counted) >= shown + 15:
+            break
+        await asyncio.sleep(0.1)
+    assert len(frames) - seen >= 10 and '"truncated":["parameters"]' in frames[-1]  # each cut short
+    assert len(reads) <= 2, reads  # when it opened (and once more for the note it showed then), never per frame
+    assert await page.get_attribute("#detail", "data-status") == "RUNNING"
+    await page.click(f'{panel} [data-action="edit"]')
+    assert await page.input_value("#param-text") == text
+    assert (await client.delete(f"/api/tasks/{task['id']}")).status_code == 200
+    await wait_for_status(client, task["id"], {"CANCELLED"}, timeout=30)

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { Store, keepQueuePosition, matches, previousStatus } from '../../../static/js/store.js';
+import { Store, keepQueuePosition, keepWhole, matches, previousStatus } from '../../../static/js/store.js';
 
 let clock = 0;
 /** A task as the server sends it; `statuses` is its timeline, oldest first. */
@@ -37,6 +37,65 @@ test('the whole task replaces the same version cut short in a list or a frame, n
   assert.equal(store.tasks.get('a').parameters.text, 'aaaa');
   assert.equal(store.put(cut), false);
   assert.equal(store.tasks.get('a').truncated, undefined);
+});
+
+/** A large task as GET /api/tasks/{id} gives it, and as a list or a frame carries it (its `cut` fields short). */
+function large(seq, statuses, extra = {}) {
+  const whole = task('a', seq, statuses, {
+    parameters: { text: 'word '.repeat(9) }, result_data: null, error_message: null, error_traceback: null,
+    attempts: 1, dispatch: 1, ...extra,
+  });
+  const cut = (...names) => ({
+    ...whole, ...Object.fromEntries(names.map((name) => [name, name === 'parameters' ? { text: 'wo …' } : 'w …'])),
+    truncated: names,
+  });
+  return { whole, cut };
+}
+
+test('newer progress frames cut short keep the whole fields held, which cannot have changed', () => {
+  const store = new Store();
+  const opened = large(5, ['PENDING', 'RUNNING'], { error_message: 'E'.repeat(9) });
+  store.put(opened.cut('parameters', 'error_message'));
+  store.put(opened.whole); // the panel read the whole task
+  for (let seq = 6; seq < 50; seq += 1) {
+    const frame = large(seq, ['PENDING', 'RUNNING'], { progress: seq, error_message: 'E'.repeat(9) });
+    assert.equal(store.put(frame.cut('parameters', 'error_message')), true);
+    const held = store.tasks.get('a');
+    assert.equal(held.truncated, undefined);
+    assert.deepEqual([held.seq, held.progress, held.parameters, held.error_message],
+      [seq, seq, opened.whole.parameters, 'E'.repeat(9)]);
+  }
+});
+
+test('a cut result or error that may have changed stays cut (the whole task is then read); parameters never do', () => {
+  const held = large(5, ['PENDING', 'RUNNING'], { error_message: 'E'.repeat(9) }).whole;
+  const check = (statuses, extra, names, still) => {
+    const merged = keepWhole(held, large(6, statuses, extra).cut(...names));
+    assert.deepEqual(merged.truncated, still);
+    assert.deepEqual(merged.parameters, held.parameters); // a task's parameters are its for good
+    return merged;
+  };
+  const done = check(['PENDING', 'RUNNING', 'SUCCESS'], { result_data: {} }, ['parameters', 'result_data'],
+    ['result_data']);
+  assert.equal(done.result_data, 'w …');
+  check(['PENDING', 'RUNNING', 'RETRYING'], { dispatch: 2 }, ['error_message', 'error_traceback'],
+    ['error_message', 'error_traceback']);
+  // RUNNING again, a later attempt (its RETRYING frames missed): the error is another one
+  check(['PENDING', 'RUNNING', 'RETRYING', 'RUNNING'], { dispatch: 2, attempts: 2 }, ['parameters', 'error_message'],
+    ['error_message']);
+  check(['PENDING', 'RUNNING'], { attempts: 2 }, ['error_message'], ['error_message']);
+  // the same status, dispatch and attempt: the error is the one held
+  assert.equal(check(['PENDING', 'RUNNING'], {}, ['error_message'], undefined).error_message, 'E'.repeat(9));
+});
+
+test('only fields held whole are kept: a field the held copy has cut short stays cut', () => {
+  const store = new Store();
+  store.put(large(5, ['PENDING', 'RUNNING']).cut('parameters'));
+  store.put(large(6, ['PENDING', 'RUNNING']).cut('parameters'));
+  assert.deepEqual(store.tasks.get('a').truncated, ['parameters']);
+  const whole = large(6, ['PENDING', 'RUNNING']).whole;
+  assert.equal(store.put(whole), true); // the whole one still replaces the cut copy of its version
+  assert.equal(keepWhole(undefined, large(7, ['PENDING']).cut('parameters')).truncated[0], 'parameters');
 });
 
 test('REST rows and socket events go through the same guard', () => {
