@@ -81,17 +81,18 @@ def keep_running(server: RedisServer, stopping: threading.Event) -> None:
         code = server.exit_code()
         if code is None:
             continue
-        delay = backoff.next_delay()
-        print(f"launcher: the embedded Redis exited with code {code}; starting it again in {delay:.1f} s",
-              file=sys.stderr, flush=True)
-        if stopping.wait(delay):
-            return
-        try:
-            server.restart()
-        except RuntimeError as exc:  # its log tail says why; the next round tries again
-            print(f"launcher: the embedded Redis did not start again: {exc}", file=sys.stderr, flush=True)
-            continue
-        backoff.restarted()
+        print(f"launcher: the embedded Redis exited with code {code}", file=sys.stderr, flush=True)
+        while True:  # until it is back: a start that fails (its port taken meanwhile, say) is tried again
+            delay = backoff.next_delay()
+            print(f"launcher: starting the embedded Redis again in {delay:.1f} s", file=sys.stderr, flush=True)
+            if stopping.wait(delay):
+                return
+            backoff.restarted()
+            try:
+                server.restart()
+                break
+            except RuntimeError as exc:  # its log tail says why
+                print(f"launcher: the embedded Redis did not start again: {exc}", file=sys.stderr, flush=True)
         print(f"launcher: the embedded Redis is back on {server.url}", file=sys.stderr, flush=True)
 
 

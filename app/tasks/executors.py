@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from app.store.uploads import Upload, UploadStore, uploads_root
-from app.tasks.runtime import Reporter, TaskCancelled, TransientError
+from app.tasks.runtime import Limits, Reporter, TaskCancelled, TransientError
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ class ThreadReporter:
         self._loop = loop
         self.abandoned = False
         self.task_id, self.data_dir, self.artifacts = report.task_id, report.data_dir, report.artifacts
-        self.smtp_url = report.smtp_url
+        self.smtp_url, self.limits = report.smtp_url, report.limits
 
     def __call__(self, progress: float, stage: str = "") -> None:
         if self.abandoned:
@@ -101,6 +101,7 @@ class ChildContext:
     data_dir: Path
     artifacts: Path
     smtp_url: str | None
+    limits: Limits
 
 
 class ChildReporter:
@@ -109,7 +110,7 @@ class ChildReporter:
     def __init__(self, connection: Connection, context: ChildContext) -> None:
         self._connection = connection
         self.task_id, self.data_dir, self.artifacts = context.task_id, context.data_dir, context.artifacts
-        self.smtp_url = context.smtp_url
+        self.smtp_url, self.limits = context.smtp_url, context.limits
         self._uploads = UploadStore(uploads_root(context.data_dir), 0, 0)  # reads only
 
     def __call__(self, progress: float, stage: str = "") -> None:
@@ -201,7 +202,7 @@ async def in_process(target: Callable[..., Any], args: tuple[Any, ...], report: 
     fresh interpreter); its outcome, or its exception as ChildFailed."""
     context = multiprocessing.get_context("forkserver")  # a clean process, not a fork of this busy one
     receiving, sending = context.Pipe(duplex=False)
-    child = ChildContext(report.task_id, report.data_dir, report.artifacts, report.smtp_url)
+    child = ChildContext(report.task_id, report.data_dir, report.artifacts, report.smtp_url, report.limits)
     # not a daemon: the task's function may start processes of its own (a multiprocessing.Pool)
     process = context.Process(target=_child, args=(target, args, child, sending), name=f"task-{report.task_id}")
     process.start()

@@ -3,6 +3,7 @@ declare 13,000 × 13,000 pixels, gigabytes once decoded."""
 
 import ctypes
 import ctypes.util
+import functools
 import warnings
 from pathlib import Path
 
@@ -27,18 +28,16 @@ def too_large(path: Path, filename: str, max_pixels: int) -> str | None:
             f"IMAGE_MAX_PIXELS ({max_pixels:,}) allows")
 
 
+@functools.cache
 def _malloc_trim() -> "ctypes._NamedFuncPointer | None":
     name = ctypes.util.find_library("c")
     library = ctypes.CDLL(name) if name else None
     return getattr(library, "malloc_trim", None)  # glibc's; other C libraries lack it
 
 
-_TRIM = _malloc_trim()
-
-
 def give_back_memory() -> None:
     """Return the freed memory of decoded images to the system. Pillow allocates an image in blocks
     of malloc; once freed, glibc keeps them for reuse (a worker held 570 MB after blurring one
     49-megapixel image) unless asked to trim its heaps, every thread's arena included."""
-    if _TRIM is not None:
-        _TRIM(0)
+    if (trim := _malloc_trim()) is not None:
+        trim(0)

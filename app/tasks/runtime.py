@@ -4,7 +4,10 @@ failed attempts are retried."""
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from app.settings import Settings
 
 
 class TaskCancelled(Exception):
@@ -20,8 +23,12 @@ class TransientError(Exception):
 class Limits:
     """The operator's bounds on what built-in task types take on (CSV_MAX_COLUMNS, IMAGE_MAX_PIXELS)."""
 
-    csv_max_columns: int = 1000  # columns a CSV's statistics cover; the rest are counted
-    image_max_pixels: int = 50_000_000  # an image declaring more is refused before it is decoded
+    csv_max_columns: int  # columns a CSV's statistics cover; the rest are counted
+    image_max_pixels: int  # an image declaring more is refused before it is decoded
+
+    @classmethod
+    def of(cls, settings: "Settings") -> "Limits":
+        return cls(csv_max_columns=settings.csv_max_columns, image_max_pixels=settings.image_max_pixels)
 
 
 @dataclass(frozen=True)
@@ -72,6 +79,7 @@ class SyncReporter(Protocol):
     data_dir: Path
     artifacts: Path
     smtp_url: str | None
+    limits: Limits
 
     def __call__(self, progress: float, stage: str = "") -> None: ...
 

@@ -48,7 +48,7 @@ class ProgressReporter:
 
     def __init__(self, attempt: Attempt, moves: Attempts, *, data_dir: Path, artifacts: Path,
                  uploads: UploadStore, smtp_url: str | None, interval: float, log_cap: int,
-                 logged_before: int, limits: Limits = Limits()) -> None:
+                 logged_before: int, limits: Limits) -> None:
         self.task_id = attempt.task_id
         self.data_dir = data_dir
         self.folder = artifacts  # made when the task first asks for it (`artifacts`)

@@ -108,7 +108,7 @@ class Runner:
             # a first attempt has no earlier outputs: no file system work for the many tasks that write none
             artifacts=artifacts.clear(folder) if attempt.number > 1 else folder,
             smtp_url=str(settings.smtp_url) if settings.smtp_url else None,
-            limits=Limits(settings.csv_max_columns, settings.image_max_pixels),
+            limits=Limits.of(settings),
             interval=settings.progress_interval, log_cap=settings.log_lines_max,
             # a first attempt has no lines yet (a manual retry keeps counting attempts: see attempts_base)
             logged_before=await self.moves.logs.count(attempt.task_id) if attempt.number > 1 else 0,

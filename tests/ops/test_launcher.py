@@ -19,7 +19,7 @@ import redis
 
 from app.core.cli import CONFIG_ERROR
 from launcher.redis_server import RedisServer, find_redis_server, free_port, stop_stale_server
-from launcher.stack import obscure
+from launcher.stack import keep_running, obscure
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -127,6 +127,47 @@ def test_a_stale_server_from_a_killed_launcher_is_stopped(server: RedisServer) -
         if "redis-server" in _cmdline(stale_pid):
             os.kill(stale_pid, signal.SIGKILL)
     assert "redis-server" not in _cmdline(stale_pid)
+
+
+def test_the_embedded_redis_is_started_again_even_after_a_start_that_failed(
+        server: RedisServer, capsys: pytest.CaptureFixture[str]) -> None:
+    """The launcher's keeper: Redis killed, its port taken by another program at the first restart (which
+    fails), then freed: the keeper goes on trying until Redis is back, with its data."""
+    server.start()
+    with redis.Redis(port=server.port) as client:
+        client.set("kept", "yes")
+        client.execute_command("BGREWRITEAOF")  # the key is on disk before the kill
+        time.sleep(0.5)
+    stopping = threading.Event()
+    keeper = threading.Thread(target=keep_running, args=(server, stopping), daemon=True)
+    keeper.start()
+    squatter = socket.socket()
+    try:
+        os.kill(int(server.pidfile.read_text()), signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while True:  # the port is free once the killed server is gone
+            try:
+                squatter.bind(("127.0.0.1", server.port))
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the killed server kept its port"
+                time.sleep(0.01)
+        squatter.listen()
+        deadline = time.monotonic() + 10
+        while "did not start again" not in capsys.readouterr().err:  # the port is taken
+            assert time.monotonic() < deadline, "the keeper did not try to start Redis"
+            time.sleep(0.1)
+        squatter.close()
+        deadline = time.monotonic() + 20
+        while not _answers(server.port):
+            assert time.monotonic() < deadline, "the keeper gave up after a failed start"
+            time.sleep(0.1)
+        with redis.Redis(port=server.port) as client:
+            assert client.get("kept") == b"yes"
+    finally:
+        squatter.close()
+        stopping.set()
+        keeper.join(timeout=30)
 
 
 def test_a_pidfile_naming_another_program_is_left_alone(tmp_path: Path) -> None:

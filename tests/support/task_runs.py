@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from app.settings import load_settings
 from app.tasks import TaskCancelled, load_task_types
 from app.tasks.runtime import Limits
 
@@ -32,9 +33,12 @@ def write_upload(folder: Path, filename: str, data: bytes, content_type: str) ->
     return FakeUpload(upload_id, filename, path, len(data), content_type)
 
 
+DEFAULT_LIMITS = Limits.of(load_settings({}))  # the limits of a worker with no settings given
+
+
 class FakeReporter:
     def __init__(self, data_dir: Path, cancel_after: int | None = None, smtp_url: str | None = None,
-                 uploads: tuple[FakeUpload, ...] = (), limits: Limits = Limits()) -> None:
+                 uploads: tuple[FakeUpload, ...] = (), limits: Limits = DEFAULT_LIMITS) -> None:
         self.task_id = "task0123abcd"
         self.data_dir = data_dir
         self.artifacts = data_dir / "artifacts" / self.task_id
@@ -61,7 +65,7 @@ class FakeReporter:
 
 
 async def run(task_type: str, tmp_path: Path, *, smtp_url: str | None = None, files: tuple[FakeUpload, ...] = (),
-              cancel_after: int | None = None, limits: Limits = Limits(),
+              cancel_after: int | None = None, limits: Limits = DEFAULT_LIMITS,
               **raw: Any) -> tuple[dict[str, Any], FakeReporter]:
     kind = TASK_TYPES[task_type]
     report = FakeReporter(tmp_path, cancel_after, smtp_url, files, limits)

@@ -78,6 +78,15 @@ def square(n: int) -> int:
     return n * n
 
 
+def _limits(report: SyncReporter) -> dict:
+    """The operator's limits as a plain function sees them."""
+    return {"csv_max_columns": report.limits.csv_max_columns, "image_max_pixels": report.limits.image_max_pixels}
+
+
+limits_in_thread = task(name="limits_in_thread")(_limits)
+limits_in_process = task(name="limits_in_process", executor="process")(_limits)
+
+
 @task(executor="process", timeout=60)
 def grind(report: SyncReporter, size: Annotated[int, Field(ge=1, le=200_000)] = 1000) -> dict:
     """CPU-bound in one C call that holds the GIL (a regex backtracking through a run of punctuation,

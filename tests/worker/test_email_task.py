@@ -1,12 +1,14 @@
 """The `email_simulation` task: real messages into a Maildir or through a real SMTP server (aiosmtpd),
 plain, with STARTTLS or implicit TLS, logging in, refused and dropped."""
 
+import asyncio
 import json
 import mailbox
 import shutil
 import socket
 import ssl
 import subprocess
+import threading
 from email import message_from_bytes, policy
 from pathlib import Path
 from typing import Any
@@ -116,6 +118,36 @@ async def test_a_second_attempt_of_a_task_sends_only_to_recipients_not_yet_deliv
     assert again["sent"] == 5 and len(handler.envelopes) == 3, "a third attempt sends nothing"
     artifacts.remove(tmp_path, "task0123abcd")  # as retention and bulk deletes remove a task's files
     assert not journal.exists()
+
+
+class SlowCollector(Collector):
+    """Takes half a second to accept each message, and says when the first one is under way."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.receiving = threading.Event()
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.receiving.set()
+        await asyncio.sleep(0.5)
+        return await super().handle_DATA(server, session, envelope)
+
+
+@pytest.mark.asyncio
+async def test_an_attempt_cancelled_mid_delivery_leaves_it_journalled_for_the_next(
+        tmp_path: Path, smtp_server: Any) -> None:
+    """Cancelled (or out of time) while the server is taking a message: the delivery runs on in its thread;
+    the next attempt, started at once on the same worker, sees it in the journal and does not send it again."""
+    handler = SlowCollector()
+    url = f"smtp://{smtp_server(handler)}"
+    first = asyncio.create_task(run("email_simulation", tmp_path, smtp_url=url, recipient_count=2, delay_per_email=0))
+    assert await asyncio.to_thread(handler.receiving.wait, 10)
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    result, report = await run("email_simulation", tmp_path, smtp_url=url, recipient_count=2, delay_per_email=0)
+    assert [envelope.rcpt_tos for envelope in handler.envelopes] == [["user1@example.test"], ["user2@example.test"]]
+    assert [outcome.get("earlier_attempt", False) for outcome in result["recipients"]] == [True, False]
 
 
 @pytest.mark.asyncio

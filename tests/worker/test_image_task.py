@@ -4,6 +4,7 @@ opening them with Pillow."""
 import hashlib
 import io
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +13,7 @@ from PIL import Image
 
 from app.tasks import TaskCancelled
 from app.tasks.builtin.image_processing import load_upload
-from app.tasks.runtime import Limits
-from tests.support.task_runs import FakeUpload, run, write_upload
+from tests.support.task_runs import DEFAULT_LIMITS, FakeUpload, run, write_upload
 
 # --- image_processing -------------------------------------------------------------------------
 
@@ -157,9 +157,9 @@ async def test_an_image_over_the_pixel_budget_is_refused_before_it_is_decoded(
                r"\(70,000\) allows$")
     with pytest.raises(ValueError, match=message):  # photos[0], 320 × 200, is within
         await run("image_processing", tmp_path, files=(photos[0], big), uploads=[photos[0].id, big.id],
-                  limits=Limits(image_max_pixels=70_000))
+                  limits=replace(DEFAULT_LIMITS, image_max_pixels=70_000))
     result, _ = await run("image_processing", tmp_path, files=(big,), uploads=[big.id],
-                          limits=Limits(image_max_pixels=80_000))
+                          limits=replace(DEFAULT_LIMITS, image_max_pixels=80_000))
     assert result["images"][0]["source_size"] == [400, 200]
 
 

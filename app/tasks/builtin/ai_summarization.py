@@ -28,8 +28,8 @@ SAMPLE_DOCUMENT = (
 # steps over every sentence go in slices of SLICE sentences, so that the bar moves through them.
 SPLIT, COUNTED, WEIGHED, SCORED = 21.0, 64.0, 85.0, 96.0
 SLICE = 2000
-# characters of the summary in the result, which quotes them twice (the summary and its sentences): at up
-# to 12 bytes of JSON a character, well within a result's 1 MB, when one sentence may be the whole document
+# characters of the summary in the result, which quotes them twice (the summary and its sentences): one
+# sentence may be the whole document, and a reader wants the summary, not the document again
 MAX_QUOTED = 20_000
 T = TypeVar("T")
 R = TypeVar("R")

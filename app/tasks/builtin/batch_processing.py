@@ -11,11 +11,17 @@ from app.tasks import Reporter, task
 from app.tasks.builtin.pacing import Pace
 
 MAX_LISTED = 100
-# characters of a string's upper case shown: a result lists 100 items and must stay under 1 MB of JSON,
-# where a character can take 12 bytes ("\ud83d\ude00")
+# characters of a string's upper case shown: a result lists 100 items and is read in the dashboard, where
+# 100 strings of 10,000 characters would bury the rest (and pass RESULT_MAX_BYTES, which moves it to a file)
 MAX_UPPER = 500
-# bits of the longest integer Python writes in decimal (its int_max_str_digits, 4300 unless changed; 0: no limit)
-MAX_INT_BITS = int((sys.get_int_max_str_digits() - 1) * math.log2(10)) or math.inf
+
+
+def _max_int_bits(digits: int) -> float:
+    """Bits of the longest integer Python writes in decimal, given its int_max_str_digits (0: no limit)."""
+    return int((digits - 1) * math.log2(10)) if digits else math.inf
+
+
+MAX_INT_BITS = _max_int_bits(sys.get_int_max_str_digits())
 
 
 def process_item(item: object) -> dict[str, Any]:

@@ -51,11 +51,12 @@ def failures(count: int, rate: float, seed: int) -> list[bool]:
 def build_and_deliver(mailer: Mailer, journal: SentJournal, task_id: str, number: int, total: int,
                       subject: str) -> dict[str, Any]:
     """Off the event loop, building included: the email package takes milliseconds per message. A delivery
-    is journalled in the same thread call, the moment the server has it."""
+    is journalled in the same thread call, the moment the server has it, before the journal can close."""
     message = build_message(task_id, number, total, subject)
-    outcome = mailer.deliver(message)
-    if outcome["status"] == "sent":
-        journal.record(number, outcome["bytes"])
+    with journal.writing:
+        outcome = mailer.deliver(message)
+        if outcome["status"] == "sent":
+            journal.record(number, outcome["bytes"])
     return {**outcome, "message_id": message["Message-ID"]}
 
 

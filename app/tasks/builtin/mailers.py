@@ -10,6 +10,7 @@ import os
 import smtplib
 import ssl
 import threading
+import weakref
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, Protocol
@@ -47,25 +48,48 @@ class MaildirMailer:
         return {"transport": "maildir", "maildir": str(self.path)}
 
 
+class _Held:
+    """The lock of one task's journal in this process (an object, so that the registry can hold it weakly)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+
+
+_journals: "weakref.WeakValueDictionary[Path, _Held]" = weakref.WeakValueDictionary()
+_journals_lock = threading.Lock()
+
+
 class SentJournal:
     """The recipients a task's attempts delivered to, one line each (`<number> <bytes>`), appended and
     fsynced right after the server accepted the message: a later attempt of the task (after a worker was
-    killed, or a retry) skips them, so nobody gets the message twice. What is left: a kill between the
-    server's answer and the fsync (microseconds), and workers on hosts that do not share DATA_DIR."""
+    killed, or a retry) skips them, so nobody gets the message twice.
+
+    An attempt cancelled or out of time may leave a delivery running in its thread: closing the journal
+    waits for it to be journalled, and in this process a journal is open for one attempt at a time (the
+    next attempt's opening waits for the close), so the next attempt sees it. What is left: a kill between
+    the server's answer and the fsync (microseconds), and workers on hosts that do not share DATA_DIR."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        with _journals_lock:
+            self._held = _journals.setdefault(path, _Held())
+        self._held.lock.acquire()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            text = path.read_text(errors="replace") if path.exists() else ""
+            self._file = path.open("a")
+        except BaseException:
+            self._held.lock.release()
+            raise
         self.path = path
         self.sent: dict[int, int] = {}
-        text = path.read_text(errors="replace") if path.exists() else ""
         *lines, torn = text.split("\n")  # a last line without its newline was cut by a kill: no delivery
         for line in lines:
             number, _, size = line.partition(" ")
             if number.isdigit() and size.isdigit():
                 self.sent[int(number)] = int(size)
-        self._file = path.open("a")
         if torn:
             self._file.write("\n")  # the next line starts on a line of its own
+        self.writing = threading.Lock()  # held over a delivery and its record; close waits for it
 
     def record(self, number: int, size: int) -> None:
         self._file.write(f"{number} {size}\n")
@@ -74,7 +98,9 @@ class SentJournal:
         self.sent[number] = size
 
     def close(self) -> None:
-        self._file.close()
+        with self.writing:
+            self._file.close()
+        self._held.lock.release()
 
 
 class SmtpError(TransientError):
