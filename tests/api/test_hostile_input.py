@@ -13,10 +13,10 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from app.core.validation import MAX_JSON_DEPTH
 from app.settings import Settings
 from app.store.uploads import MAX_NAME
 from app.web.httpheads import MAX_HEAD_BYTES
-from app.web.requests import MAX_JSON_DEPTH
 from tests.support.servers import make_settings, serve, served
 
 CORPUS = sorted((Path(__file__).parent / "corpus").glob("*.json"))
