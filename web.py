@@ -4,7 +4,8 @@ same as the `taskqueue-web` script (app/web/server.py).
 
 `uvicorn app.main:create_app --factory --ws app.web.live.frames:FramesProtocol` works too, with uvicorn's
 own log format; add `--http app.web.httpheads:BoundedHeadsProtocol` for the bound on request heads, and
-mind that uvicorn alone trusts X-Forwarded-For from 127.0.0.1 (`--no-proxy-headers` trusts none).
+mind that uvicorn alone trusts X-Forwarded-For from `127.0.0.1,::1` unless FORWARDED_ALLOW_IPS is set
+(`--no-proxy-headers` trusts none).
 """
 
 from app.web.server import main

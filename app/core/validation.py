@@ -1,7 +1,9 @@
 """Validation by pydantic, answered in our words: the first error becomes an InvalidParameters naming
-the field, with a message built from the field's JSON Schema (its bounds, choices, length)."""
+the field, with a message built from the field's JSON Schema (its bounds, choices, length); and the
+checks any decoded JSON a client sends passes first (depth, lone surrogates)."""
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,6 +13,9 @@ from app.core.errors import InvalidParameters
 
 SINGLE_LINE = r"^[^\r\n]*$"  # a string pattern refusing line breaks: "must be a single line"
 ERROR = "x-error"  # a schema may carry its own message for anything wrong with its value
+# Deeper than any real body; deep enough bodies crash recursive code (json's own decoder near 1,000 levels).
+MAX_JSON_DEPTH = 64
+_SURROGATE = re.compile("[\ud800-\udfff]")  # `"\ud800"` decodes to one: not text, no UTF-8 encodes it
 
 
 def shown(value: object) -> str:
@@ -178,3 +183,25 @@ def check(adapter: TypeAdapter[Any], field: str, value: object) -> Any:
         schema = adapter.json_schema()
         error = exc.errors(include_url=False)[0]
         raise InvalidParameters(field, describe_error(error, resolve(schema, schema.get("$defs", {})))) from None
+
+
+def check_json(data: object, root: str = "body") -> None:
+    """422 for decoded JSON (a request's body, a WebSocket message: `root`) nested deeper than MAX_JSON_DEPTH
+    or holding a lone surrogate in a string or key, naming the top-level field it is in; walked without
+    recursion, so any depth the decoder returned is safe to look at."""
+    pending: list[tuple[object, int, str]] = [(data, 1, root)]
+    while pending:
+        value, depth, field = pending.pop()
+        if isinstance(value, str):
+            if _SURROGATE.search(value):
+                raise InvalidParameters(field, "contains a lone surrogate (such as \\ud800), which is not text")
+            continue
+        if not isinstance(value, (dict, list)):
+            continue
+        if depth > MAX_JSON_DEPTH:
+            raise InvalidParameters(root, f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+        items = value.items() if isinstance(value, dict) else ((None, item) for item in value)
+        for key, item in items:
+            if key is not None and _SURROGATE.search(key):
+                raise InvalidParameters(root, "has a key with a lone surrogate (such as \\ud800), which is not text")
+            pending.append((item, depth + 1, key if depth == 1 and key is not None else field))

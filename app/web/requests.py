@@ -2,18 +2,15 @@
 the query string, and the client's submit and upload rates."""
 
 import json
-import re
 from collections.abc import Collection
 from typing import Any
 
 from starlette.requests import Request
 
 from app.core.errors import BadRequest, InvalidParameters, PayloadTooLarge, TooManyRequests, UnsupportedMediaType
+from app.core.validation import MAX_JSON_DEPTH, check_json
 
 MAX_BODY_BYTES = 2 * 1024 * 1024
-# Deeper than any real body; deep enough bodies crash recursive code (json's own decoder near 1,000 levels).
-MAX_JSON_DEPTH = 64
-_SURROGATE = re.compile("[\ud800-\udfff]")  # `"\ud800"` decodes to one: not text, no UTF-8 encodes it
 
 
 async def json_body(request: Request, fields: Collection[str]) -> dict[str, Any]:
@@ -38,27 +35,6 @@ async def json_body(request: Request, fields: Collection[str]) -> dict[str, Any]
         if name not in fields:
             raise InvalidParameters(name, f"unknown field; known: {', '.join(sorted(fields))}")
     return data
-
-
-def check_json(data: object) -> None:
-    """422 for a decoded body nested deeper than MAX_JSON_DEPTH or holding a lone surrogate in a string or
-    key; walked without recursion, so any depth the decoder returned is safe to look at."""
-    pending: list[tuple[object, int, str]] = [(data, 1, "body")]
-    while pending:
-        value, depth, field = pending.pop()
-        if isinstance(value, str):
-            if _SURROGATE.search(value):
-                raise InvalidParameters(field, "contains a lone surrogate (such as \\ud800), which is not text")
-            continue
-        if not isinstance(value, (dict, list)):
-            continue
-        if depth > MAX_JSON_DEPTH:
-            raise InvalidParameters("body", f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
-        items = value.items() if isinstance(value, dict) else ((None, item) for item in value)
-        for key, item in items:
-            if key is not None and _SURROGATE.search(key):
-                raise InvalidParameters("body", "has a key with a lone surrogate (such as \\ud800), which is not text")
-            pending.append((item, depth + 1, key if depth == 1 and key is not None else field))
 
 
 def int_query(request: Request, name: str, default: int, low: int, high: int) -> int:

@@ -16,7 +16,7 @@ from app.web.httpheads import MAX_HEAD_BYTES
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
     """How uvicorn serves the app, wherever it is started (here, and the tests' servers): our HTTP and
     WebSocket protocols, bounded heads and frames, and X-Forwarded-* believed only from FORWARDED_ALLOW_IPS
-    (uvicorn's own default trusts 127.0.0.1, so a local client could pick its own address)."""
+    (uvicorn's own default trusts `127.0.0.1,::1`, so a local client could pick its own address)."""
     return {
         "http": "app.web.httpheads:BoundedHeadsProtocol", "h11_max_incomplete_event_size": MAX_HEAD_BYTES,
         "ws": "app.web.live.frames:FramesProtocol", "ws_max_size": 65536,

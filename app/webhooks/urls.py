@@ -48,16 +48,19 @@ def _host(url: str) -> str:
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 NAT64 = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052's well-known prefix: the IPv4 address in the last 32 bits
 LOCAL_NAT64 = ipaddress.ip_network("64:ff9b:1::/48")  # RFC 8215's local-use prefix: a site's own translator
+# RFC 2765's IPv4-translated addresses (SIIT), ::ffff:0:a.b.c.d; not ::ffff:0:0/96, the IPv4-mapped ones
+TRANSLATED = ipaddress.ip_network("::ffff:0:0:0/96")
 
 
 def embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
     """The IPv4 address an IPv6 one carries and reaches through a translator or a tunnel: IPv4-mapped
-    (::ffff:a.b.c.d), IPv4-compatible (::a.b.c.d), NAT64 (64:ff9b::a.b.c.d) or 6to4 (2002:AABB:CCDD::)."""
+    (::ffff:a.b.c.d), IPv4-translated (::ffff:0:a.b.c.d), IPv4-compatible (::a.b.c.d), NAT64
+    (64:ff9b::a.b.c.d) or 6to4 (2002:AABB:CCDD::)."""
     if address.ipv4_mapped is not None:
         return address.ipv4_mapped
     if address.sixtofour is not None:
         return address.sixtofour
-    if address in NAT64 or (int(address) >> 32 == 0 and int(address) > 1):  # `::` and `::1` are not IPv4
+    if address in NAT64 or address in TRANSLATED or (int(address) >> 32 == 0 and int(address) > 1):  # not `::`, `::1`
         return ipaddress.IPv4Address(int(address) & 0xFFFF_FFFF)
     return None
 
@@ -65,13 +68,14 @@ def embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | Non
 def not_public(address: Address) -> bool:
     """Loopback, private, link-local, reserved, unspecified (none is global) or multicast (some are), in
     any spelling: an IPv6 address with a zone id, a Teredo or local-use NAT64 one (whose real end is a
-    relay's or a site's choice), or one carrying an IPv4 address that is itself not public. Python 3.11
-    calls `64:ff9b::7f00:1`, `2002:7f00:1::` and `::127.0.0.1` global: the IPv4 inside is checked here."""
+    relay's or a site's choice), a site-local one (fec0::/10, deprecated but routed inside a site), or one
+    carrying an IPv4 address that is itself not public. Python 3.11 calls `64:ff9b::7f00:1`,
+    `2002:7f00:1::`, `::127.0.0.1`, `::ffff:0:7f00:1` and `fec0::1` global: they are checked here."""
     if not address.is_global or address.is_multicast:
         return True
     if isinstance(address, ipaddress.IPv4Address):
         return False
-    if address.scope_id is not None or address.teredo is not None or address in LOCAL_NAT64:
+    if address.scope_id is not None or address.teredo is not None or address in LOCAL_NAT64 or address.is_site_local:
         return True
     inner = embedded_ipv4(address)
     return inner is not None and not_public(inner)

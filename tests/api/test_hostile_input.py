@@ -4,6 +4,7 @@ X-Forwarded-For believed only from FORWARDED_ALLOW_IPS (else a client could rese
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -13,10 +14,10 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from app.core.validation import MAX_JSON_DEPTH
 from app.settings import Settings
 from app.store.uploads import MAX_NAME
 from app.web.httpheads import MAX_HEAD_BYTES
-from app.web.requests import MAX_JSON_DEPTH
 from tests.support.servers import make_settings, serve, served
 
 CORPUS = sorted((Path(__file__).parent / "corpus").glob("*.json"))
@@ -126,6 +127,31 @@ async def test_an_oversized_request_head_is_a_431_and_a_large_one_is_served(web:
     assert await _bytes_taken_before_the_connection_breaks(web, 10 * 1024 * 1024) < 10 * 1024 * 1024
     served_ = await _answer_to_a_head_of(web, 16 * 1024)  # a big cookie is fine
     assert served_.startswith(b"HTTP/1.1 200 "), served_[:200]
+
+
+@pytest.mark.parametrize("header", [0, MAX_HEAD_BYTES])
+async def test_a_request_pipelined_after_a_body_larger_than_the_head_bound_is_bounded_by_its_own_head(
+        web: str, header: int) -> None:
+    """The end of an upload's body and the start of the next request's head come in one read: only the
+    head's bytes count towards the bound (the whole read did: a 431 for a 60-byte head), and a head
+    over the bound is still refused."""
+    host, port = web.rsplit(":", 1)
+    reader, writer = await asyncio.open_connection(host, int(port))
+    body = b"x,y\n" + b"1,2\n" * (MAX_HEAD_BYTES * 3 // 8)  # 96 KiB: one read, as it goes in one send
+    then = f"GET /api/queue HTTP/1.1\r\nHost: {web}\r\nX-Big: {'a' * header}\r\nConnection: close\r\n\r\n".encode()
+    try:
+        writer.write(b"POST /api/uploads?filename=big.csv HTTP/1.1\r\nHost: %s\r\ncontent-type: text/csv\r\n"
+                     b"content-length: %d\r\n\r\n" % (web.encode(), len(body)))
+        # the body and the next head begun in one send, so in one read; the head's end (if not refused by then)
+        for part in (body + then[:-20], then[-20:])[:1 if header else 2]:
+            await writer.drain()
+            await asyncio.sleep(0.2)
+            writer.write(part)
+        answers = await asyncio.wait_for(reader.read(), 10)  # up to the close: the second asked for it, or a 431
+    finally:
+        writer.close()
+    statuses = re.findall(rb"HTTP/1\.1 (\d{3}) ", answers)
+    assert (statuses[-1:] == [b"431"]) if header else (statuses == [b"201", b"200"]), answers[-300:]
 
 
 @pytest.mark.parametrize("trusted", ["", "127.0.0.1"])

@@ -18,12 +18,12 @@ from schemathesis.engine import Status, events, from_schema
 from schemathesis.engine.recorder import ScenarioRecorder
 from starlette.routing import Mount, Route, WebSocketRoute
 
+from app.core.validation import MAX_JSON_DEPTH
 from app.core.wire import TaskDict
 from app.main import create_app
 from app.settings import Settings
 from app.tasks import load_task_types
 from app.web.openapi import document
-from app.web.requests import MAX_JSON_DEPTH
 from tests.support.servers import make_settings, serve
 
 TASK_TYPES = load_task_types()

@@ -165,6 +165,9 @@ WRONG_MESSAGES = {
     "logs with a text after": ('{"type": "logs", "task_id": "x", "after": "3"}', '"after"'),
     "workers with a text follow": ('{"type": "workers", "follow": "yes"}', '"follow"'),
     "over 1 KiB": (json.dumps({"type": "ping", "pad": "x" * 2000}), "over 1024 characters"),
+    "logs with a lone surrogate for task_id (it crashed the handler)":
+        (r'{"type": "logs", "task_id": "\ud800"}', '"task_id" contains a lone surrogate'),
+    "a lone surrogate in a key": (r'{"type": "ping", "\udfff": 1}', "message has a key with a lone surrogate"),
 }
 
 
@@ -254,7 +257,8 @@ async def test_with_tokens_a_wrong_first_message_is_closed_with_1008(
     redis_url: str, db_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     async with served(make_settings(redis_url, db_url, tmp_path, API_TOKEN="secret")) as address:
-        for first in [b"\x00\x01", "nonsense", "[1]", '{"type": "auth", "token": 5}', '{"type": "auth"}']:
+        for first in [b"\x00\x01", "nonsense", "[1]", '{"type": "auth", "token": 5}', '{"type": "auth"}',
+                      r'{"type": "auth", "token": "\ud800"}']:  # a lone surrogate crashed the token's comparison
             async with connect(f"ws://{address}/ws") as ws:
                 await ws.send(first)
                 with pytest.raises(ConnectionClosed) as closed:

@@ -2,12 +2,14 @@
 
 import pytest
 
-from app.core.wire import Event
+from app.core.wire import Event, websocket_frame
 from app.web.live.client_queue import ClientQueue, Closed
 
 
-def ev(seq: int, task: str, change: str) -> Event:
-    return Event(seq, change, task, "RUNNING", f"{task}@{seq}")
+def ev(seq: int, task: str, change: str, frame: str = "") -> Event:
+    """An event as the hub makes it: its frame (`task@seq` unless given) also made into a WebSocket frame."""
+    frame = frame or f"{task}@{seq}"
+    return Event(seq, change, task, "RUNNING", frame, websocket_frame(frame))
 
 
 async def drain(queue: ClientQueue) -> list[str]:
@@ -92,13 +94,25 @@ async def test_frames_over_the_byte_bound_close_with_1013() -> None:
 async def test_events_count_toward_the_byte_bound_and_superseded_ones_no_longer_do() -> None:
     queue = ClientQueue(100, 1000)
     for seq in range(1, 50):
-        queue.put(Event(seq, "progress", "a", "RUNNING", "x" * 300))
-    queue.put(Event(50, "status", "b", "RUNNING", "y" * 300))
+        queue.put(ev(seq, "a", "progress", "x" * 300))
+    queue.put(ev(50, "b", "status", "y" * 300))
     assert [item.seq for item in await queue.take()] == [49, 50]  # type: ignore[union-attr]
     for seq in range(51, 55):
-        queue.put(Event(seq, "status", f"t{seq}", "RUNNING", "z" * 300))
+        queue.put(ev(seq, f"t{seq}", "status", "z" * 300))
     with pytest.raises(Closed):
         await queue.take()
+
+
+async def test_the_byte_bound_counts_utf8_bytes_not_characters() -> None:
+    frames, events = ClientQueue(100, 1000), ClientQueue(100, 1000)
+    frames.put_frame("é" * 300)  # 300 characters, 600 bytes
+    frames.put_frame("é" * 300)
+    events.put(ev(1, "a", "status", "日" * 200))  # 200 characters, 600 bytes
+    events.put(ev(2, "b", "status", "日" * 200))
+    for queue in (frames, events):
+        with pytest.raises(Closed) as closed:
+            await queue.take()
+        assert closed.value.code == 1013
 
 
 async def test_one_frame_over_the_byte_bound_still_goes_to_a_client_that_is_not_behind() -> None:
@@ -106,7 +120,7 @@ async def test_one_frame_over_the_byte_bound_still_goes_to_a_client_that_is_not_
     queue.put_frame("x" * 5000)
     assert await drain(queue) == ["x" * 5000]
     queue.put(ev(1, "a", "status"))
-    queue.put(Event(2, "progress", "b", "RUNNING", "x" * 5000))  # behind now: one item already waits
+    queue.put(ev(2, "b", "progress", "x" * 5000))  # behind now: one item already waits
     with pytest.raises(Closed):
         await queue.take()
 

@@ -10,6 +10,11 @@ Item = Event | str  # a task event, or a ready frame of our own (logs, pong, res
 TOO_SLOW = (1013, "client too slow; resume with ?since=<last seq>")
 
 
+def utf8_size(frame: str) -> int:
+    """`len(frame.encode())`, free for the ASCII frames most are (str.isascii() reads a flag)."""
+    return len(frame) if frame.isascii() else len(frame.encode())
+
+
 class Closed(Exception):
     def __init__(self, code: int, reason: str) -> None:
         super().__init__(reason)
@@ -40,7 +45,7 @@ class ClientQueue:
         # -n for our own n-th frame: plain values, no tuple to build and hash per client per event;
         # ("beat", worker id) for a worker's pending heartbeat (one per worker per interval, not per event).
         self._items: dict[str | int | tuple[str, str], Item] = {}
-        self._bytes = 0  # the waiting frames' length (characters: the JSON is ASCII but for user text)
+        self._bytes = 0  # the waiting frames' UTF-8 bytes (user text in the JSON is not escaped to ASCII)
         self._closed: Closed | None = None
         self._frames = 0
         self._waiter: asyncio.Future[None] | None = None
@@ -51,11 +56,11 @@ class ClientQueue:
         if self._closed:
             return
         items = self._items
-        self._bytes += len(event.frame)
+        self._bytes += len(event.wire)  # the frame as sent (UTF-8, its header included), made once for all
         if items:
             superseded = items.pop(event.task_id, None)
             if superseded is not None:
-                self._bytes -= len(superseded.frame)  # type: ignore[union-attr]  # a task id keys an event
+                self._bytes -= len(superseded.wire)  # type: ignore[union-attr]  # a task id keys an event
             items[event.task_id if event.coalescable else event.seq] = event
             if len(items) > self.maxsize or (self._bytes > self.max_bytes and len(items) > 1):
                 self.close(*TOO_SLOW)
@@ -69,13 +74,13 @@ class ClientQueue:
         if self._closed:
             return
         was_empty = not self._items
-        self._bytes += len(frame)
+        self._bytes += utf8_size(frame)
         if supersedes is None:
             self._frames += 1
             self._items[-self._frames] = frame
         else:
             key = ("beat", supersedes)
-            self._bytes -= len(self._items.pop(key, ""))  # type: ignore[arg-type]  # a beat key keys a frame
+            self._bytes -= utf8_size(self._items.pop(key, ""))  # type: ignore[arg-type]  # a beat key keys a frame
             self._items[key] = frame
         if len(self._items) > self.maxsize or (self._bytes > self.max_bytes and len(self._items) > 1):
             self.close(*TOO_SLOW)

@@ -3,6 +3,9 @@
 import json
 from typing import Any
 
+from app.core.errors import InvalidParameters
+from app.core.validation import check_json
+
 MAX_CLIENT_MESSAGE = 1024  # characters; clients only ever send small control messages
 KNOWN = ('the server knows {"type": "ping"}, {"type": "logs", "task_id": <id or null>, "after": <line n, optional>} '
          'and {"type": "workers", "follow": <true or false>}')
@@ -16,6 +19,11 @@ def parse(text: str) -> dict[str, Any]:
         message = json.loads(text)
     except ValueError:
         raise ValueError(f"message is not JSON; {KNOWN}") from None
+    try:  # a lone surrogate would crash what encodes it later (the log read a `logs` asks for)
+        check_json(message, root="message")
+    except InvalidParameters as exc:
+        where = "message" if exc.field == "message" else f'"{exc.field}"'
+        raise ValueError(f"{where} {exc.message}") from None
     kind = message.get("type") if isinstance(message, dict) else None
     if kind == "ping":
         return message  # type: ignore[no-any-return]

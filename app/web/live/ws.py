@@ -10,6 +10,8 @@ import json
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from app.core.errors import InvalidParameters
+from app.core.validation import check_json
 from app.core.wire import Event, dumps, hello_frame, logs_frame, task_frame
 from app.settings import Settings
 from app.store.logs import LogStore
@@ -116,7 +118,8 @@ async def _authenticated(websocket: WebSocket, settings: Settings) -> bool:
         raise WebSocketDisconnect(received.get("code", 1000))
     try:
         message = json.loads(received.get("text") or "null")  # a binary message is no token either
-    except ValueError:
+        check_json(message, root="message")  # a lone surrogate in the token: no UTF-8 to compare
+    except (ValueError, InvalidParameters):
         message = None
     token = message.get("token") if isinstance(message, dict) and message.get("type") == "auth" else None
     return isinstance(token, str) and token_access(settings, token) is not None
