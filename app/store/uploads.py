@@ -73,7 +73,7 @@ def _looks_like(kind: str, head: bytes) -> bool:
 
 
 class UploadStore:
-    def __init__(self, root: Path, max_bytes: int, quota_bytes: int, image_max_pixels: int = 50_000_000) -> None:
+    def __init__(self, root: Path, max_bytes: int, quota_bytes: int, image_max_pixels: int) -> None:
         self.root = root
         self.max_bytes = max_bytes
         self.quota_bytes = quota_bytes
@@ -126,11 +126,7 @@ class UploadStore:
         return size, digest.hexdigest(), head
 
     def get(self, upload_id: str) -> Upload:
-        meta = self.root / upload_id / META if ID.fullmatch(upload_id) else None
-        if meta is None or not meta.is_file():
-            raise NotFound(f"upload {upload_id!r} not found")
-        data = json.loads(meta.read_text())
-        return Upload(**data, path=self.root / upload_id / data["filename"])
+        return stored(self.root, upload_id)
 
     def use(self, upload_id: str) -> Upload:
         """The upload, marked as used now: a removal that looked before keeps it (`remove_unless_used`)."""
@@ -196,6 +192,15 @@ class UploadStore:
             return False
         shutil.rmtree(aside, ignore_errors=True)
         return True
+
+
+def stored(root: Path, upload_id: str) -> Upload:
+    """The upload `upload_id` stored under `root` (what a task's process reads: no limits needed)."""
+    meta = root / upload_id / META if ID.fullmatch(upload_id) else None
+    if meta is None or not meta.is_file():
+        raise NotFound(f"upload {upload_id!r} not found")
+    data = json.loads(meta.read_text())
+    return Upload(**data, path=root / upload_id / data["filename"])
 
 
 def _safe_name(filename: str) -> str:

@@ -3,6 +3,7 @@ removal with their tasks, through the real API, worker and storage (issue 19).""
 
 import asyncio
 import time
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -149,3 +150,22 @@ async def test_uploads_go_with_the_last_task_that_named_them(
     assert (await client.post("/api/tasks/bulk", json={"action": "delete", "ids": [waiting.json()["id"]]})
             ).json()["applied"] == 1
     assert (await client.get(f"/api/uploads/{shared}")).status_code == 404
+
+
+@pytest.mark.parametrize("settings", [{"SUBMIT_RATE": "1000", "SUBMIT_BURST": "1000"}], indirect=True)
+async def test_deleting_tasks_reads_only_their_upload_parameters(client: httpx.AsyncClient) -> None:
+    """Removal looks for the uploads a task names in its upload parameters alone: a bulk delete of
+    tasks with 1 MB texts does not read those texts back into memory."""
+    count, text = 40, "word " * 200_000
+    ids = [(await client.post("/api/tasks/submit", json={"task_type": "text_processing", "delay": 3600,
+                                                           "parameters": {"text": text}})).json()["id"]
+           for _ in range(count)]
+    assert (await client.post("/api/tasks/bulk", json={"action": "cancel", "ids": ids})).json()["applied"] == count
+    tracemalloc.start()
+    try:
+        removed = await client.post("/api/tasks/bulk", json={"action": "delete", "ids": ids})
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert removed.json()["applied"] == count
+    assert peak < count * len(text) / 4, f"{peak / 1e6:.1f} MB at the peak for {count * len(text) / 1e6:.0f} MB texts"
