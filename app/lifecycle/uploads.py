@@ -14,15 +14,22 @@ USE_GRACE = 10.0
 
 
 async def delete_upload(refs: UploadRefs, uploads: UploadStore, upload_id: str) -> None:
-    """Delete on request: 404 for an unknown id, 409 while an unfinished task or a schedule names it.
-    A finished task that named it keeps its record; re-running it asks for a new upload."""
+    """Delete on request: 404 for an unknown id, 409 while an unfinished task or a schedule names it, or
+    a submit named it in the last USE_GRACE seconds (its task may not be stored yet). A finished task
+    that named it keeps its record; re-running it asks for a new upload."""
     uploads.get(upload_id)
+    seen = uploads.last_used(upload_id)  # before the look: a later use keeps it
     if unfinished := await refs.unfinished_tasks(upload_id):
         shown = ", ".join(f"{task_id} ({status})" for task_id, status in unfinished)
         raise Conflict(f"upload {upload_id} is used by unfinished tasks: {shown}; cancel them or wait until they end")
     if named := await refs.schedules(upload_id):
         raise Conflict(f"upload {upload_id} is used by schedules: {', '.join(named)}; edit or delete them first")
-    uploads.remove(upload_id)
+    if seen is not None and (ago := time.time() - seen) < USE_GRACE:
+        raise Conflict(f"upload {upload_id} was named by a submit {max(ago, 0):.0f} s ago; its task may not be "
+                       f"stored yet: try again in {USE_GRACE:g} seconds")
+    if not uploads.remove_unless_used(upload_id, seen):
+        uploads.get(upload_id)  # 404 if another delete took it meanwhile
+        raise Conflict(f"upload {upload_id} was named by a submit just now; try again in {USE_GRACE:g} seconds")
 
 
 async def remove_unused(refs: UploadRefs, uploads: UploadStore, upload_ids: Collection[str],

@@ -2,6 +2,7 @@
 removal with their tasks, through the real API, worker and storage (issue 19)."""
 
 import asyncio
+import os
 import time
 import tracemalloc
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 from app.lifecycle.uploads import USE_GRACE
 from app.settings import Settings
 from app.store.upload_space import META_ALLOWANCE
+from app.store.uploads import USED
 from app.worker.resilient import ResilientWorker
 from tests.support.servers import make_settings
 from tests.support.waits import submit, wait_for_status
@@ -42,6 +44,12 @@ def csv(size: int = SIZE) -> bytes:
 async def upload(client: httpx.AsyncClient, content: Any = None) -> httpx.Response:
     return await client.post("/api/uploads", params={"filename": "a.csv"},
                              content=csv() if content is None else content, headers={"content-type": "text/csv"})
+
+
+def age_use(settings: Settings, upload_id: str) -> None:
+    """Date the upload's last use by a submit back past USE_GRACE, as if that long had passed."""
+    then = time.time() - USE_GRACE - 1
+    os.utime(settings.data_dir / "uploads" / upload_id / USED, (then, then))
 
 
 def stored(settings: Settings) -> tuple[int, list[str]]:
@@ -96,7 +104,8 @@ async def test_a_client_over_its_upload_rate_is_told_to_wait(client: httpx.Async
     assert (await upload(client)).status_code == 201
 
 
-async def test_an_upload_is_deleted_unless_an_unfinished_task_uses_it(client: httpx.AsyncClient) -> None:
+async def test_an_upload_is_deleted_unless_an_unfinished_task_uses_it(
+        client: httpx.AsyncClient, settings: Settings) -> None:
     free, used = [(await upload(client)).json()["id"] for _ in range(2)]
     assert (await client.delete(f"/api/uploads/{free}")).status_code == 204
     assert (await client.get(f"/api/uploads/{free}")).status_code == 404
@@ -112,6 +121,7 @@ async def test_an_upload_is_deleted_unless_an_unfinished_task_uses_it(client: ht
     refused = await client.delete(f"/api/uploads/{used}")
     assert refused.status_code == 409 and schedule["id"] in refused.json()["detail"]
     assert (await client.delete(f"/api/schedules/{schedule['id']}")).status_code == 204
+    age_use(settings, used)  # the schedule's submit named it just now (see the test below)
     assert (await client.delete(f"/api/uploads/{used}")).status_code == 204
 
 
@@ -150,6 +160,31 @@ async def test_uploads_go_with_the_last_task_that_named_them(
     assert (await client.post("/api/tasks/bulk", json={"action": "delete", "ids": [waiting.json()["id"]]})
             ).json()["applied"] == 1
     assert (await client.get(f"/api/uploads/{shared}")).status_code == 404
+
+
+async def test_a_delete_racing_submits_that_name_the_upload_never_loses_an_accepted_task(
+        client: httpx.AsyncClient, settings: Settings) -> None:
+    """A submit that has checked the upload but not stored its task yet is not seen by the look for
+    tasks that name it: the delete must not take the upload from under it."""
+    for _ in range(10):
+        upload_id = (await upload(client, csv(1000))).json()["id"]
+        body = {"task_type": "data_processing", "parameters": {"upload": [upload_id]}}
+        submitted, deleted = await asyncio.gather(client.post("/api/tasks/submit", json=body),
+                                                  client.delete(f"/api/uploads/{upload_id}"))
+        kept = (await client.get(f"/api/uploads/{upload_id}")).status_code == 200
+        if submitted.status_code == 201:  # accepted: its upload stays, and the delete said why not
+            assert kept and deleted.status_code == 409, (deleted.status_code, deleted.text)
+        else:  # the delete came first: the submit was told, and nothing was accepted
+            assert submitted.status_code == 422 and deleted.status_code == 204 and not kept
+    # a submit that named the upload and was then refused (a bad option) leaves a mark like one in flight
+    upload_id = (await upload(client)).json()["id"]
+    refused = await client.post("/api/tasks/submit", json={"task_type": "data_processing", "priority": "urgent!",
+                                                           "parameters": {"upload": [upload_id]}})
+    assert refused.status_code == 422
+    held = await client.delete(f"/api/uploads/{upload_id}")
+    assert held.status_code == 409 and "submit" in held.json()["detail"]
+    age_use(settings, upload_id)
+    assert (await client.delete(f"/api/uploads/{upload_id}")).status_code == 204
 
 
 @pytest.mark.parametrize("settings", [{"SUBMIT_RATE": "1000", "SUBMIT_BURST": "1000"}], indirect=True)
