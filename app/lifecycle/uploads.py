@@ -45,8 +45,10 @@ async def remove_unused(refs: UploadRefs, uploads: UploadStore, upload_ids: Coll
 
 
 async def expire_uploads(refs: UploadRefs, uploads: UploadStore, expiry: float, now: float | None = None) -> int:
-    """One pass: uploads nothing names that were neither made nor used in the last `expiry` seconds,
-    and uploads abandoned mid-write; returns how many went."""
+    """One pass: uploads abandoned mid-write, and (unless `expiry` is 0) uploads nothing names that were
+    neither made nor used in the last `expiry` seconds; returns how many went."""
     now = time.time() if now is None else now
     abandoned = uploads.remove_abandoned(now - PARTIAL_GRACE)
+    if expiry <= 0:
+        return abandoned
     return abandoned + len(await remove_unused(refs, uploads, uploads.idle(now - expiry), now))

@@ -1,7 +1,8 @@
 """Retention: finished tasks older than RETENTION_DAYS are removed, with their logs and artifacts,
 by a pass every RETENTION_INTERVAL seconds in each worker (removal is idempotent: two workers at it
 together remove each task once). The pass also sweeps sent webhook deliveries left behind by removed
-tasks (store/webhooks.py). Uploads nothing names expire after UPLOAD_EXPIRY seconds, checked as often."""
+tasks (store/webhooks.py). Uploads nothing names expire after UPLOAD_EXPIRY seconds (0: never), checked as
+often; uploads left half-written by a dead process go after an hour, whatever UPLOAD_EXPIRY says."""
 
 import asyncio
 import logging
@@ -66,6 +67,6 @@ async def retain_forever(changes: Changes, data_dir: Path, uploads: UploadStore,
 async def expire_uploads_forever(refs: UploadRefs, uploads: UploadStore, expiry: float, interval: float) -> None:
     async def one_pass() -> str | None:
         removed = await expire_uploads(refs, uploads, expiry)
-        return f"removed {removed} uploads unused for {expiry:g} seconds" if removed else None
+        return f"removed {removed} uploads unused or abandoned mid-write" if removed else None
 
     await _forever("upload expiry pass", one_pass, interval)

@@ -187,6 +187,25 @@ async def test_a_delete_racing_submits_that_name_the_upload_never_loses_an_accep
     assert (await client.delete(f"/api/uploads/{upload_id}")).status_code == 204
 
 
+@pytest.mark.parametrize("settings", [{"UPLOAD_EXPIRY": "0", "RETENTION_INTERVAL": "0.2"}], indirect=True)
+async def test_with_expiry_off_the_worker_still_clears_uploads_abandoned_mid_write(
+        client: httpx.AsyncClient, settings: Settings, worker: ResilientWorker) -> None:
+    unused = (await upload(client)).json()["id"]
+    abandoned = settings.data_dir / "uploads" / ("a" * 32)  # what a web process that died mid-upload leaves
+    abandoned.mkdir()
+    with (abandoned / "big.csv").open("wb") as reserved:
+        reserved.truncate(QUOTA // 2)  # its reservation: counted against the quota while it stays
+    then = time.time() - 2 * 3600
+    for path in (abandoned / "big.csv", abandoned):
+        os.utime(path, (then, then))
+    deadline = time.monotonic() + 20
+    while abandoned.exists():
+        assert time.monotonic() < deadline, "the abandoned upload was never cleared"
+        await asyncio.sleep(0.2)
+    await asyncio.sleep(1)  # several more passes: the unused upload stays, as UPLOAD_EXPIRY=0 says
+    assert stored(settings)[1] == [unused]
+
+
 @pytest.mark.parametrize("settings", [{"SUBMIT_RATE": "1000", "SUBMIT_BURST": "1000"}], indirect=True)
 async def test_deleting_tasks_reads_only_their_upload_parameters(client: httpx.AsyncClient) -> None:
     """Removal looks for the uploads a task names in its upload parameters alone: a bulk delete of
