@@ -1,12 +1,15 @@
 """Uploads after they are stored: deleted on request, removed with the last task that named them, and
 expired when nothing names them."""
 
+import logging
 import time
 from collections.abc import Collection
 
 from app.core.errors import Conflict
 from app.store.upload_refs import UploadRefs
 from app.store.uploads import PARTIAL_GRACE, UploadStore
+
+log = logging.getLogger(__name__)
 
 # A submit names an upload in its stored task within moments of checking it (`UploadStore.use`): an
 # upload used more recently than this may be named by a task not stored yet, and is kept.
@@ -35,13 +38,24 @@ async def delete_upload(refs: UploadRefs, uploads: UploadStore, upload_id: str) 
 async def remove_unused(refs: UploadRefs, uploads: UploadStore, upload_ids: Collection[str],
                         now: float | None = None) -> list[str]:
     """Remove those of the uploads that no task or schedule names (and no submit used in the last
-    USE_GRACE seconds); returns the ids removed."""
+    USE_GRACE seconds); returns the ids removed. One that cannot be removed (a file system error) is
+    left, logged, for expiry to try again."""
     now = time.time() if now is None else now
     seen = {upload_id: uploads.last_used(upload_id) for upload_id in upload_ids}
     idle = [upload_id for upload_id, used in seen.items() if used is None or now - used > USE_GRACE]
     named = await refs.in_use(idle)
-    return [upload_id for upload_id in idle
-            if upload_id not in named and uploads.remove_unless_used(upload_id, seen[upload_id])]
+    return _remove_all(uploads, [i for i in idle if i not in named], seen)
+
+
+def _remove_all(uploads: UploadStore, upload_ids: list[str], seen: dict[str, float | None]) -> list[str]:
+    removed = []
+    for upload_id in upload_ids:
+        try:
+            if uploads.remove_unless_used(upload_id, seen[upload_id]):
+                removed.append(upload_id)
+        except OSError as exc:
+            log.warning("could not remove upload %s (%s); expiry tries again later", upload_id, exc)
+    return removed
 
 
 async def expire_uploads(refs: UploadRefs, uploads: UploadStore, expiry: float, now: float | None = None) -> int:

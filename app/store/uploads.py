@@ -7,7 +7,7 @@ import json
 import re
 import shutil
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -162,33 +162,30 @@ class UploadStore:
                 shutil.rmtree(folder, ignore_errors=True)
             elif ID.fullmatch(folder.name) and not (folder / META).exists():
                 changed = max((_mtime(path) or 0 for path in _files(folder)), default=_mtime(folder) or 0)
-                if changed < before and self._discard(folder.name):
+                if changed < before and self._remove(folder.name):
                     removed += 1
         return removed
 
     def remove(self, upload_id: str) -> bool:
-        return ID.fullmatch(upload_id) is not None and self._discard(upload_id)
+        return ID.fullmatch(upload_id) is not None and self._remove(upload_id)
 
     def remove_unless_used(self, upload_id: str, seen: float | None) -> bool:
         """Remove the upload unless a submit used it after `seen` (its last use as the caller saw it).
         Moved aside first, then its mark read again: a submit that marked it before the move shows,
         one after it finds no upload (a 422 to its client, not a task that fails later)."""
-        aside = self.root / f"{ASIDE}{upload_id}"
-        try:
-            (self.root / upload_id).rename(aside)
-        except FileNotFoundError:
-            return False
-        if _mtime(aside / USED) != seen:
-            aside.rename(self.root / upload_id)
-            return False
-        shutil.rmtree(aside, ignore_errors=True)
-        return True
+        return self._remove(upload_id, lambda aside: _mtime(aside / USED) == seen)
 
-    def _discard(self, upload_id: str) -> bool:
-        aside = self.root / f"{ASIDE}{upload_id}"
+    def _remove(self, upload_id: str, still_unused: Callable[[Path], bool] = lambda aside: True) -> bool:
+        """Move the upload aside (gone at once for readers and the quota), then delete it, or put it
+        back if `still_unused(aside)` says no. The aside name is new each time: a folder left aside by a
+        remover that died (`remove_abandoned` takes it later) is never in the way."""
+        aside = self.root / f"{ASIDE}{upload_id}-{uuid.uuid4().hex[:8]}"
         try:
             (self.root / upload_id).rename(aside)
         except FileNotFoundError:
+            return False
+        if not still_unused(aside):
+            aside.rename(self.root / upload_id)
             return False
         shutil.rmtree(aside, ignore_errors=True)
         return True

@@ -206,6 +206,20 @@ async def test_with_expiry_off_the_worker_still_clears_uploads_abandoned_mid_wri
     assert stored(settings)[1] == [unused]
 
 
+async def test_a_bulk_delete_removes_the_tasks_uploads_past_a_folder_left_by_a_dead_remover(
+        client: httpx.AsyncClient, settings: Settings) -> None:
+    upload_id = (await upload(client)).json()["id"]
+    task = await submit(client, "data_processing", upload=[upload_id])  # no worker: PENDING, then cancelled
+    await client.delete(f"/api/tasks/{task['id']}")
+    age_use(settings, upload_id)
+    leftover = settings.data_dir / "uploads" / f".removing-{upload_id}"  # a remover died after its move aside
+    leftover.mkdir()
+    (leftover / "a.csv").write_bytes(b"x")
+    removed = await client.post("/api/tasks/bulk", json={"action": "delete", "ids": [task["id"]]})
+    assert removed.status_code == 200 and removed.json()["applied"] == 1, removed.text
+    assert (await client.get(f"/api/uploads/{upload_id}")).status_code == 404
+
+
 @pytest.mark.parametrize("settings", [{"SUBMIT_RATE": "1000", "SUBMIT_BURST": "1000"}], indirect=True)
 async def test_deleting_tasks_reads_only_their_upload_parameters(client: httpx.AsyncClient) -> None:
     """Removal looks for the uploads a task names in its upload parameters alone: a bulk delete of
