@@ -1,6 +1,7 @@
 """Removing finished tasks for good (a bulk delete, retention): rows, log lines, sent webhook deliveries,
 artifacts and the uploads no other task names, and one "deleted" event so that every dashboard drops them."""
 
+import asyncio
 import logging
 from pathlib import Path
 
@@ -42,8 +43,7 @@ async def remove_finished(changes: Changes, data_dir: Path, uploads: UploadStore
     except BaseException:
         await changes.publish_skip(seq)
         raise
-    for task_id in removed:
-        artifacts.remove(data_dir, task_id)
+    await asyncio.to_thread(lambda: [artifacts.remove(data_dir, task_id) for task_id in removed])
     await publish_all(changes.redis, [encode_deleted(seq, removed) if removed else encode_skip(seq)])
     named_uploads = set().union(*(named.get(task_id, set()) for task_id in removed))
     try:

@@ -2,19 +2,22 @@
 removal with their tasks, through the real API, worker and storage (issue 19)."""
 
 import asyncio
+import json
 import os
 import time
 import tracemalloc
+import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from app.lifecycle.uploads import USE_GRACE
+from app.lifecycle.uploads import USE_GRACE, expire_uploads
 from app.settings import Settings
-from app.store.upload_space import META_ALLOWANCE
-from app.store.uploads import USED
+from app.store.stores import open_stores
+from app.store.upload_space import META, META_ALLOWANCE
+from app.store.uploads import USED, upload_store
 from app.worker.resilient import ResilientWorker
 from tests.support.servers import make_settings
 from tests.support.waits import submit, wait_for_status
@@ -237,3 +240,32 @@ async def test_deleting_tasks_reads_only_their_upload_parameters(client: httpx.A
         tracemalloc.stop()
     assert removed.json()["applied"] == count
     assert peak < count * len(text) / 4, f"{peak / 1e6:.1f} MB at the peak for {count * len(text) / 1e6:.0f} MB texts"
+
+
+async def test_an_expiry_pass_over_thousands_of_uploads_leaves_the_event_loop_free(settings: Settings) -> None:
+    """Listing, dating and deleting upload folders happens in a thread: the worker's other loops
+    (heartbeat, watchdog, due jobs) go on meanwhile."""
+    root, then = settings.data_dir / "uploads", time.time() - 7200
+    for _ in range(8000):  # unused uploads stored two hours ago, all due to expire
+        folder = root / uuid.uuid4().hex
+        folder.mkdir(parents=True)
+        (folder / "a.csv").write_bytes(b"a,b\n1,2\n")
+        (folder / META).write_text(json.dumps({"id": folder.name, "filename": "a.csv", "content_type": "text/csv",
+                                               "kind": "csv", "size": 8, "sha256": ""}))
+        os.utime(folder / META, (then, then))
+    stall, running = 0.0, True
+
+    async def tick() -> None:
+        nonlocal stall
+        while running:
+            started = time.perf_counter()
+            await asyncio.sleep(0.005)
+            stall = max(stall, time.perf_counter() - started)
+
+    async with open_stores(str(settings.database_url)) as stores:
+        ticker = asyncio.create_task(tick())
+        removed = await expire_uploads(stores.upload_refs, upload_store(settings), 3600)
+        running = False
+        await ticker
+    assert removed == 8000 and stored(settings)[1] == []
+    assert stall < 1.0, f"the event loop stalled {stall:.2f} s"
