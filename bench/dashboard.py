@@ -174,7 +174,7 @@ async def _drive(redis_url: str, database_url: str, seconds: float, published: P
     try:
         async with open_stores(database_url) as stores:
             changes = Changes(stores, pool)
-            uploads = UploadStore(Path(tempfile.gettempdir()), 0)
+            uploads = UploadStore(Path(tempfile.gettempdir()), 0, 0, 0)  # these tasks name no uploads
             submissions = Submissions(stores.tasks, pool, load_task_types(), uploads, 10**6)
             start = time.monotonic() + 0.1
             count = round(seconds * RATE)

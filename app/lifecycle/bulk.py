@@ -18,6 +18,8 @@ from app.lifecycle.removal import remove_finished
 from app.lifecycle.retry import Retrier
 from app.store import filters
 from app.store.filters import TaskFilter
+from app.store.uploads import UploadStore
+from app.tasks.registry import TaskTypes
 
 ELIGIBLE: dict[str, frozenset[Status]] = {"cancel": CANCELLABLE, "retry": RETRYABLE, "delete": FINAL}
 MAX_IDS = 1000
@@ -51,13 +53,14 @@ def parse(body: Mapping[str, Any]) -> tuple[str, TaskFilter | list[str], bool]:
 
 
 class BulkAction:
-    def __init__(self, canceller: Canceller, retrier: Retrier, data_dir: Path) -> None:
+    def __init__(self, canceller: Canceller, retrier: Retrier, data_dir: Path, uploads: UploadStore,
+                 types: TaskTypes) -> None:
         self.canceller = canceller
         self.retrier = retrier
         self.changes = canceller.changes
         self.store = self.changes.stores.tasks
         self.queries = self.changes.stores.queries
-        self.data_dir = data_dir
+        self.data_dir, self.uploads, self.types = data_dir, uploads, types
 
     async def run(self, action: str, selection: TaskFilter | list[str], dry_run: bool) -> dict[str, Any]:
         eligible = ELIGIBLE[action]
@@ -92,7 +95,7 @@ class BulkAction:
 
     async def _apply(self, action: str, task_ids: list[str]) -> int:
         if action == "delete":
-            return len(await remove_finished(self.changes, self.data_dir, task_ids))
+            return len(await remove_finished(self.changes, self.data_dir, self.uploads, self.types, task_ids))
         if action == "cancel":
             return await self.canceller.cancel_many(task_ids)
         return await self.retrier.retry_many(task_ids)

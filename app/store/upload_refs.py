@@ -1,10 +1,8 @@
-"""Which tasks and schedules name an upload: its id anywhere in their parameters. An upload id is 32
-random hex digits, so a parameter holding it names that upload whatever the task type."""
+"""Which tasks and schedules name an upload. SQL answers both ways round: whether any row's parameters
+hold an upload id (an id is 32 random hex digits: found in the parameters' text, whatever the task type),
+and which ids some tasks name (only their upload parameters are read, never whole parameters)."""
 
-import json
-import re
-from collections.abc import Collection
-from typing import Any
+from collections.abc import Collection, Mapping
 
 import sqlalchemy as sa
 
@@ -12,18 +10,18 @@ from app.core.status import FINAL
 from app.store.db import Db
 from app.store.tables import schedules, tasks
 
-UPLOAD_ID = re.compile(r"(?<![0-9a-f])[0-9a-f]{32}(?![0-9a-f])")
-BATCH = 50  # ids per query: one scan of the parameters answers for all of them
-ROWS = 200
-
-
-def named_in(parameters: Any) -> set[str]:
-    """The upload ids some parameters may hold."""
-    return set(UPLOAD_ID.findall(json.dumps(parameters)))
+BATCH = 50  # upload ids asked about in one query
 
 
 def _names(table: sa.Table, upload_id: str) -> sa.ColumnElement[bool]:
     return sa.cast(table.c.parameters, sa.Text).like(f"%{upload_id}%")
+
+
+def _ids(value: object) -> set[str]:
+    """The ids an upload parameter holds: one id, a list of them, or none (an optional upload left out)."""
+    if isinstance(value, str):
+        return {value}
+    return {item for item in value if isinstance(item, str)} if isinstance(value, list) else set()
 
 
 class UploadRefs:
@@ -40,28 +38,26 @@ class UploadRefs:
         query = sa.select(schedules.c.id).where(_names(schedules, upload_id)).limit(limit)
         return [r["id"] for r in await self.db.fetch_all(query)]
 
-    async def named_by(self, task_ids: Collection[str]) -> dict[str, set[str]]:
-        """The upload ids each of these tasks names."""
-        query = sa.select(tasks.c.id, tasks.c.parameters).where(tasks.c.id.in_(list(task_ids)))
-        return {r["id"]: named_in(r["parameters"]) for r in await self.db.fetch_all(query)}
+    async def named_by(self, task_ids: Collection[str], fields: Mapping[str, Collection[str]]) -> dict[str, set[str]]:
+        """The upload ids each of these tasks names; `fields`: each task type's upload parameters (a
+        task of another type names none). The database hands back those parameters' values only."""
+        named: dict[str, set[str]] = {}
+        for task_type, names in fields.items():
+            values = [tasks.c.parameters[name].label(f"p{i}") for i, name in enumerate(names)]
+            query = sa.select(tasks.c.id, *values).where(tasks.c.id.in_(list(task_ids)), tasks.c.task_type == task_type)
+            for row in await self.db.fetch_all(query):
+                named[row["id"]] = set().union(*(_ids(row[f"p{i}"]) for i in range(len(names))))
+        return named
 
     async def in_use(self, upload_ids: Collection[str]) -> set[str]:
-        """Those of the uploads that a task (whatever its status) or a schedule names."""
+        """Those of the uploads that a task (whatever its status) or a schedule names: the database
+        answers with the ids found, reading no parameters out."""
         found: set[str] = set()
         ids = sorted(upload_ids)
         for start in range(0, len(ids), BATCH):
             for table in (tasks, schedules):
-                found |= await self._named(table, set(ids[start:start + BATCH]) - found)
-        return found
-
-    async def _named(self, table: sa.Table, wanted: set[str]) -> set[str]:
-        found: set[str] = set()
-        while wanted:  # each round finds at least one more, or is the last: the rows named are not all read
-            query = sa.select(table.c.parameters).where(sa.or_(*(_names(table, i) for i in sorted(wanted)))).limit(ROWS)
-            rows = await self.db.fetch_all(query)
-            hits = set().union(*(named_in(r["parameters"]) for r in rows)) & wanted
-            found |= hits
-            wanted -= hits
-            if len(rows) < ROWS or not hits:
-                break
+                if wanted := [i for i in ids[start:start + BATCH] if i not in found]:
+                    query = sa.union_all(*(sa.select(sa.literal(i).label("id")).where(
+                        sa.exists().where(_names(table, i))) for i in wanted))
+                    found |= {r["id"] for r in await self.db.fetch_all(query)}
         return found

@@ -7,7 +7,7 @@ import json
 import re
 import shutil
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -73,7 +73,7 @@ def _looks_like(kind: str, head: bytes) -> bool:
 
 
 class UploadStore:
-    def __init__(self, root: Path, max_bytes: int, quota_bytes: int, image_max_pixels: int = 50_000_000) -> None:
+    def __init__(self, root: Path, max_bytes: int, quota_bytes: int, image_max_pixels: int) -> None:
         self.root = root
         self.max_bytes = max_bytes
         self.quota_bytes = quota_bytes
@@ -126,11 +126,7 @@ class UploadStore:
         return size, digest.hexdigest(), head
 
     def get(self, upload_id: str) -> Upload:
-        meta = self.root / upload_id / META if ID.fullmatch(upload_id) else None
-        if meta is None or not meta.is_file():
-            raise NotFound(f"upload {upload_id!r} not found")
-        data = json.loads(meta.read_text())
-        return Upload(**data, path=self.root / upload_id / data["filename"])
+        return stored(self.root, upload_id)
 
     def use(self, upload_id: str) -> Upload:
         """The upload, marked as used now: a removal that looked before keeps it (`remove_unless_used`)."""
@@ -166,36 +162,42 @@ class UploadStore:
                 shutil.rmtree(folder, ignore_errors=True)
             elif ID.fullmatch(folder.name) and not (folder / META).exists():
                 changed = max((_mtime(path) or 0 for path in _files(folder)), default=_mtime(folder) or 0)
-                if changed < before and self._discard(folder.name):
+                if changed < before and self._remove(folder.name):
                     removed += 1
         return removed
 
     def remove(self, upload_id: str) -> bool:
-        return ID.fullmatch(upload_id) is not None and self._discard(upload_id)
+        return ID.fullmatch(upload_id) is not None and self._remove(upload_id)
 
     def remove_unless_used(self, upload_id: str, seen: float | None) -> bool:
         """Remove the upload unless a submit used it after `seen` (its last use as the caller saw it).
         Moved aside first, then its mark read again: a submit that marked it before the move shows,
         one after it finds no upload (a 422 to its client, not a task that fails later)."""
-        aside = self.root / f"{ASIDE}{upload_id}"
+        return self._remove(upload_id, lambda aside: _mtime(aside / USED) == seen)
+
+    def _remove(self, upload_id: str, still_unused: Callable[[Path], bool] = lambda aside: True) -> bool:
+        """Move the upload aside (gone at once for readers and the quota), then delete it, or put it
+        back if `still_unused(aside)` says no. The aside name is new each time: a folder left aside by a
+        remover that died (`remove_abandoned` takes it later) is never in the way."""
+        aside = self.root / f"{ASIDE}{upload_id}-{uuid.uuid4().hex[:8]}"
         try:
             (self.root / upload_id).rename(aside)
         except FileNotFoundError:
             return False
-        if _mtime(aside / USED) != seen:
+        if not still_unused(aside):
             aside.rename(self.root / upload_id)
             return False
         shutil.rmtree(aside, ignore_errors=True)
         return True
 
-    def _discard(self, upload_id: str) -> bool:
-        aside = self.root / f"{ASIDE}{upload_id}"
-        try:
-            (self.root / upload_id).rename(aside)
-        except FileNotFoundError:
-            return False
-        shutil.rmtree(aside, ignore_errors=True)
-        return True
+
+def stored(root: Path, upload_id: str) -> Upload:
+    """The upload `upload_id` stored under `root` (what a task's process reads: no limits needed)."""
+    meta = root / upload_id / META if ID.fullmatch(upload_id) else None
+    if meta is None or not meta.is_file():
+        raise NotFound(f"upload {upload_id!r} not found")
+    data = json.loads(meta.read_text())
+    return Upload(**data, path=root / upload_id / data["filename"])
 
 
 def _safe_name(filename: str) -> str:

@@ -19,7 +19,7 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
-from app.store.uploads import Upload, UploadStore, uploads_root
+from app.store.uploads import Upload, stored, uploads_root
 from app.tasks.runtime import Limits, Reporter, TaskCancelled, TransientError
 
 log = logging.getLogger(__name__)
@@ -111,7 +111,7 @@ class ChildReporter:
         self._connection = connection
         self.task_id, self.data_dir, self.artifacts = context.task_id, context.data_dir, context.artifacts
         self.smtp_url, self.limits = context.smtp_url, context.limits
-        self._uploads = UploadStore(uploads_root(context.data_dir), 0, 0)  # reads only
+        self._uploads = uploads_root(context.data_dir)
 
     def __call__(self, progress: float, stage: str = "") -> None:
         self._connection.send(("progress", float(progress), str(stage)))
@@ -120,7 +120,7 @@ class ChildReporter:
         self._connection.send(("log", str(line)))
 
     def upload(self, upload_id: str) -> Upload:
-        return self._uploads.get(upload_id)
+        return stored(self._uploads, upload_id)
 
 
 class ChildFailed(Exception):

@@ -10,7 +10,7 @@ from app.core.errors import InvalidParameters
 from app.core.validation import shown
 from app.settings import Settings
 from app.tasks.define import TaskType, types_in
-from app.tasks.schema import TaskDefinitionError, camel
+from app.tasks.schema import TaskDefinitionError, camel, upload_fields
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,10 @@ class TaskTypes(Mapping[str, TaskType]):
 
     def known(self) -> str:
         return ", ".join(self._types) or "none (TASK_MODULES is empty and BUILTIN_TASKS=false)"
+
+    def upload_fields(self) -> dict[str, list[str]]:
+        """Each type that takes uploads, and the names of its parameters that hold upload ids."""
+        return {name: list(fields) for name, kind in self._types.items() if (fields := upload_fields(kind.parameters))}
 
     def named(self, name: object) -> TaskType:
         """The task type called `name`; InvalidParameters naming the known ones otherwise."""

@@ -221,11 +221,11 @@ OPERATIONS: dict[tuple[str, str], Schema] = {
         "responses": _responses(_json(ref("Upload"), "The upload"), 404)},
     ("DELETE", "/api/uploads/{upload_id}"): {
         "operationId": "deleteUpload", "summary": "Delete an upload",
-        "description": "Removes the file. Refused (409) while an unfinished task or a schedule names it; a "
-                       "finished task that named it keeps its record.",
+        "description": "Removes the file. Refused (409) while an unfinished task or a schedule names it, or "
+                       "a submit named it in the last 10 seconds; a finished task that named it keeps its record.",
         "parameters": [_param("upload_id", "path", {"type": "string", "minLength": 1}, "The upload's id.")],
         "responses": {**_responses({"description": "Deleted"}, 404, code=204),
-                      "409": _json(ref("Error"), "An unfinished task or a schedule uses the upload")}},
+                      "409": _json(ref("Error"), "An unfinished task, a schedule or a submit just now uses the upload")}},
     ("GET", "/api/schedules"): {"operationId": "listSchedules", "summary": "List schedules",
                                 "description": "Every schedule, oldest first.",
                                 "responses": _responses(_json(ref("ScheduleList"), "The schedules"))},

@@ -83,7 +83,7 @@ async def bulk_action(request: Request) -> JSONResponse:
     """Cancel, retry or delete a selection or every task of a filter; `dry_run` only counts."""
     action, selection, dry_run = bulk.parse(await json_body(request, BULK_FIELDS))
     state = request.state
-    runner = bulk.BulkAction(state.canceller, state.retrier, state.settings.data_dir)
+    runner = bulk.BulkAction(state.canceller, state.retrier, state.settings.data_dir, state.uploads, state.types)
     return JSONResponse(await runner.run(action, selection, dry_run))
 
 

@@ -71,14 +71,14 @@ async def startup(ctx: dict[str, Any]) -> None:
     ]
     if sender is not None:
         ctx["background"].append(asyncio.create_task(sender.run(), name="webhooks"))
+    uploads = upload_store(settings)
     if settings.retention_days > 0:
-        ctx["background"].append(asyncio.create_task(
-            retain_forever(changes, settings.data_dir, settings.retention_days, settings.retention_interval),
+        ctx["background"].append(asyncio.create_task(retain_forever(
+            changes, settings.data_dir, uploads, types, settings.retention_days, settings.retention_interval),
             name="retention"))
-    if settings.upload_expiry > 0:
-        ctx["background"].append(asyncio.create_task(expire_uploads_forever(
-            stores.upload_refs, upload_store(settings), settings.upload_expiry, settings.retention_interval),
-            name="upload-expiry"))
+    # Always: UPLOAD_EXPIRY=0 keeps unused uploads, but half-written ones would hold their quota for ever.
+    ctx["background"].append(asyncio.create_task(expire_uploads_forever(
+        stores.upload_refs, uploads, settings.upload_expiry, settings.retention_interval), name="upload-expiry"))
     await asyncio.wait_for(subscribed.wait(), 10)
     log.info("worker %s ready", worker_id)
 

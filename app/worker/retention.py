@@ -1,7 +1,8 @@
 """Retention: finished tasks older than RETENTION_DAYS are removed, with their logs and artifacts,
 by a pass every RETENTION_INTERVAL seconds in each worker (removal is idempotent: two workers at it
 together remove each task once). The pass also sweeps sent webhook deliveries left behind by removed
-tasks (store/webhooks.py). Uploads nothing names expire after UPLOAD_EXPIRY seconds, checked as often."""
+tasks (store/webhooks.py). Uploads nothing names expire after UPLOAD_EXPIRY seconds (0: never), checked as
+often; uploads left half-written by a dead process go after an hour, whatever UPLOAD_EXPIRY says."""
 
 import asyncio
 import logging
@@ -16,19 +17,21 @@ from app.lifecycle.removal import remove_finished
 from app.lifecycle.uploads import expire_uploads
 from app.store.upload_refs import UploadRefs
 from app.store.uploads import UploadStore
+from app.tasks.registry import TaskTypes
 
 log = logging.getLogger(__name__)
 
 BATCH = 500
 
 
-async def remove_expired(changes: Changes, data_dir: Path, keep_days: float, now: datetime | None = None) -> int:
-    """One pass: every final task that ended more than `keep_days` before `now` (default: now); returns
-    how many went."""
+async def remove_expired(changes: Changes, data_dir: Path, uploads: UploadStore, types: TaskTypes, keep_days: float,
+                         now: datetime | None = None) -> int:
+    """One pass: every final task that ended more than `keep_days` before `now` (default: now), with the
+    uploads only they named; returns how many went."""
     before = (now or utcnow()) - timedelta(days=keep_days)
     removed = 0
     while ids := await changes.store.finished_before(before, BATCH):
-        gone = await remove_finished(changes, data_dir, ids)
+        gone = await remove_finished(changes, data_dir, uploads, types, ids)
         removed += len(gone)
         if not gone:  # all of them were retried meanwhile: the next pass sees them again if they end
             break
@@ -52,9 +55,10 @@ async def _forever(what: str, one_pass: Callable[[], Awaitable[str | None]], int
         await asyncio.sleep(interval)
 
 
-async def retain_forever(changes: Changes, data_dir: Path, keep_days: float, interval: float) -> None:
+async def retain_forever(changes: Changes, data_dir: Path, uploads: UploadStore, types: TaskTypes, keep_days: float,
+                         interval: float) -> None:
     async def one_pass() -> str | None:
-        removed = await remove_expired(changes, data_dir, keep_days)
+        removed = await remove_expired(changes, data_dir, uploads, types, keep_days)
         return f"removed {removed} tasks finished more than {keep_days:g} days ago" if removed else None
 
     await _forever("retention pass", one_pass, interval)
@@ -63,6 +67,6 @@ async def retain_forever(changes: Changes, data_dir: Path, keep_days: float, int
 async def expire_uploads_forever(refs: UploadRefs, uploads: UploadStore, expiry: float, interval: float) -> None:
     async def one_pass() -> str | None:
         removed = await expire_uploads(refs, uploads, expiry)
-        return f"removed {removed} uploads unused for {expiry:g} seconds" if removed else None
+        return f"removed {removed} uploads unused or abandoned mid-write" if removed else None
 
     await _forever("upload expiry pass", one_pass, interval)

@@ -18,6 +18,8 @@ from app.lifecycle.changes import Changes
 from app.settings import Settings
 from app.store import artifacts
 from app.store.stores import open_stores
+from app.store.uploads import upload_store
+from app.tasks import configured_types
 from app.worker.main import create_worker
 from app.worker.resilient import ResilientWorker
 from app.worker.retention import remove_expired
@@ -208,7 +210,8 @@ async def test_retention_removes_only_finished_tasks_older_than_the_limit(
     limit = timedelta(days=1.0 / 86_400)
     now = ended + limit + timedelta(microseconds=1)
     async with open_stores(str(settings.database_url)) as stores, open_redis(redis_url, settings.queue_name) as redis:
-        removed = await remove_expired(Changes(stores, redis), settings.data_dir, keep_days=1.0 / 86_400, now=now)
+        removed = await remove_expired(Changes(stores, redis), settings.data_dir, upload_store(settings),
+                                       configured_types(settings), keep_days=1.0 / 86_400, now=now)
     assert removed == 1
     assert (await client.get(f"/api/tasks/{old['id']}")).status_code == 404
     for task in (recent, waiting):

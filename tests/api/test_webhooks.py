@@ -33,7 +33,9 @@ from app.main import create_app
 from app.settings import Settings
 from app.store.stores import Stores, open_stores
 from app.store.tables import webhook_deliveries
+from app.store.uploads import UploadStore, uploads_root
 from app.tasks import RetryPolicy
+from app.tasks.registry import TaskTypes, load_task_types
 from app.webhooks.hooks import Hooks
 from app.webhooks.sender import WebhookSender
 from app.worker.main import build_worker_settings, create_worker
@@ -128,6 +130,12 @@ async def receiver() -> AsyncIterator[Receiver]:
     await started.start()
     yield started
     await started.stop()
+
+
+
+def uploads_and_types(data_dir: Path) -> tuple[UploadStore, TaskTypes]:
+    """What removal needs to remove the uploads of the tasks it removes (these tests name none)."""
+    return UploadStore(uploads_root(data_dir), 0, 0, 0), load_task_types()
 
 
 @pytest.fixture
@@ -520,7 +528,7 @@ async def test_final_changes_write_their_deliveries_and_removal_takes_the_sent_o
     assert claimed is not None
     attempt = {"attempt": 1, "at": now.isoformat(), "status_code": 200, "error": None, "duration_ms": 1.0}
     assert await changes.stores.webhooks.record(claimed, attempt, "delivered", None)  # type: ignore[arg-type]
-    removed = await remove_finished(changes, tmp_path, [t["id"] for t in tasks])
+    removed = await remove_finished(changes, tmp_path, *uploads_and_types(tmp_path), [t["id"] for t in tasks])
     assert sorted(removed) == sorted(t["id"] for t in tasks)
     # the sent one went with its task; the pending ones stay, to be sent with their copy of the task
     assert [(d["hook"], d["status"]) for d in await changes.stores.webhooks.for_task(tasks[0]["id"])] == [("global", "pending")]
@@ -617,7 +625,8 @@ async def test_a_removed_tasks_pending_delivery_is_sent_then_swept(
         for task in tasks:
             await changes.update(task["id"], CANCEL, {},
                                  entry(Status.CANCELLED))
-        assert await remove_finished(changes, tmp_path, [tasks[0]["id"]]) == [tasks[0]["id"]]
+        removed = await remove_finished(changes, tmp_path, *uploads_and_types(tmp_path), [tasks[0]["id"]])
+        assert removed == [tasks[0]["id"]]
         assert [d["status"] for d in await changes.stores.webhooks.for_task(tasks[0]["id"])] == ["pending"]
         # a sent delivery whose task was removed without it (a removal racing the record of its last attempt)
         [other] = await changes.stores.webhooks.for_task(tasks[1]["id"])
@@ -627,7 +636,8 @@ async def test_a_removed_tasks_pending_delivery_is_sent_then_swept(
         attempt = {"attempt": 1, "at": now.isoformat(), "status_code": 200, "error": None, "duration_ms": 1.0}
         assert await changes.stores.webhooks.record(claimed, attempt, "delivered", None)  # type: ignore[arg-type]
         await store.delete(tasks[1]["id"])
-        assert await remove_expired(changes, tmp_path, 30) == 0  # no task old enough, and the pass sweeps
+        # no task old enough, and the pass sweeps
+        assert await remove_expired(changes, tmp_path, *uploads_and_types(tmp_path), 30) == 0
         assert await changes.stores.webhooks.for_task(tasks[1]["id"]) == []
         assert len(await changes.stores.webhooks.for_task(tasks[0]["id"])) == 1, "a pending one is not swept"
         sending = asyncio.create_task(WebhookSender(changes.stores.webhooks, "test-worker", settings).run())

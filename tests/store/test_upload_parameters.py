@@ -29,7 +29,7 @@ async def _saved(store: UploadStore, content: bytes, content_type: str) -> Uploa
 
 
 async def test_each_shape_is_checked_and_an_optional_one_may_be_left_out(tmp_path: Path) -> None:
-    store = UploadStore(tmp_path, 10_000, 1_000_000)
+    store = UploadStore(tmp_path, 10_000, 1_000_000, 50_000_000)
     csv = (await _saved(store, b"a,b\n1,2\n", "text/csv")).id
     assert checked_parameters(shapes, {"one": csv}, store) == {"one": csv, "maybe": None, "several": [],
                                                                 "perhaps": None}
