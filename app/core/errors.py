@@ -3,6 +3,8 @@ what an outage of Redis or the database looks like from inside."""
 
 import asyncio
 import math
+from collections.abc import Collection
+from typing import Any
 
 from redis.exceptions import RedisError
 
@@ -19,6 +21,23 @@ def stop_if_cancelled() -> None:
     task = asyncio.current_task()
     if task is not None and task.cancelling():
         raise asyncio.CancelledError
+
+
+RECANCEL_EVERY = 1.0  # seconds between cancels of a task that goes on after one
+
+
+async def cancelled(tasks: Collection["asyncio.Task[Any]"]) -> None:
+    """Cancel the tasks and wait until every one has ended, cancelling again each RECANCEL_EVERY seconds
+    any that goes on: one cancel swallowed somewhere below a forever loop (see stop_if_cancelled) must not
+    keep its process from stopping. Their exceptions count as read (the caller may still ask for them)."""
+    pending = {task for task in tasks if not task.done()}
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=RECANCEL_EVERY)
+    for task in tasks:
+        if not task.cancelled():
+            task.exception()
 
 
 def cancel_leaked() -> bool:

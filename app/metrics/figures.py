@@ -16,7 +16,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from app.core import keys
-from app.core.errors import OUTAGES, stop_if_cancelled
+from app.core.errors import OUTAGES, cancelled, stop_if_cancelled
 from app.core.keys import delayed_key
 from app.core.liveset import members
 from app.core.priority import Priority, band_range, of_score
@@ -113,8 +113,7 @@ class WebFigures:
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
         assert self._loop is not None
-        self._loop.cancel()
-        await asyncio.gather(self._loop, return_exceptions=True)
+        await cancelled([self._loop])
         try:
             async with self.redis.pipeline(transaction=True) as pipe:
                 pipe.zrem(keys.WEBS, self.web_id)

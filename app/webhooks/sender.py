@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 
 from app.core.clock import utcnow
-from app.core.errors import OUTAGES, stop_if_cancelled
+from app.core.errors import OUTAGES, cancelled, stop_if_cancelled
 from app.core.logs import about_task
 from app.core.wakeup import woken
 from app.core.wire import WebhookAttempt
@@ -76,9 +76,7 @@ class WebhookSender:
                         log.exception("webhook pass failed; trying again")
                     await woken(self._wake, POLL)
             finally:
-                for sending in self._sending:
-                    sending.cancel()
-                await asyncio.gather(*self._sending, return_exceptions=True)
+                await cancelled(list(self._sending))
 
     async def start_due(self, client: httpx.AsyncClient) -> int:
         """Claim as many due deliveries as there is room for and start sending them; how many."""

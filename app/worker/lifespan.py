@@ -11,6 +11,7 @@ import uuid
 from contextlib import AsyncExitStack
 from typing import Any
 
+from app.core.errors import cancelled
 from app.lifecycle.attempts import Attempts
 from app.lifecycle.changes import Changes
 from app.lifecycle.jobs import promote_forever
@@ -84,9 +85,7 @@ async def startup(ctx: dict[str, Any]) -> None:
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
-    for task in ctx.get("background", []):
-        task.cancel()
-    await asyncio.gather(*ctx.get("background", []), return_exceptions=True)
+    await cancelled(ctx.get("background", []))
     if "heartbeat" in ctx:
         try:
             await ctx["heartbeat"].remove()

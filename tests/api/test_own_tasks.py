@@ -236,8 +236,8 @@ def test_web_and_worker_refuse_to_start_with_a_module_they_cannot_use(
 
 
 def test_without_builtin_tasks_only_the_modules_types_are_served() -> None:
-    assert list(load_task_types([USER_MODULE], builtin=False)) == ["word_count", "area", "slow_sum", "burn", "grind",
-                                                                         "explode"]
+    assert list(load_task_types([USER_MODULE], builtin=False)) == [
+        "word_count", "area", "slow_sum", "burn", "limits_in_thread", "limits_in_process", "grind", "explode"]
 
 
 async def test_a_type_no_live_worker_serves_is_accepted_and_waits_for_one_that_does(

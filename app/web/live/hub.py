@@ -14,6 +14,7 @@ from types import TracebackType
 from redis.asyncio import Redis
 
 from app.core import keys
+from app.core.errors import cancelled
 from app.core.pubsub import follow
 from app.core.wire import Event, decode_event, event_of
 from app.store.tasks import TaskStore
@@ -61,9 +62,7 @@ class EventHub:
                         tb: TracebackType | None) -> None:
         assert self._listener is not None
         died = self._listener.done()
-        for task in [self._listener, *self._repairs]:
-            task.cancel()
-        await asyncio.gather(self._listener, *self._repairs, return_exceptions=True)
+        await cancelled([self._listener, *self._repairs])
         for client in list(self.clients):
             client.close(1012, "server restarting")
         if died:  # a dead listener is never silent, once the clients are told
