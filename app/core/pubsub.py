@@ -49,7 +49,9 @@ async def follow(
                 raise
             stop_if_cancelled()
             on_lost()
+            # the text, not the exception: a record kept by a log handler would keep its frames, and the
+            # connection they hold, alive
             log.warning("subscription to %s lost (%s: %s); retrying in %.1fs", ", ".join(channels),
-                        exc.__class__.__name__, exc, delay)
+                        exc.__class__.__name__, str(exc), delay)
             await asyncio.sleep(delay * random.uniform(0.5, 1.0))
             delay = min(delay * 2, BACKOFF_MAX)
