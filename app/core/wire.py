@@ -160,7 +160,7 @@ PART_MAX = 1024  # bytes of JSON of one value of a cut object; a longer one is r
 
 def task_frame(task: TaskDict, change: Change) -> str:
     frame = dumps({"type": "task", "seq": task["seq"], "change": change, "task": task})
-    if _size(frame) <= BRIEF_MAX:
+    if utf8_size(frame) <= BRIEF_MAX:
         return frame
     return dumps({"type": "task", "seq": task["seq"], "change": change, "task": _cut(task)})
 
@@ -168,11 +168,11 @@ def task_frame(task: TaskDict, change: Change) -> str:
 def brief(task: TaskDict) -> TaskDict:
     """The task as lists and live frames carry it: whole when its JSON fits BRIEF_MAX, else with its
     large fields cut short and named in `truncated`."""
-    return task if _size(dumps(task)) <= BRIEF_MAX else _cut(task)
+    return task if utf8_size(dumps(task)) <= BRIEF_MAX else _cut(task)
 
 
 def _cut(task: TaskDict) -> TaskDict:
-    cut = [name for name in LARGE_FIELDS if task.get(name) is not None and _size(dumps(task.get(name))) > FIELD_MAX]
+    cut = [name for name in LARGE_FIELDS if task.get(name) is not None and utf8_size(dumps(task.get(name))) > FIELD_MAX]
     if not cut:
         return task
     return {**task, **{name: _shortened(task[name], FIELD_MAX) for name in cut}, "truncated": cut}  # type: ignore
@@ -183,15 +183,15 @@ def _shortened(value: Any, budget: int) -> Any:
     if isinstance(value, str):
         return value[:budget // 4] + " …"  # a character is at most 4 bytes
     if not isinstance(value, dict):
-        return f"… {_size(dumps(value))} bytes of JSON: open the task to see them"
+        return f"… {utf8_size(dumps(value))} bytes of JSON: open the task to see them"
     kept: dict[str, Any] = {}
     used = 0
     for number, (key, item) in enumerate(value.items()):
-        size = _size(dumps(item))
+        size = utf8_size(dumps(item))
         if size > PART_MAX:
             item = _shortened(item, PART_MAX) if isinstance(item, str) else f"… {size} bytes of JSON"
             size = PART_MAX
-        used += _size(dumps(key)) + size + 2  # the key quoted, a colon and a comma
+        used += utf8_size(dumps(key)) + size + 2  # the key quoted, a colon and a comma
         if used > budget:
             kept["…"] = f"{len(value) - number} more entries: open the task to see them"
             break
@@ -199,8 +199,9 @@ def _shortened(value: Any, budget: int) -> Any:
     return kept
 
 
-def _size(text: str) -> int:
-    """Bytes of `text` as UTF-8 (without encoding it when it is ASCII, as JSON from `dumps` mostly is)."""
+def utf8_size(text: str) -> int:
+    """Bytes of `text` as UTF-8, without encoding it when it is ASCII (as JSON from `dumps` mostly is:
+    str.isascii() reads a flag)."""
     return len(text) if text.isascii() else len(text.encode())
 
 

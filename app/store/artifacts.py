@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from app.core.wire import dumps
+from app.core.wire import dumps, utf8_size
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 RESULT_FILE = "result.json"  # a result too large to keep in its task's row
@@ -62,7 +62,7 @@ def kept_result(result: dict[str, Any], folder: Path, cap: int) -> dict[str, Any
     the file result.json among its artifacts and a summary: its small top-level values and the names of
     the others. A large result is kept whole without making every list page and live frame carry it."""
     encoded = dumps(result)
-    size = len(encoded.encode())
+    size = utf8_size(encoded)
     if size <= cap:
         return result
     folder.mkdir(parents=True, exist_ok=True)

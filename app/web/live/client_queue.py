@@ -4,15 +4,10 @@ worker), status changes kept."""
 import asyncio
 from collections.abc import Callable
 
-from app.core.wire import Event
+from app.core.wire import Event, utf8_size
 
 Item = Event | str  # a task event, or a ready frame of our own (logs, pong, reset)
 TOO_SLOW = (1013, "client too slow; resume with ?since=<last seq>")
-
-
-def utf8_size(frame: str) -> int:
-    """`len(frame.encode())`, free for the ASCII frames most are (str.isascii() reads a flag)."""
-    return len(frame) if frame.isascii() else len(frame.encode())
 
 
 class Closed(Exception):
