@@ -107,21 +107,17 @@ class Changes:
         and the log lines that come with them."""
         steps = [self.store.update_step(change.task_id, seq, change.move, change.values, entry=change.timeline,
                                         dispatch=change.dispatch) for change, seq in group]
-        logged = [(change, self.stores.logs.steps(change.task_id, *change.logs)) for change, _ in group
-                  if change.logs is not None]
+        logged = [(change.task_id, *change.logs) for change, _ in group if change.logs is not None]
         frames: dict[str, str] = {}
 
         async def after(written: list[TaskDict | None], found: list[Sequence[Sequence[Any]]]) -> None:
-            rows = iter(found)
-            for change, inserts in logged:
-                assert change.logs is not None
-                lines = self.stores.logs.stored(change.logs[0], [next(rows) for _ in inserts])
-                frames[change.task_id] = logs_frame(change.task_id, lines)
+            for (task_id, _, _), lines in zip(logged, self.stores.logs.stored(logged, found), strict=True):
+                frames[task_id] = logs_frame(task_id, lines)
             await self._add_deliveries([task for (change, _), task in zip(group, written, strict=True)
                                         if task is not None and change.ends_task])
 
         written = await self.store.update_all(steps, [change.move for change, _ in group], after,
-                                              [step for _, inserts in logged for step in inserts])
+                                              self.stores.logs.steps(logged))
         return [Written(task, frames.get(change.task_id)) for (change, _), task in zip(group, written, strict=True)]
 
     async def _move(self, change: Change, seq: int) -> TaskDict | None:

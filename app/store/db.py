@@ -12,6 +12,7 @@ from typing import Any, NamedTuple, TypeVar
 import sqlalchemy as sa
 from databases.core import Connection
 from databases.interfaces import Record
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from app.store import sqlite
 from app.store.backends import TaskDatabase
@@ -39,7 +40,17 @@ class DriverStatement(NamedTuple):
                 for row in rows]
 
 
+Rows = Sequence[Sequence[Any]]  # a statement's rows, as the driver gives them
 Decode = Callable[[Any], Any] | None  # a column's result processor (JSON, timestamps, booleans), if it has one
+
+
+def arrays(binds: Mapping[str, sa.types.TypeEngine[Any]], ordinality: str | None = None) -> sa.TableValuedAlias:
+    """A table of rows given as one array per column (PostgreSQL's `unnest`), each bound by its name: many
+    rows in one statement, whose text does not depend on their number. `ordinality` names a column
+    numbering the rows in the order given."""
+    columns = [sa.cast(sa.bindparam(name, type_=ARRAY(type_)), ARRAY(type_)) for name, type_ in binds.items()]
+    table = sa.func.unnest(*columns).table_valued(*(sa.column(name) for name in binds), with_ordinality=ordinality)
+    return table.render_derived(name="v")
 
 
 class Db:
@@ -101,7 +112,7 @@ class Db:
         dialect = self._database.sql_dialect
         return [column.type._cached_result_processor(dialect, None) for column in columns]  # type: ignore[attr-defined]
 
-    async def rows(self, statement: DriverStatement, values: Mapping[str, Any]) -> Sequence[Sequence[Any]]:
+    async def rows(self, statement: DriverStatement, values: Mapping[str, Any]) -> Rows:
         """The rows a compiled statement gives for these values, as the driver returns them (no `Record`:
         decoding one costs more than the statement on the hot paths)."""
         args = statement.args([values])[0]
@@ -111,24 +122,37 @@ class Db:
             return await connection.raw_connection.fetch(statement.sql, *args)  # type: ignore[no-any-return]
 
     async def rows_then(self, steps: Sequence[tuple[DriverStatement, Mapping[str, Any]]],
-                        then: Callable[[list[Sequence[Sequence[Any]]]], Awaitable[None]]) -> list[Sequence[Sequence[Any]]]:
-        """`rows` of each step, then `then(their rows)`, all in one transaction (`atomically`'s promises).
+                        then: Callable[[list[Rows]], Awaitable[None]], *,
+                        prelude: str = "") -> list[Rows]:
+        """`rows` of each step, then `then(their rows)`, all in one transaction (`atomically`'s promises),
+        which first runs `prelude` (a statement without arguments, e.g. row locks) and ignores its rows.
         On SQLite, BEGIN and the steps go to the connection's thread in one trip: a group of changes
-        costs two trips (with COMMIT) instead of one per change and two more."""
-        if self._in_transaction.get() or self.dialect != "sqlite":
-            async def each() -> list[Sequence[Sequence[Any]]]:
-                found = [await self.rows(statement, values) for statement, values in steps]
-                await then(found)
-                return found
+        costs two trips (with COMMIT) instead of one per change and two more; on PostgreSQL BEGIN and
+        the prelude go in one (the simple query protocol runs several statements)."""
+        if self._in_transaction.get():
+            if prelude:
+                async with self._database.connection() as connection:
+                    await self._plain(connection, prelude)
+            return await self._each_then(steps, then)
+        if self.dialect != "sqlite":
+            begin = f"BEGIN; {prelude}" if prelude else "BEGIN"
+            return await self._transaction(lambda connection: self._plain(connection, begin),
+                                           lambda: self._each_then(steps, then))
+        found: list[Rows] = []
 
-            return await self.atomically(each)
-        found: list[Sequence[Sequence[Any]]] = []
-
-        async def begin(connection: Connection) -> None:
+        async def begin_sqlite(connection: Connection) -> None:
             args = [(statement.sql, statement.args([values])[0]) for statement, values in steps]
-            found.extend(step.rows for step in await sqlite.begin_with(connection.raw_connection, "BEGIN IMMEDIATE", args))
+            ran = await sqlite.begin_with(connection.raw_connection, "BEGIN IMMEDIATE",
+                                          [(prelude, [])] + args if prelude else args)
+            found.extend(step.rows for step in ran[1 if prelude else 0:])
 
-        await self._transaction(begin, lambda: then(found))
+        await self._transaction(begin_sqlite, lambda: then(found))
+        return found
+
+    async def _each_then(self, steps: Sequence[tuple[DriverStatement, Mapping[str, Any]]],
+                         then: Callable[[list[Rows]], Awaitable[None]]) -> list[Rows]:
+        found = [await self.rows(statement, values) for statement, values in steps]
+        await then(found)
         return found
 
     async def executemany(self, statement: DriverStatement, rows: Iterable[Mapping[str, Any]]) -> None:

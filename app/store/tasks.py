@@ -4,23 +4,25 @@ guarded move.
 Every change is one statement (`UPDATE … WHERE id AND status IN (the move's sources) AND seq < :seq
 RETURNING *`): a move the status machine does not allow, or a change older than the one stored,
 touches no row. A change is a worker's every step, so its statement is compiled once per shape (the
-move, the columns it writes) and its row read straight from the driver.
+move, the columns it writes) and its row read straight from the driver. On PostgreSQL, where each
+statement is a round trip to the server, a group's changes of one shape are one statement
+(`UPDATE … FROM unnest(the values as arrays)`).
 """
 
 import functools
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from databases.interfaces import Record
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 from app.core.clock import utcnow
 from app.core.status import FINAL, Move, Status
 from app.core.wire import TaskDict, TimelineEntry, dumps
-from app.store.db import Db, DriverStatement
+from app.store.db import Db, DriverStatement, arrays
 from app.store.tables import tasks
 
 TASK_COLUMNS = tuple(str(column.name) for column in tasks.columns if column.name != "request_hash")  # plain str: orjson keys
@@ -57,15 +59,19 @@ class RowValue:
         return tasks.c[self.column] + self.add if self.add else tasks.c[self.column]
 
 
-# PostgreSQL: the task_counts rows of these statuses, locked in one order (`update_all`)
-COUNT_LOCKS = DriverStatement(
-    "SELECT task_type, status FROM task_counts WHERE status = ANY($1::varchar[]) ORDER BY task_type, status FOR UPDATE",
-    [("statuses", None)], {})
-
 # The shape of one change, which its compiled statement depends on: the move, the columns it writes
 # (a RowValue's expression is part of the statement), whether it appends to the timeline and is
 # guarded by a dispatch.
 Shape = tuple[Move, tuple[tuple[str, RowValue | None], ...], bool, bool]
+ID = TASK_COLUMNS.index("id")
+
+
+class Step(NamedTuple):
+    """One change: its statement (compiled once per shape), the values bound to it, and its shape."""
+
+    statement: DriverStatement
+    values: dict[str, Any]
+    shape: Shape
 
 
 def _guard(move: Move) -> sa.ColumnElement[bool]:
@@ -152,23 +158,24 @@ class TaskStore:
     ) -> TaskDict | None:
         """Make `move` with `values` if the task is in one of its sources (and at `dispatch`) and holds
         no newer change than `seq`; None if refused."""
-        rows = await self.db.rows(*self.update_step(task_id, seq, move, values, entry=entry, dispatch=dispatch))
+        step = self.update_step(task_id, seq, move, values, entry=entry, dispatch=dispatch)
+        rows = await self.db.rows(step.statement, step.values)
         return self._read(rows[0]) if rows else None
 
     def update_step(
         self, task_id: str, seq: int, move: Move, values: Mapping[str, Any], *,
         entry: TimelineEntry | None = None, dispatch: int | None = None,
-    ) -> tuple[DriverStatement, dict[str, Any]]:
+    ) -> Step:
         """`update`'s statement and its values, for `update_all`."""
         shape = (move, tuple((name, value if isinstance(value, RowValue) else None) for name, value in values.items()),
                  entry is not None, dispatch is not None)
         bound = {f"set_{name}": value for name, value in values.items() if not isinstance(value, RowValue)}
         bound.update(row_id=task_id, row_seq=seq, row_dispatch=dispatch, row_updated_at=utcnow(),
                      row_entry=self._entry_value(entry))
-        return self._update_statement(shape), bound
+        return Step(self._update_statement(shape), bound, shape)
 
     async def update_all(
-        self, steps: list[tuple[DriverStatement, dict[str, Any]]], moves: list[Move],
+        self, steps: list[Step], moves: list[Move],
         then: Callable[[list[TaskDict | None], list[Sequence[Sequence[Any]]]], Awaitable[None]],
         others: list[tuple[DriverStatement, dict[str, Any]]] = [],  # noqa: B006 -- never changed
     ) -> list[TaskDict | None]:
@@ -178,40 +185,100 @@ class TaskStore:
         On PostgreSQL each move's count trigger locks its two rows of task_counts (store/tables.py), in
         the order of the moves: two such transactions could wait on each other. The rows of every status
         the moves touch are locked first, in one order for every transaction."""
-        first = [] if self.db.dialect == "sqlite" else [self._count_locks(moves)]
-        written: list[TaskDict | None] = []
+        runs = self._runs(steps)
+        written: list[TaskDict | None] = [None] * len(steps)
 
         async def read(found: list[Sequence[Sequence[Any]]]) -> None:
-            updated = found[len(first):len(first) + len(steps)]
-            written.extend(self._read(rows[0]) if rows else None for rows in updated)
-            await then(written, found[len(first) + len(steps):])
+            for (_, placed), rows in zip(runs, found, strict=False):
+                by_id = {row[ID]: row for row in rows}
+                for i in placed:
+                    row = by_id.get(steps[i].values["row_id"])
+                    written[i] = self._read(row) if row is not None else None
+            await then(written, found[len(runs):])
 
-        await self.db.rows_then([*first, *steps, *others], read)
+        prelude = "" if self.db.dialect == "sqlite" else self._count_locks(moves)
+        await self.db.rows_then([run for run, _ in runs] + others, read, prelude=prelude)
         return written
 
+    def _runs(self, steps: list[Step]) -> list[tuple[tuple[DriverStatement, dict[str, Any]], list[int]]]:
+        """The statements that make these steps, each with the steps it makes. On SQLite one per step (a
+        statement there is a call, not a round trip); on PostgreSQL one per shape, as long as each task's
+        steps stay in their order, one per statement (a task's next step goes to a later statement)."""
+        if self.db.dialect == "sqlite":
+            return [((step.statement, step.values), [i]) for i, step in enumerate(steps)]
+        batches: list[tuple[Shape, list[int]]] = []
+        latest: dict[str, int] = {}  # task id → the batch of its latest step
+        for i, step in enumerate(steps):
+            task_id = step.values["row_id"]
+            later = range(latest.get(task_id, -1) + 1, len(batches))
+            at = next((b for b in later if batches[b][0] == step.shape), None)
+            if at is None:
+                batches.append((step.shape, []))
+                at = len(batches) - 1
+            batches[at][1].append(i)
+            latest[task_id] = at
+        runs = []
+        for shape, placed in batches:
+            if len(placed) == 1:
+                runs.append(((steps[placed[0]].statement, steps[placed[0]].values), placed))
+                continue
+            columns = {name: [steps[i].values[name] for i in placed] for name in self._binds(shape)}
+            runs.append(((self._batch_statement(shape), columns), placed))
+        return runs
+
     @staticmethod
-    def _count_locks(moves: list[Move]) -> tuple[DriverStatement, dict[str, Any]]:
+    def _count_locks(moves: list[Move]) -> str:
+        """The rows of task_counts of every status these moves touch, locked in one order (a statement
+        without arguments, to go with BEGIN: the statuses are the status machine's own names)."""
         statuses = sorted({status.value for move in moves for status in
                            (*move.sources, *([move.target] if move.target else []))})
-        return COUNT_LOCKS, {"statuses": statuses}
+        assert all(status.isalpha() for status in statuses)
+        listed = ", ".join(f"'{status}'" for status in statuses)
+        return (f"SELECT task_type, status FROM task_counts WHERE status IN ({listed}) "
+                "ORDER BY task_type, status FOR UPDATE")
+
+    def _binds(self, shape: Shape) -> dict[str, sa.types.TypeEngine[Any]]:
+        """The values a change of this shape binds, and their types."""
+        _, columns, appends, dispatched = shape
+        binds: dict[str, sa.types.TypeEngine[Any]] = {
+            "row_id": tasks.c.id.type, "row_seq": tasks.c.seq.type, "row_updated_at": tasks.c.updated_at.type}
+        if dispatched:
+            binds["row_dispatch"] = tasks.c.dispatch.type
+        if appends:
+            binds["row_entry"] = JSONB() if self.db.dialect == "postgresql" else sa.Text()
+        binds.update({f"set_{name}": tasks.c[name].type for name, computed in columns if computed is None})
+        return binds
 
     @functools.lru_cache(maxsize=64)  # noqa: B019 -- one store per process, a few dozen shapes
     def _update_statement(self, shape: Shape) -> DriverStatement:
+        bound = {name: sa.bindparam(name, type_=type_) for name, type_ in self._binds(shape).items()}
+        return self.db.compiled(self._update(shape, bound))
+
+    @functools.lru_cache(maxsize=64)  # noqa: B019 -- one store per process, a few dozen shapes
+    def _batch_statement(self, shape: Shape) -> DriverStatement:
+        """`_update_statement` for many tasks at once (PostgreSQL): each value bound as an array."""
+        binds = self._binds(shape)
+        rows = arrays(binds)
+        # the tasks found by their keys (the primary key's index), whatever the planner thinks of the values' table
+        keys = sa.cast(sa.bindparam("row_id", type_=ARRAY(binds["row_id"])), ARRAY(binds["row_id"]))
+        statement = self._update(shape, {name: rows.c[name] for name in binds}).where(tasks.c.id == sa.any_(keys))
+        return self.db.compiled(statement)
+
+    def _update(self, shape: Shape, bound: Mapping[str, sa.ColumnElement[Any]]) -> sa.Update:
+        """A change of this shape, its values taken from `bound` (bind parameters, or the columns of a
+        table of values)."""
         move, columns, appends, dispatched = shape
-        stmt = tasks.update().where(tasks.c.id == sa.bindparam("row_id", type_=tasks.c.id.type), _guard(move),
-                                    tasks.c.seq < sa.bindparam("row_seq", type_=tasks.c.seq.type))
+        stmt = tasks.update().where(tasks.c.id == bound["row_id"], _guard(move), tasks.c.seq < bound["row_seq"])
         if dispatched:
-            stmt = stmt.where(tasks.c.dispatch == sa.bindparam("row_dispatch", type_=tasks.c.dispatch.type))
-        values: dict[str, Any] = {name: computed.sql() if computed is not None
-                                  else sa.bindparam(f"set_{name}", type_=tasks.c[name].type)
+            stmt = stmt.where(tasks.c.dispatch == bound["row_dispatch"])
+        values: dict[str, Any] = {name: computed.sql() if computed is not None else bound[f"set_{name}"]
                                   for name, computed in columns}
         if move.target is not None:
             values["status"] = move.target.value
-        values.update(seq=sa.bindparam("row_seq", type_=tasks.c.seq.type),
-                      updated_at=sa.bindparam("row_updated_at", type_=tasks.c.updated_at.type))
+        values.update(seq=bound["row_seq"], updated_at=bound["row_updated_at"])
         if appends:
-            values["timeline"] = self._append()
-        return self.db.compiled(stmt.values(**values).returning(*SHOWN))
+            values["timeline"] = self._append(bound["row_entry"])
+        return stmt.values(**values).returning(*SHOWN)
 
 
     async def update_many(self, task_ids: list[str], first_seq: int, move: Move, values: Mapping[str, Any], *,
@@ -221,10 +288,11 @@ class TaskStore:
         (those not in the move's sources, or holding a newer change than their seq, are left alone).
         Rows are written in task type order, so the count triggers take their counter rows in one
         order in every transaction (store/tables.py)."""
+        entry_type = JSONB if self.db.dialect == "postgresql" else sa.Text
         stmt = tasks.update().where(tasks.c.id == sa.bindparam("row_id"), _guard(move),
                                     tasks.c.seq < sa.bindparam("row_seq")).values(
             **_move_values(move, values), seq=sa.bindparam("row_seq"), updated_at=utcnow(),
-            timeline=self._append())
+            timeline=self._append(sa.bindparam("row_entry", type_=entry_type)))
         update = self.db.compiled(stmt)
         seqs = {task_id: first_seq + i for i, task_id in enumerate(task_ids)}
 
@@ -242,11 +310,11 @@ class TaskStore:
 
         return await self.db.atomically(work)
 
-    def _append(self) -> sa.ColumnElement[Any]:
-        """The timeline with one more entry: the bound `row_entry` (its value: `_entry_value`)."""
+    def _append(self, entry: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+        """The timeline with one more entry (its value: `_entry_value`)."""
         if self.db.dialect == "postgresql":
-            return tasks.c.timeline.op("||")(sa.bindparam("row_entry", type_=JSONB))
-        return sa.func.json_insert(tasks.c.timeline, "$[#]", sa.func.json(sa.bindparam("row_entry", type_=sa.Text)))
+            return tasks.c.timeline.op("||")(entry)
+        return sa.func.json_insert(tasks.c.timeline, "$[#]", sa.func.json(entry))
 
     def _entry_value(self, entry: TimelineEntry | None) -> Any:
         if entry is None:

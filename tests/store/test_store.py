@@ -383,3 +383,78 @@ async def test_a_transaction_that_reads_first_waits_for_another_process_instead_
         await second.tasks.insert(row("b", 2))
         moved = await writing
         assert moved is not None and moved["stage"] == "moved" and await second.tasks.get("b") is not None
+
+
+async def test_a_group_of_changes_writes_what_the_same_changes_write_one_by_one(stores: Stores) -> None:
+    """`update_all` (on PostgreSQL one statement per shape, a task's later change in a later statement)
+    against `update` change by change on twin tasks: the same rows, the same refusals, the same counts."""
+    store, queries = stores.tasks, stores.queries
+    now = utcnow().isoformat()
+    changes: list[tuple[str, int, Any, dict[str, Any], dict[str, Any]]] = [  # task, seq, move, values, options
+        ("a", 10, START, {"attempts": store.incremented("attempts"), "started_at": utcnow(), "worker": "w1"},
+         {"entry": {"status": "RUNNING", "at": now}, "dispatch": 1}),
+        ("b", 11, START, {"attempts": store.incremented("attempts"), "started_at": utcnow(), "worker": "w2"},
+         {"entry": {"status": "RUNNING", "at": now}, "dispatch": 1}),
+        ("c", 12, START, {"attempts": store.incremented("attempts"), "started_at": None, "worker": "w3"},
+         {"entry": {"status": "RUNNING", "at": now}, "dispatch": 1}),  # a stale job: c is at dispatch 2
+        ("a", 13, PROGRESS, {"progress": 50.0, "stage": "half"}, {}),
+        ("d", 14, PROGRESS, {"progress": 20.0, "stage": None}, {}),
+        ("a", 15, SUCCEED, {"progress": 100.0, "result_data": {"n": [1, 2], "s": "é"}, "completed_at": utcnow()},
+         {"entry": {"status": "SUCCESS", "at": now}, "dispatch": 1}),
+        ("d", 16, SUCCEED, {"progress": 100.0, "result_data": None, "completed_at": utcnow()},
+         {"entry": {"status": "SUCCESS", "at": now}, "dispatch": 1}),
+        ("e", 3, SUCCEED, {"progress": 100.0, "result_data": {}, "completed_at": utcnow()},
+         {"entry": {"status": "SUCCESS", "at": now}, "dispatch": 1}),  # older than e's stored seq
+        ("b", 17, STOP, {"error_message": "cancelled"}, {"entry": {"status": "CANCELLED", "at": now}}),
+        ("b", 18, PROGRESS, {"progress": 5.0, "stage": "late"}, {}),  # b is no longer running
+    ]
+    created = utcnow()
+    for prefix in ("one-", "all-"):
+        await store.insert(row(prefix + "a", 1, created_at=created))
+        await store.insert(row(prefix + "b", 2, task_type="batch_processing", created_at=created))
+        await store.insert(row(prefix + "c", 3, dispatch=2, created_at=created))
+        await store.insert(row(prefix + "d", 4, Status.RUNNING, created_at=created))
+        await store.insert(row(prefix + "e", 5, Status.RUNNING, created_at=created))
+    one_by_one = [await store.update("one-" + task, seq, move, values, **options)
+                  for task, seq, move, values, options in changes]
+    seen: list[Any] = []
+
+    async def then(written: list[TaskDict | None], others: list[Any]) -> None:
+        seen.append((list(written), others))
+
+    steps = [store.update_step("all-" + task, seq, move, values, **options)
+             for task, seq, move, values, options in changes]
+    together = await store.update_all(steps, [move for _, _, move, _, _ in changes], then)
+    assert seen == [(together, [])]
+
+    def alike(task: TaskDict | None) -> Any:
+        return task and {**task, "id": task["id"][4:], "updated_at": None}
+
+    assert [alike(task) for task in together] == [alike(task) for task in one_by_one]
+    assert [task is None for task in together] == [False, False, True, False, False, False, False, True, False, True]
+    for task in "abcde":
+        assert alike(await store.get("all-" + task)) == alike(await store.get("one-" + task))
+    assert await queries.counts() == {**{status: 0 for status in (await queries.counts())},
+                                      "SUCCESS": 4, "CANCELLED": 2, "PENDING": 2, "RUNNING": 2}
+
+
+async def test_log_lines_written_with_a_group_are_numbered_in_order_for_each_task(stores: Stores) -> None:
+    """A group's lines of several tasks (on PostgreSQL one statement, on SQLite one per 50 lines of a task)
+    come back to the task that wrote them, in the order written, as the log pages read them."""
+    store, logs = stores.tasks, stores.logs
+    for task in ("a", "b", "c"):
+        await store.insert(row(task, 1, Status.RUNNING))
+    at = utcnow()
+    batches = [("a", 1, [(at, f"a{i}") for i in range(120)]), ("b", 1, []), ("c", 2, [(at, "c0"), (at, "c1")])]
+    stored: list[Any] = []
+
+    async def then(written: list[TaskDict | None], found: list[Any]) -> None:
+        stored.extend(logs.stored(batches, found))
+
+    steps = [store.update_step(task, 2, SUCCEED, {"progress": 100.0}) for task in "abc"]
+    await store.update_all(steps, [SUCCEED] * 3, then, logs.steps(batches))
+    assert [[line["line"] for line in lines] for lines in stored] == [[f"a{i}" for i in range(120)], [], ["c0", "c1"]]
+    assert [line["attempt"] for line in stored[2]] == [2, 2]
+    assert await logs.read("a", after=0, limit=500) == stored[0]
+    assert await logs.read("c", after=0, limit=500) == stored[2]
+    assert (await logs.append("b", 1, [(at, "b0")]))[0]["n"] > stored[2][-1]["n"]
