@@ -12,12 +12,12 @@ it is due, by Redis' clock (`PROMOTE`).
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from arq.connections import ArqRedis
 from arq.jobs import serialize_job
-from arq.utils import timestamp_ms
 from redis.asyncio.client import Pipeline
 
 from app.core import keys
@@ -93,6 +93,8 @@ if moved > 0 then
 end
 return {moved, wait}
 """
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MICROSECOND = timedelta(microseconds=1)
 PROMOTE_BATCH = 500
 # Seconds between looks at the delayed sets at most, when no message says a new one may be due sooner
 # (the next due time is known, and each new delayed job is announced: this is the safety net only).
@@ -114,13 +116,13 @@ class Jobs:
         """Queue a job for each task's current dispatch (after `defer_ms`, or at its `next_run_at`
         if later: a scheduled task's start), then publish `events`; all in one script, with the
         figures of `tally` (metrics/tally.py: counts only)."""
-        now = timestamp_ms()
+        now = time.time_ns() // 1_000_000  # down: a job is never taken as due before its time (`due_ms`)
         args: list[str | int | bytes] = [self.redis.expires_extra_ms, now, keys.EVENTS, len(events), *NOTE_ARGS,
                                          keys.CONTROL]
         job_keys = []
         for task in tasks:
             job = keys.job_id(task["id"], task["dispatch"])
-            due = max(now + defer_ms, _ms(task["next_run_at"]) if task["next_run_at"] else 0)
+            due = max(now + defer_ms, due_ms(task["next_run_at"]) if task["next_run_at"] else 0)
             if due > now:
                 target, score = delayed_key(self.queue, task["priority"]), due
             else:
@@ -152,8 +154,11 @@ class Jobs:
             return sum(await pipe.execute())
 
 
-def _ms(iso: str) -> int:
-    return int(datetime.fromisoformat(iso).timestamp() * 1000)
+def due_ms(iso: str) -> int:
+    """A start time in whole ms since the epoch, rounded up: the job falls due (by Redis' clock or the
+    worker's, in whole ms rounded down) at that time or after it, never a fraction of a ms before."""
+    micros = (datetime.fromisoformat(iso) - EPOCH) // MICROSECOND
+    return -(-micros // 1000)
 
 
 async def promote_forever(jobs: Jobs, delayed: asyncio.Event) -> None:
