@@ -50,11 +50,12 @@ def rows(n: int) -> Iterator[dict[str, object]]:
             "parameters": json.dumps(parameters), "progress": 100.0 if status == "SUCCESS" else 0.0, "stage": None,
             "result_data": json.dumps({"rows": 1000, "columns": 6, "elapsed": 2.01}) if status == "SUCCESS" else None,
             "error_message": f"ValueError: bad row {rnd.randrange(100)}" if status == "FAILED" else None,
+            "error_traceback": None,
             "created_at": created, "started_at": created, "completed_at": created, "updated_at": created,
             "attempts": 1, "dispatch": 1, "seq": i + 1, "cancel_requested": False, "worker": "w1", "timeline": "[]",
             "max_attempts": None, "attempts_base": None, "timeout": None, "next_run_at": None,
             "idempotency_key": None, "request_hash": None, "priority": "default", "run_at": None,
-            "schedule_id": None, "source_task_id": None,
+            "schedule_id": None, "source_task_id": None, "callback_url": None,
         }
 
 
