@@ -15,7 +15,7 @@ from app.store.db import Db, DriverStatement, arrays
 from app.store.tables import task_logs
 
 BATCH = 50  # lines per INSERT on SQLite: each count of lines up to this is a statement compiled once
-Batch = tuple[str, int, list[tuple[datetime, str]]]  # a task's lines of one attempt: (task id, attempt, (at, line) each)
+Batch = tuple[str, int, list[tuple[datetime, str]]]  # one attempt's lines: (task id, attempt, (at, line) each)
 
 
 def _line(record: Record) -> LogLine:

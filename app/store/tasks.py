@@ -259,7 +259,8 @@ class TaskStore:
         """`_update_statement` for many tasks at once (PostgreSQL): each value bound as an array."""
         binds = self._binds(shape)
         rows = arrays(binds)
-        # the tasks found by their keys (the primary key's index), whatever the planner thinks of the values' table
+        # lets the tasks be found by their primary key: with statistics from before a burst, the plan
+        # otherwise reads every task of the guard's statuses
         keys = sa.cast(sa.bindparam("row_id", type_=ARRAY(binds["row_id"])), ARRAY(binds["row_id"]))
         statement = self._update(shape, {name: rows.c[name] for name in binds}).where(tasks.c.id == sa.any_(keys))
         return self.db.compiled(statement)
