@@ -3,6 +3,7 @@
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -33,6 +34,7 @@ class Attempt:
     number: int  # the task's attempts count once this one started
     cancelled: bool = False
     progress: float = 0.0
+    code_done: Callable[[], None] = lambda: None  # its code returned: the worker's slot is free for another
 
 
 class Superseded(Exception):

@@ -8,6 +8,7 @@ and closes without aborting a job halfway."""
 import asyncio
 import logging
 import signal
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from arq.constants import retry_key_prefix
@@ -122,9 +123,25 @@ class ResilientWorker(Worker):
             await self.sem.acquire()  # a free slot: never waits
             self.job_counter += 1
             job = Claimed(claimed[at].decode(), int(float(claimed[at + 1])), claimed[at + 2], int(claimed[at + 3]))
-            task = self.loop.create_task(self.run_claimed(job))
-            task.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
+            free = self._slot_freer()
+            task = self.loop.create_task(self.run_claimed(job, free))
+            task.add_done_callback(lambda _, free=free: free())  # type: ignore[misc]
             self.tasks[job.id] = task
+
+    def _slot_freer(self) -> Callable[[], None]:
+        """Frees a job's slot, once: when its task's code has returned (the job function says so through
+        its ctx's `free_slot`: its outcome is then written while the next job starts), or when the job
+        ends, whichever comes first. A slot is for running code; writing an outcome and finishing the
+        job hold none, so the next job's start is written with the last one's end."""
+        freed = False
+
+        def free() -> None:
+            nonlocal freed
+            if not freed:
+                freed = True
+                self._release_sem_dec_counter_on_complete()
+
+        return free
 
     async def _poll_iteration(self) -> None:
         # arq polls the queue every `poll_delay` (0 here: its loop goes round at once); after a look the
@@ -157,7 +174,7 @@ class ResilientWorker(Worker):
         if wakeups is not None:
             wakeups.due.set()  # a slot is free: jobs left in the queue while the worker was full can start
 
-    async def run_claimed(self, job: Claimed) -> None:
+    async def run_claimed(self, job: Claimed, free_slot: Callable[[], None]) -> None:
         """arq's `run_job`, for a job whose payload and try came with its claim (arq would read them in a
         MULTI of its own: one more round trip per job), and only what this worker uses of it: no aborts
         (cancels are our own signal), no results kept (the database holds the outcome), tries counted
@@ -166,10 +183,10 @@ class ResilientWorker(Worker):
         # <task_id>:<dispatch>); the attempt shows on them once the task claims it. The job is due at
         # its score less its priority's band (app/core/priority.py): its lateness counts from there.
         with about_task(job.id.rpartition(":")[0]):
-            finish, defer_ms = await self._call(job, due_of(job.score))
+            finish, defer_ms = await self._call(job, due_of(job.score), free_slot)
             await asyncio.shield(self._finish(job.id, of_score(job.score), finish, defer_ms))
 
-    async def _call(self, job: Claimed, due: int) -> tuple[bool, int | None]:
+    async def _call(self, job: Claimed, due: int, free_slot: Callable[[], None]) -> tuple[bool, int | None]:
         """Runs the job's function: whether the job is done with (else it stays queued), and in how many
         ms it is due again (arq's Retry)."""
         if not job.payload:
@@ -183,7 +200,7 @@ class ResilientWorker(Worker):
             return True, None
         ref = f"{job.id}:{name}"
         ctx = {**self.ctx, "job_id": job.id, "job_try": job.try_, "enqueue_time": ms_to_datetime(enqueued_ms),
-               "score": due}
+               "score": due, "free_slot": free_slot}
         start_ms = timestamp_ms()
         extra = (f" try={job.try_}" if job.try_ > 1 else "") + \
             (f" delayed={(start_ms - due) / 1000:0.2f}s" if start_ms - due > 1200 else "")

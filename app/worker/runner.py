@@ -59,11 +59,13 @@ class Runner:
             attempt.cancelled = True
             attempt.runner.cancel()
 
-    async def run(self, task_id: str, dispatch: int) -> dict[str, Any]:
+    async def run(self, task_id: str, dispatch: int, code_done: Callable[[], None] = lambda: None) -> dict[str, Any]:
+        """The job of `task_id` at `dispatch`; `code_done()` once the task's code has returned (its
+        outcome is then written, the worker's slot no longer needed)."""
         with about_task(task_id):  # every line this attempt causes names the task (core/logs.py)
-            return await self._run(task_id, dispatch)
+            return await self._run(task_id, dispatch, code_done)
 
-    async def _run(self, task_id: str, dispatch: int) -> dict[str, Any]:
+    async def _run(self, task_id: str, dispatch: int, code_done: Callable[[], None]) -> dict[str, Any]:
         self.claiming[task_id] += 1
         claim = asyncio.ensure_future(self.moves.start(task_id, dispatch, self.worker_id))
         try:
@@ -85,7 +87,7 @@ class Runner:
         set_attempt(task["attempts"])
         current = asyncio.current_task()
         assert current is not None
-        attempt = Attempt(task_id, dispatch, current, task["attempts"])
+        attempt = Attempt(task_id, dispatch, current, task["attempts"], code_done=code_done)
         # A cancel asked for during an earlier attempt stays asked (the flag and the column go together,
         # until a manual retry clears both); one asked for since the claim was stored was heard above.
         attempt.cancelled = cancelled or task["cancel_requested"]
@@ -170,6 +172,7 @@ class Runner:
         else:
             log.warning("task %s failed: %s", attempt.task_id, error, exc_info=exc)
         logs = report.take_logs() if report else None  # once: a write tried again carries the same lines
+        attempt.code_done()
         return await _recorded(attempt, lambda: self.moves.fail(
             {**task, "attempts": attempt.number}, attempt.dispatch, error, retryable=retryable, policy=policy,
             progress=attempt.progress, traceback=text, logs=logs))
@@ -178,6 +181,7 @@ class Runner:
                    result: dict[str, Any] | None = None) -> TaskDict | None:
         """The attempt's end recorded, with its last log lines."""
         logs = report.take_logs()  # once: a write tried again carries the same lines
+        attempt.code_done()
         return await _recorded(attempt, lambda: self.moves.finish(
             attempt.task_id, attempt.dispatch, move, progress=attempt.progress, result=result, logs=logs))
 
