@@ -4,7 +4,9 @@ drain of the same number of no-op jobs (bench/bare_arq.py), measured in the same
 
 The bare engine's rate is its pure drain (first job started → last finished, all enqueued before
 its worker starts); ours counts from the first submit request to the last SUCCESS event received,
-so it carries the submits, the database writes and the live events on top."""
+so it carries the submits, the database writes and the live events on top. Its WebSocket client,
+closed as too slow (1013) when its own JSON decoding falls behind, resumes with `?since=` as any client
+does (it stopped counting there before: a 600 s timeout)."""
 
 import asyncio
 import json
@@ -81,23 +83,35 @@ async def _submit_batch(http: httpx.AsyncClient, count: int) -> None:
 
 async def _end_to_end(url: str, count: int, batch: bool) -> float:
     """Tasks per second from the first submit to the last SUCCESS received over /ws."""
-    done = asyncio.Event()
+    done, listening = asyncio.Event(), asyncio.Event()
     succeeded: set[str] = set()
     last = 0.0
-    async with websockets.connect(url.replace("http", "ws") + "/ws", max_size=None) as socket, \
-            httpx.AsyncClient(base_url=url, timeout=60, limits=httpx.Limits(max_connections=CONCURRENCY)) as http:
+    seen = 0  # the last seq received: a client closed as too slow (1013) resumes after it, as the API says
+    async with httpx.AsyncClient(base_url=url, timeout=60, limits=httpx.Limits(max_connections=CONCURRENCY)) as http:
         async def receive() -> None:
-            nonlocal last
-            async for frame in socket:
-                message = json.loads(frame)
-                if message.get("type") == "task" and message["task"]["status"] == "SUCCESS":
-                    succeeded.add(message["task"]["id"])
-                    last = time.perf_counter()
-                    if len(succeeded) == count:
-                        done.set()
-                        return
+            nonlocal last, seen
+            while True:
+                since = f"?since={seen}" if seen else ""
+                async with websockets.connect(url.replace("http", "ws") + "/ws" + since, max_size=None) as socket:
+                    listening.set()
+                    try:
+                        async for frame in socket:
+                            message = json.loads(frame)
+                            if message.get("type") != "task":
+                                continue
+                            seen = max(seen, message["seq"])
+                            if message["task"]["status"] == "SUCCESS":
+                                succeeded.add(message["task"]["id"])
+                                last = time.perf_counter()
+                                if len(succeeded) == count:
+                                    done.set()
+                                    return
+                    except websockets.ConnectionClosed as closed:
+                        if closed.rcvd is None or closed.rcvd.code != 1013:
+                            raise
 
         receiver = asyncio.create_task(receive())
+        await asyncio.wait_for(listening.wait(), 30)  # before the first submit
         started = time.perf_counter()
         await (_submit_batch(http, count) if batch else _submit_rest(url, count))
         try:
