@@ -44,11 +44,16 @@ Rows = Sequence[Sequence[Any]]  # a statement's rows, as the driver gives them
 Decode = Callable[[Any], Any] | None  # a column's result processor (JSON, timestamps, booleans), if it has one
 
 
+def array(name: str, type_: sa.types.TypeEngine[Any]) -> sa.Cast[Any]:
+    """An array of `type_` bound by `name` (PostgreSQL), cast so the server knows its type."""
+    return sa.cast(sa.bindparam(name, type_=ARRAY(type_)), ARRAY(type_))
+
+
 def arrays(binds: Mapping[str, sa.types.TypeEngine[Any]], ordinality: str | None = None) -> sa.TableValuedAlias:
     """A table of rows given as one array per column (PostgreSQL's `unnest`), each bound by its name: many
     rows in one statement, whose text does not depend on their number. `ordinality` names a column
     numbering the rows in the order given."""
-    columns = [sa.cast(sa.bindparam(name, type_=ARRAY(type_)), ARRAY(type_)) for name, type_ in binds.items()]
+    columns = [array(name, type_) for name, type_ in binds.items()]
     table = sa.func.unnest(*columns).table_valued(*(sa.column(name) for name in binds), with_ordinality=ordinality)
     return table.render_derived(name="v")
 

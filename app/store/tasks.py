@@ -17,12 +17,12 @@ from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from databases.interfaces import Record
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import JSONB
 
 from app.core.clock import utcnow
 from app.core.status import FINAL, Move, Status
 from app.core.wire import TaskDict, TimelineEntry, dumps
-from app.store.db import Db, DriverStatement, arrays
+from app.store.db import Db, DriverStatement, array, arrays
 from app.store.tables import tasks
 
 TASK_COLUMNS = tuple(str(column.name) for column in tasks.columns if column.name != "request_hash")  # plain str: orjson keys
@@ -101,6 +101,8 @@ class TaskStore:
     def __init__(self, db: Db) -> None:
         self.db = db
         self._read = RowReader(db)
+        # a timeline entry as bound (`_entry_value`): JSON on PostgreSQL, JSON text for SQLite's json()
+        self._entry_type: sa.types.TypeEngine[Any] = JSONB() if db.dialect == "postgresql" else sa.Text()
 
     async def insert(self, values: Mapping[str, Any]) -> TaskDict:
         record = await self.db.fetch_one(tasks.insert().values(**values).returning(*tasks.c))
@@ -245,7 +247,7 @@ class TaskStore:
         if dispatched:
             binds["row_dispatch"] = tasks.c.dispatch.type
         if appends:
-            binds["row_entry"] = JSONB() if self.db.dialect == "postgresql" else sa.Text()
+            binds["row_entry"] = self._entry_type
         binds.update({f"set_{name}": tasks.c[name].type for name, computed in columns if computed is None})
         return binds
 
@@ -261,8 +263,8 @@ class TaskStore:
         rows = arrays(binds)
         # lets the tasks be found by their primary key: with statistics from before a burst, the plan
         # otherwise reads every task of the guard's statuses
-        keys = sa.cast(sa.bindparam("row_id", type_=ARRAY(binds["row_id"])), ARRAY(binds["row_id"]))
-        statement = self._update(shape, {name: rows.c[name] for name in binds}).where(tasks.c.id == sa.any_(keys))
+        statement = self._update(shape, {name: rows.c[name] for name in binds}).where(
+            tasks.c.id == sa.any_(array("row_id", binds["row_id"])))
         return self.db.compiled(statement)
 
     def _update(self, shape: Shape, bound: Mapping[str, sa.ColumnElement[Any]]) -> sa.Update:
@@ -281,7 +283,6 @@ class TaskStore:
             values["timeline"] = self._append(bound["row_entry"])
         return stmt.values(**values).returning(*SHOWN)
 
-
     async def update_many(self, task_ids: list[str], first_seq: int, move: Move, values: Mapping[str, Any], *,
                           entry: TimelineEntry) -> list[TaskDict]:
         """`update` for many tasks in one transaction, the i-th task given seq `first_seq + i`: one
@@ -289,11 +290,10 @@ class TaskStore:
         (those not in the move's sources, or holding a newer change than their seq, are left alone).
         Rows are written in task type order, so the count triggers take their counter rows in one
         order in every transaction (store/tables.py)."""
-        entry_type = JSONB if self.db.dialect == "postgresql" else sa.Text
         stmt = tasks.update().where(tasks.c.id == sa.bindparam("row_id"), _guard(move),
                                     tasks.c.seq < sa.bindparam("row_seq")).values(
             **_move_values(move, values), seq=sa.bindparam("row_seq"), updated_at=utcnow(),
-            timeline=self._append(sa.bindparam("row_entry", type_=entry_type)))
+            timeline=self._append(sa.bindparam("row_entry", type_=self._entry_type)))
         update = self.db.compiled(stmt)
         seqs = {task_id: first_seq + i for i, task_id in enumerate(task_ids)}
 
