@@ -39,7 +39,7 @@ async def run_task(ctx: dict[str, Any], task_id: str, dispatch: int, task_type: 
         # Workers may serve different types (TASK_MODULES): this one leaves the task, unclaimed, in the
         # queue for one that serves it (arq puts the job back, due again in UNSERVED_DEFER seconds).
         raise Retry(defer=UNSERVED_DEFER)
-    return await runner.run(task_id, dispatch, ctx.get("free_slot", lambda: None))
+    return await runner.run(task_id, dispatch, ctx["free_slot"])  # worker/resilient.py
 
 
 def build_worker_settings(settings: Settings) -> type:

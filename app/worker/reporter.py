@@ -32,9 +32,9 @@ class Attempt:
     dispatch: int
     runner: "asyncio.Task[Any]"
     number: int  # the task's attempts count once this one started
+    code_done: Callable[[], None]  # its code returned: the worker's slot is free for another
     cancelled: bool = False
     progress: float = 0.0
-    code_done: Callable[[], None] = lambda: None  # its code returned: the worker's slot is free for another
 
 
 class Superseded(Exception):

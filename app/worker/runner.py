@@ -59,7 +59,7 @@ class Runner:
             attempt.cancelled = True
             attempt.runner.cancel()
 
-    async def run(self, task_id: str, dispatch: int, code_done: Callable[[], None] = lambda: None) -> dict[str, Any]:
+    async def run(self, task_id: str, dispatch: int, code_done: Callable[[], None]) -> dict[str, Any]:
         """The job of `task_id` at `dispatch`; `code_done()` once the task's code has returned (its
         outcome is then written, the worker's slot no longer needed)."""
         with about_task(task_id):  # every line this attempt causes names the task (core/logs.py)
